@@ -1,0 +1,63 @@
+-- config.lua - settings for luahttpd.
+--
+-- This file is ordinary Lua 5.4. Every line below shows a setting with its default
+-- value, so deleting a line changes nothing. Edit a value and restart (or send the
+-- server SIGHUP) to apply it; `./luahttpd --check` tells you whether the file is valid.
+-- A misspelt setting name gives a warning, a wrong type or value an error with the
+-- line number.
+
+-- Where to listen -------------------------------------------------------------------
+
+port = 8080             -- TCP port; 0 lets the system pick a free one
+host = "127.0.0.1"      -- only this machine can connect; "0.0.0.0" opens it to the network
+
+-- What to serve ---------------------------------------------------------------------
+
+docroot   = "html"          -- folder of files to serve, relative to this file's folder
+index     = "index.html"    -- file served when a folder is asked for ("/" included)
+autoindex = false           -- true: list a folder's files when it has no index file
+dotfiles  = false           -- true: also serve hidden files such as .env (rarely wise)
+
+-- How many processes ----------------------------------------------------------------
+
+workers = 1             -- worker processes; "auto" starts one per CPU core
+
+-- Logs ------------------------------------------------------------------------------
+
+access_log = "-"        -- one line per request: a file path, "-" for the terminal, false for none
+error_log  = "-"        -- start/stop messages, warnings and Lua errors: a file path or "-"
+
+-- Connections -----------------------------------------------------------------------
+
+shutdown_timeout = 5    -- seconds to let requests in flight finish on Ctrl-C / SIGTERM
+
+keepalive = {
+  enabled        = true,  -- reuse a connection for several requests; false closes it after each
+  timeout        = 15,    -- seconds an idle connection is kept open
+  max_requests   = 1000,  -- requests on one connection before it is closed
+  max_per_client = 64,    -- connections one client IP may hold open; more get 503
+}
+
+max_connections = 10000 -- connections open at once, all clients together; more get 503
+
+-- Limits that protect the server ----------------------------------------------------
+
+limits = {
+  header_bytes       = 8192,     -- request line + headers; larger requests get 431 (or 414)
+  body_bytes         = 1048576,  -- request body (1 MiB); larger bodies get 413
+  request_timeout    = 10,       -- seconds a client has to send a whole request; then 408
+  handler_timeout_ms = 2000,     -- how long a Lua handler may run; then it is stopped, 503
+  lua_memory_mb      = 64,       -- memory one Lua state may use; over it the request gets 500
+}
+
+-- Lua routes ------------------------------------------------------------------------
+--
+-- Routes answer requests with Lua code instead of files. They are written like this
+-- (uncomment to try; a handler returns a status, a body and headers, or just a body):
+--
+-- route("GET", "/hello/:name", function(req)
+--   return { hello = req.params.name }      -- a table is sent as JSON
+-- end)
+--
+-- Larger sets of routes can live in scripts/, next to this file:
+--   require("api")                          -- loads scripts/api.lua

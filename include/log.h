@@ -1,0 +1,43 @@
+/* log.h - the error log (start, stop, reload, warnings, errors) and the access log. */
+#ifndef LH_LOG_H
+#define LH_LOG_H
+
+#include <stddef.h>
+#include <time.h>
+
+/*
+ * Open a log destination: "-" means the given standard stream (std_fd, duplicated),
+ * anything else a file opened for appending (created 0644). Returns an fd the caller
+ * owns, or -1 with errno set.
+ */
+int lh_log_open(const char *path, int std_fd);
+
+/* Make fd the error log (takes ownership; the previous one is closed unless it is
+ * stderr). Safe to call while other threads log. */
+void lh_log_set_error_fd(int fd);
+
+/* "YYYY/MM/DD HH:MM:SS [level] message\n", written with one write(2). */
+void lh_log_error(const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* What one access-log line is made of. Strings need not be NUL-terminated. */
+struct lh_access {
+    const char *ip;                    /* NUL-terminated */
+    const char *method, *target;       /* NULL when the request line was unreadable */
+    size_t method_len, target_len;
+    int version;                       /* 10 or 11 */
+    int status;
+    long long bytes;                   /* body bytes sent */
+    const char *referer, *user_agent;  /* NULL when absent */
+    size_t referer_len, user_agent_len;
+};
+
+/* Format a Combined Log Format line (with '\n') into out; returns its length
+ * (truncated to outsz - 1 at most). Quotes, backslashes and control bytes in the
+ * request, Referer and User-Agent are written as \xHH so a line cannot be forged. */
+size_t lh_log_format_access(char *out, size_t outsz, const struct lh_access *a, time_t now);
+
+/* Format and write one access-log line to fd with one write(2). */
+void lh_log_access(int fd, const struct lh_access *a);
+
+#endif

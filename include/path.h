@@ -1,0 +1,55 @@
+/* path.h - request-target decoding and normalisation; pure, no I/O. */
+#ifndef LH_PATH_H
+#define LH_PATH_H
+
+#include <stddef.h>
+#include <stdbool.h>
+
+/*
+ * Split an origin-form request target ("/a%20b/c?x=1") into its path and query.
+ * Sets *path_len to the length of the path part and *query / *query_len to the
+ * part after the first '?' (NULL / 0 when there is none). Never fails.
+ */
+void lh_path_split(const char *target, size_t len, size_t *path_len,
+                   const char **query, size_t *query_len);
+
+/*
+ * Decode and normalise the path part of a request target into out (NUL-terminated,
+ * always starting with '/').
+ *
+ * - percent-decodes exactly once ("%252e" stays "%2e" literally);
+ * - rejects (returns 404) a decoded NUL, an encoded separator ("%2f", "%5c"),
+ *   a raw or decoded backslash, and bad percent escapes ("%zz", "%4") (400);
+ * - removes "." segments and empty segments ("//"); ".." removes the previous
+ *   segment, and a ".." that would climb above "/" is refused with 403;
+ * - keeps a trailing slash if the target had one ("/a/b/" stays "/a/b/",
+ *   "/a/b/.." becomes "/a/").
+ *
+ * Returns 0 on success, or an HTTP status (400, 403, 404) describing the refusal.
+ * outsz must be at least len + 2; returns 414 if out is too small.
+ */
+int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz);
+
+/* True if any segment of the normalised path starts with '.' ("/.env", "/a/.git/x"). */
+bool lh_path_has_dotfile(const char *norm);
+
+/*
+ * Percent-decode a query component in place semantics: '+' becomes ' ', "%XX" its
+ * byte; a bad escape is kept literally. Writes at most outsz-1 bytes plus NUL to out
+ * and returns the decoded length. Used for query keys and values.
+ */
+size_t lh_query_decode(const char *in, size_t len, char *out, size_t outsz);
+
+/*
+ * Append to out (capacity outsz, NUL-terminated) an HTML-escaped copy of s
+ * (& < > " ' escaped). Returns the length written, or (size_t)-1 if it did not fit.
+ */
+size_t lh_html_escape(const char *s, char *out, size_t outsz);
+
+/*
+ * Percent-encode s for use in a URL path (keeps unreserved characters and '/').
+ * Returns the length written, or (size_t)-1 if it did not fit in outsz (incl. NUL).
+ */
+size_t lh_url_escape_path(const char *s, char *out, size_t outsz);
+
+#endif

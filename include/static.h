@@ -1,0 +1,34 @@
+/* static.h - files under the docroot: confined, conditional, ranged; declines on a miss. */
+#ifndef LH_STATIC_H
+#define LH_STATIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http.h"
+#include "response.h"
+
+struct lh_static {
+    int root_fd;            /* the docroot, opened O_DIRECTORY; owned by the caller */
+    const char *root_path;  /* its canonical path, used where openat2 is unavailable */
+    const char *index;      /* file served for a directory */
+    bool autoindex;         /* list directories without an index file */
+    bool dotfiles;          /* serve paths with a segment starting with '.' */
+};
+
+/* Open the docroot for lh_static: returns an O_DIRECTORY fd, or -1 with errno set. */
+int lh_static_open_root(const char *path);
+
+/*
+ * Answer a request for the normalised path (from lh_path_normalize) from the docroot.
+ * query/query_len is the raw query string, kept in redirects. head: the request is
+ * HEAD. Returns true when resp was filled (a file, a 301, 304, 206, 403, 405, 416,
+ * a listing), false when there is nothing at that path (the caller goes on: 404).
+ */
+bool lh_static_serve(const struct lh_static *s, const char *path, const char *query,
+                     size_t query_len, const struct lh_request *req, struct lh_response *resp);
+
+/* Fill resp with a 404: docroot/404.html when it exists, else a built-in page. */
+void lh_static_not_found(const struct lh_static *s, struct lh_response *resp);
+
+#endif

@@ -1,0 +1,128 @@
+/* log.c - error and access logs. See log.h. */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static atomic_int error_fd = 2;
+
+int lh_log_open(const char *path, int std_fd)
+{
+    if (strcmp(path, "-") == 0)
+        return fcntl(std_fd, F_DUPFD_CLOEXEC, 3);
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+void lh_log_set_error_fd(int fd)
+{
+    int old = atomic_exchange(&error_fd, fd);
+    if (old > 2 && old != fd)
+        close(old);
+}
+
+/* write(2) the whole buffer, retrying short writes; logging never fails loudly. */
+static void write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+void lh_log_error(const char *level, const char *fmt, ...)
+{
+    char line[4096];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    size_t n = strftime(line, sizeof line, "%Y/%m/%d %H:%M:%S ", &tm);
+    n += (size_t)snprintf(line + n, sizeof line - n, "[%s] ", level);
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
+    line[n++] = '\n';
+    write_all(atomic_load(&error_fd), line, n);
+}
+
+/* Append s[0..len) quoted-safe: '"', '\\' and control bytes become \xHH. */
+static size_t put_escaped(char *out, size_t pos, size_t cap, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < len && pos + 4 < cap; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+            out[pos++] = '\\';
+            out[pos++] = 'x';
+            out[pos++] = hex[c >> 4];
+            out[pos++] = hex[c & 15];
+        } else {
+            out[pos++] = (char)c;
+        }
+    }
+    return pos;
+}
+
+static size_t put_str(char *out, size_t pos, size_t cap, const char *s)
+{
+    size_t len = strlen(s);
+    if (pos + len >= cap)
+        len = cap - pos - 1;
+    memcpy(out + pos, s, len);
+    return pos + len;
+}
+
+static size_t put_quoted_or_dash(char *out, size_t pos, size_t cap, const char *s, size_t len)
+{
+    pos = put_str(out, pos, cap, " \"");
+    pos = s ? put_escaped(out, pos, cap, s, len) : put_str(out, pos, cap, "-");
+    return put_str(out, pos, cap, "\"");
+}
+
+size_t lh_log_format_access(char *out, size_t outsz, const struct lh_access *a, time_t now)
+{
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char when[64];
+    strftime(when, sizeof when, "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+    size_t cap = outsz - 1; /* room for the newline */
+    size_t pos = put_str(out, 0, cap, a->ip);
+    pos = put_str(out, pos, cap, " - - ");
+    pos = put_str(out, pos, cap, when);
+    pos = put_str(out, pos, cap, " \"");
+    if (a->method) {
+        pos = put_escaped(out, pos, cap, a->method, a->method_len);
+        pos = put_str(out, pos, cap, " ");
+        pos = put_escaped(out, pos, cap, a->target, a->target_len);
+        pos = put_str(out, pos, cap, a->version == 10 ? " HTTP/1.0" : " HTTP/1.1");
+    } else {
+        pos = put_str(out, pos, cap, "-");
+    }
+    char nums[48];
+    snprintf(nums, sizeof nums, "\" %d %lld", a->status, a->bytes);
+    pos = put_str(out, pos, cap, nums);
+    pos = put_quoted_or_dash(out, pos, cap, a->referer, a->referer_len);
+    pos = put_quoted_or_dash(out, pos, cap, a->user_agent, a->user_agent_len);
+    out[pos++] = '\n';
+    return pos;
+}
+
+void lh_log_access(int fd, const struct lh_access *a)
+{
+    char line[2048];
+    size_t n = lh_log_format_access(line, sizeof line, a, time(NULL));
+    write_all(fd, line, n);
+}

@@ -1,0 +1,1188 @@
+/* server.c - listeners, workers, signals, reload, and the life of a connection.
+ *
+ * One listening socket; `workers` threads, each with its own event loop, accept from
+ * it. A connection belongs to the worker that accepted it for its whole life. The
+ * connection caps (max_connections, keepalive.max_per_client) are counted across all
+ * workers. The main thread only waits for signals: SIGHUP loads a new configuration
+ * and hands it to every worker; SIGINT/SIGTERM make the workers stop accepting, close
+ * idle connections, finish what is in flight and exit.
+ *
+ * A connection reads one request at a time into its own buffer (released while it
+ * idles), answers it, and only then looks at the next pipelined request, so responses
+ * leave in order. Output goes out with one send() when it can; what does not fit is
+ * kept on the connection and sent when the socket is writable. */
+#include "server.h"
+
+#include "cond.h"
+#include "dispatch.h"
+#include "http.h"
+#include "iptable.h"
+#include "log.h"
+#include "response.h"
+#include "static.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OUT_SCRATCH (64 * 1024)      /* per-worker render buffer */
+#define INLINE_FILE_MAX (32 * 1024)  /* files up to this size go out with the head */
+#define IN_INITIAL 4096              /* first allocation of a connection's buffer */
+#define SEND_TIMEOUT 60.0            /* seconds a stalled client may block a response */
+#define LINGER_TIMEOUT 2.0           /* seconds we drain a client after our close */
+#define MAX_PIPELINED_PER_EVENT 16   /* then yield to other connections */
+
+/* ---- settings: a configuration with its opened resources, shared by refcount ---- */
+
+struct settings {
+    atomic_int refs;
+    struct lh_config cfg;
+    int root_fd;
+    char *root_real;
+    int access_fd;            /* -1 when the access log is off */
+    struct lh_static st;
+};
+
+static void settings_release(struct settings *s)
+{
+    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    if (s->root_fd >= 0)
+        close(s->root_fd);
+    if (s->access_fd >= 0)
+        close(s->access_fd);
+    free(s->root_real);
+    lh_config_free(&s->cfg);
+    free(s);
+}
+
+/* Open what cfg names. Takes ownership of cfg's contents. NULL with err on failure. */
+static struct settings *settings_new(struct lh_config *cfg, char *err, size_t errlen)
+{
+    struct settings *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        lh_config_free(cfg);
+        return NULL;
+    }
+    s->cfg = *cfg;
+    memset(cfg, 0, sizeof *cfg);
+    s->access_fd = -1;
+    atomic_init(&s->refs, 1);
+    s->root_fd = lh_static_open_root(s->cfg.docroot);
+    s->root_real = s->root_fd >= 0 ? realpath(s->cfg.docroot, NULL) : NULL;
+    if (!s->root_real) {
+        snprintf(err, errlen, "docroot %s: %s", s->cfg.docroot, strerror(errno));
+        goto fail;
+    }
+    if (s->cfg.access_log) {
+        s->access_fd = lh_log_open(s->cfg.access_log, STDOUT_FILENO);
+        if (s->access_fd < 0) {
+            snprintf(err, errlen, "access_log %s: %s", s->cfg.access_log, strerror(errno));
+            goto fail;
+        }
+    }
+    s->st = (struct lh_static){.root_fd = s->root_fd,
+                               .root_path = s->root_real,
+                               .index = s->cfg.index,
+                               .autoindex = s->cfg.autoindex,
+                               .dotfiles = s->cfg.dotfiles};
+    return s;
+fail:
+    settings_release(s);
+    return NULL;
+}
+
+/* ---- the server and its workers ------------------------------------------------ */
+
+struct conn;
+
+struct worker {
+    struct server *srv;
+    pthread_t thread;
+    struct event_base *base;
+    struct event *accept_ev;
+    struct event *accept_retry;   /* re-enables accepting after EMFILE */
+    struct event *notify_ev;
+    struct event *stop_timer;
+    int notify_fd;                /* eventfd the main thread pokes */
+    _Atomic(struct settings *) pending; /* a new configuration to switch to */
+    atomic_bool stop_requested;
+    struct settings *set;
+    struct conn *conns;           /* every open connection, for shutdown */
+    long nconns;
+    bool stopping;
+    time_t date_sec;
+    char date[LH_HTTP_DATE_LEN + 1];
+    struct lh_request req;        /* scratch: the request being answered */
+    struct lh_response resp;      /* scratch: its response */
+    char *out;                    /* scratch: OUT_SCRATCH bytes to render into */
+    char *path;                   /* scratch: normalised paths */
+    size_t pathcap;
+};
+
+struct server {
+    int listen_fd;
+    struct worker *workers;
+    int nworkers;
+    atomic_long nconns;           /* connections holding a slot, all workers */
+    struct lh_iptable *per_ip;
+    struct settings *current;
+    const struct lh_options *opts;
+    struct event_base *main_base;
+};
+
+/* ---- connections --------------------------------------------------------------- */
+
+enum conn_state {
+    C_HEAD,      /* waiting for (the rest of) a request head */
+    C_BODY,      /* head parsed, reading the body */
+    C_WRITE,     /* a response is waiting for the socket to drain */
+    C_LINGER,    /* we closed our side; reading until the client closes */
+};
+
+enum after_write { AW_FINISH, AW_BODY };
+
+struct conn {
+    struct event ev;
+    struct worker *w;
+    struct conn *prev, *next;
+    int fd;
+    uint8_t state;
+    uint8_t after_write;     /* what a completed C_WRITE leads to */
+    bool counted;            /* holds a slot in the caps */
+    bool close_after;        /* close once the current response is out */
+    bool eof;                /* the client will send nothing more */
+    short armed;             /* EV_READ or EV_WRITE the event watches, 0 before */
+    struct lh_ipkey ip;
+    char *in;                /* request bytes; NULL while idle */
+    uint32_t in_len, in_cap;
+    size_t scanned;          /* parser progress over in */
+    uint32_t head_len;       /* C_BODY: length of the parsed head */
+    uint32_t raw_pos;        /* C_BODY chunked: next undecoded byte */
+    uint32_t body_end;       /* C_BODY chunked: end of the decoded body */
+    int64_t body_len;        /* C_BODY: Content-Length, or -1 for chunked */
+    struct lh_chunked chunk;
+    uint32_t nreq;           /* responses sent on this connection */
+    double deadline;         /* monotonic time the current request must be in by */
+    char *out;               /* unsent bytes of the response (owned) */
+    uint32_t out_len, out_off;
+    int file_fd;             /* unsent file part of the response */
+    int64_t file_off, file_rem;
+};
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct timeval tv_of(double secs)
+{
+    if (secs < 0.001)
+        secs = 0.001;
+    struct timeval tv = {.tv_sec = (time_t)secs};
+    tv.tv_usec = (suseconds_t)((secs - (double)tv.tv_sec) * 1e6);
+    return tv;
+}
+
+static const struct lh_config *cfg_of(const struct conn *c) { return &c->w->set->cfg; }
+
+static void on_conn_event(evutil_socket_t fd, short what, void *arg);
+static void process(struct conn *c);
+
+/* What a step of the request cycle leaves: the connection waits for an event (or is
+ * gone), or it is back in C_HEAD and the next buffered request can be looked at. */
+enum step { DONE = 0, AGAIN = 1 };
+
+/* Watch fd for `what` (EV_READ or EV_WRITE) with a timeout in seconds. */
+static void arm(struct conn *c, short what, double timeout)
+{
+    /* Persistent events stay registered with the kernel between requests; adding a
+     * pending event again only moves its timeout. */
+    if (c->armed != what) {
+        if (c->armed)
+            event_del(&c->ev);
+        event_assign(&c->ev, c->w->base, c->fd, what | EV_PERSIST, on_conn_event, c);
+        c->armed = what;
+    }
+    struct timeval tv = tv_of(timeout);
+    event_add(&c->ev, &tv);
+}
+
+static void ip_string(const struct lh_ipkey *k, char *out, size_t outsz)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(k->b, v4mapped, 12) == 0)
+        inet_ntop(AF_INET, k->b + 12, out, (socklen_t)outsz);
+    else
+        inet_ntop(AF_INET6, k->b, out, (socklen_t)outsz);
+}
+
+static void conn_free(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (c->armed)
+        event_del(&c->ev);
+    close(c->fd);
+    if (c->file_fd >= 0)
+        close(c->file_fd);
+    free(c->in);
+    free(c->out);
+    if (c->counted) {
+        atomic_fetch_sub(&w->srv->nconns, 1);
+        lh_iptable_release(w->srv->per_ip, &c->ip);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        w->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    w->nconns--;
+    free(c);
+    if (w->stopping && w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+/* Our side is done: half-close and read until the client closes too, so that what
+ * it still sends cannot turn into a reset that destroys our last response. */
+static void conn_linger(struct conn *c)
+{
+    if (c->w->stopping || shutdown(c->fd, SHUT_WR) < 0) {
+        conn_free(c);
+        return;
+    }
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    c->state = C_LINGER;
+    arm(c, EV_READ, LINGER_TIMEOUT);
+}
+
+static void linger_read(struct conn *c)
+{
+    char buf[4096];
+    for (int i = 0; i < 16; i++) {
+        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        if (n > 0)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return; /* the armed event stays, with its timeout */
+        break;
+    }
+    conn_free(c);
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static enum step finish_request(struct conn *c);
+
+/* Send what is pending (memory, then file). 1: all sent; 0: blocked; -1: failed. */
+static int flush_out(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        c->out_off += (uint32_t)n;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    while (c->file_rem > 0) {
+        off_t off = (off_t)c->file_off;
+        size_t chunk = c->file_rem > (1 << 20) ? (1 << 20) : (size_t)c->file_rem;
+        ssize_t n = sendfile(c->fd, c->file_fd, &off, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        if (n == 0)
+            return -1; /* the file shrank under us: the promised length cannot be met */
+        c->file_off += n;
+        c->file_rem -= n;
+    }
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    return 1;
+}
+
+/* Continue after a write attempt: on to the rest of the cycle, or wait to write. */
+static enum step after_flush(struct conn *c, int rc)
+{
+    if (rc < 0) {
+        conn_free(c);
+        return DONE;
+    }
+    if (rc == 0) {
+        c->state = C_WRITE;
+        arm(c, EV_WRITE, SEND_TIMEOUT);
+        return DONE;
+    }
+    if (c->after_write == AW_BODY) {
+        c->state = C_BODY;
+        return AGAIN;
+    }
+    return finish_request(c);
+}
+
+/* Try to send buf[0..n) then extra[0..extra_len); keep what the socket did not take.
+ * Returns as flush_out does. */
+static int send_now(struct conn *c, const char *buf, size_t n, const char *extra,
+                    size_t extra_len)
+{
+    struct iovec iov[2] = {{(void *)buf, n}, {(void *)extra, extra_len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = extra_len ? 2 : 1};
+    ssize_t w;
+    do
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN)
+        return -1;
+    size_t sent = w < 0 ? 0 : (size_t)w;
+    if (sent == n + extra_len)
+        return flush_out(c); /* the file part, if any */
+    size_t rest = n + extra_len - sent;
+    c->out = malloc(rest);
+    if (!c->out)
+        return -1;
+    if (sent < n) {
+        memcpy(c->out, buf + sent, n - sent);
+        if (extra_len)
+            memcpy(c->out + (n - sent), extra, extra_len);
+    } else {
+        memcpy(c->out, extra + (sent - n), rest);
+    }
+    c->out_len = (uint32_t)rest;
+    c->out_off = 0;
+    return 0;
+}
+
+/* Render w->resp and start sending it; the connection takes over what remains. */
+static enum step send_response(struct conn *c, int version, bool keepalive)
+{
+    struct worker *w = c->w;
+    struct lh_response *r = &w->resp;
+    time_t now = time(NULL);
+    if (now != w->date_sec) {
+        w->date_sec = now;
+        lh_http_date(now, w->date);
+    }
+    c->close_after = !keepalive;
+    c->after_write = AW_FINISH;
+    size_t n = lh_response_render_head(r, version, keepalive, w->date, w->out, OUT_SCRATCH);
+    if (n == 0) {
+        lh_response_error(r, 500);
+        c->close_after = true;
+        n = lh_response_render_head(r, version, false, w->date, w->out, OUT_SCRATCH);
+    }
+    int64_t body = lh_response_body_bytes(r);
+    const char *extra = NULL;
+    size_t extra_len = 0;
+    if (body > 0 && r->body_kind == LH_BODY_MEM) {
+        if (n + (size_t)body <= OUT_SCRATCH) {
+            memcpy(w->out + n, r->body, (size_t)body);
+            n += (size_t)body;
+        } else {
+            extra = r->body;
+            extra_len = (size_t)body;
+        }
+    } else if (body > 0 && r->body_kind == LH_BODY_FILE) {
+        if (body <= INLINE_FILE_MAX && n + (size_t)body <= OUT_SCRATCH &&
+            pread(r->fd, w->out + n, (size_t)body, r->file_off) == body) {
+            n += (size_t)body;
+        } else {
+            c->file_fd = r->fd; /* the connection takes the file over */
+            r->fd = -1;
+            c->file_off = r->file_off;
+            c->file_rem = body;
+        }
+    }
+    int rc = send_now(c, w->out, n, extra, extra_len);
+    lh_response_free(r);
+    return after_flush(c, rc);
+}
+
+/* ---- requests ----------------------------------------------------------------------- */
+
+static void log_access(struct conn *c, const struct lh_request *req, int status,
+                       int64_t bytes)
+{
+    int fd = c->w->set->access_fd;
+    if (fd < 0)
+        return;
+    char ip[INET6_ADDRSTRLEN];
+    ip_string(&c->ip, ip, sizeof ip);
+    struct lh_access a = {.ip = ip, .status = status, .bytes = bytes};
+    if (req) {
+        const struct lh_header *ref = lh_http_header(req, "referer");
+        const struct lh_header *ua = lh_http_header(req, "user-agent");
+        a.method = req->method;
+        a.method_len = req->method_len;
+        a.target = req->target;
+        a.target_len = req->target_len;
+        a.version = req->version;
+        if (ref) {
+            a.referer = ref->value;
+            a.referer_len = ref->value_len;
+        }
+        if (ua) {
+            a.user_agent = ua->value;
+            a.user_agent_len = ua->value_len;
+        }
+    }
+    lh_log_access(fd, &a);
+}
+
+/* Refuse the request with status and close the connection after the response. */
+static enum step send_error(struct conn *c, const struct lh_request *req, int status)
+{
+    struct lh_response *r = &c->w->resp;
+    lh_response_init(r, status);
+    lh_response_error(r, status);
+    r->no_body = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    log_access(c, req, status, lh_response_body_bytes(r));
+    return send_response(c, req ? req->version : 11, false);
+}
+
+static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
+                            const struct lh_response *resp)
+{
+    const struct lh_config *cfg = cfg_of(c);
+    if (!cfg->keepalive.enabled || c->w->stopping || c->eof || resp->close ||
+        req->conn_close)
+        return false;
+    if (req->version == 10 && !req->conn_keepalive)
+        return false;
+    return (long)c->nreq + 1 < cfg->keepalive.max_requests;
+}
+
+/* The request in c->in is complete (its head parsed into w->req): answer it. */
+static enum step answer(struct conn *c, const char *body, size_t body_len)
+{
+    struct worker *w = c->w;
+    const struct lh_request *req = &w->req;
+    if (w->pathcap < (size_t)req->target_len + 2) {
+        size_t cap = (size_t)req->target_len + 2;
+        char *p = realloc(w->path, cap);
+        if (!p)
+            return send_error(c, req, 500);
+        w->path = p;
+        w->pathcap = cap;
+    }
+    char ip[INET6_ADDRSTRLEN];
+    ip_string(&c->ip, ip, sizeof ip);
+    struct lh_ctx ctx = {.req = req,
+                         .resp = &w->resp,
+                         .st = &w->set->st,
+                         .body = body,
+                         .body_len = body_len,
+                         .remote_addr = ip,
+                         .path = w->path,
+                         .pathcap = w->pathcap};
+    lh_dispatch(&ctx);
+    log_access(c, req, w->resp.status, lh_response_body_bytes(&w->resp));
+    return send_response(c, req->version, wants_keepalive(c, req, &w->resp));
+}
+
+/* Bytes of the current request, so the next pipelined one can move to the front. */
+static uint32_t request_extent(const struct conn *c)
+{
+    if (c->body_len < 0)
+        return c->raw_pos;
+    return c->head_len + (uint32_t)c->body_len;
+}
+
+static enum step finish_request(struct conn *c)
+{
+    c->nreq++;
+    if (c->close_after) {
+        conn_linger(c);
+        return DONE;
+    }
+    uint32_t used = request_extent(c);
+    if (used > c->in_len)
+        used = c->in_len;
+    memmove(c->in, c->in + used, c->in_len - used);
+    c->in_len -= used;
+    c->state = C_HEAD;
+    c->scanned = 0;
+    c->head_len = c->raw_pos = c->body_end = 0;
+    c->body_len = 0;
+    c->deadline = 0;
+    return AGAIN;
+}
+
+/* Make room for `need` bytes in total in c->in. 0 or -1. */
+static int reserve(struct conn *c, size_t need)
+{
+    if (need <= c->in_cap)
+        return 0;
+    size_t cap = c->in_cap ? c->in_cap : IN_INITIAL;
+    while (cap < need)
+        cap *= 2;
+    if (cap > UINT32_MAX)
+        return -1;
+    char *p = realloc(c->in, cap);
+    if (!p)
+        return -1;
+    c->in = p;
+    c->in_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* How many bytes the buffer may hold in the current state. */
+static size_t in_limit(const struct conn *c)
+{
+    const struct lh_limits *l = &cfg_of(c)->limits;
+    if (c->state == C_HEAD)
+        return (size_t)l->header_bytes + 1;
+    if (c->body_len >= 0)
+        return c->head_len + (size_t)c->body_len;
+    /* chunked: the decoded body may reach body_bytes; keep a window for framing */
+    return c->head_len + (size_t)l->body_bytes + 16384;
+}
+
+/* Read what the socket has. 1: got bytes or full; 0: nothing yet; -1: failed. Sets
+ * c->eof when the client closed its side. */
+static int fill(struct conn *c)
+{
+    size_t limit = in_limit(c);
+    size_t want = c->in_len + IN_INITIAL;
+    if (want > limit)
+        want = limit;
+    if (want <= c->in_len)
+        return 1; /* full: let the parser decide */
+    if (reserve(c, want) < 0)
+        return -1;
+    ssize_t n;
+    do
+        n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) {
+        c->eof = true;
+        return 0;
+    }
+    if (n < 0)
+        return errno == EAGAIN ? 0 : -1;
+    c->in_len += (uint32_t)n;
+    return 1;
+}
+
+/* Wait for more request bytes, within the request deadline. */
+static enum step wait_request(struct conn *c)
+{
+    if (c->eof) {
+        conn_free(c);
+        return DONE;
+    }
+    if (c->deadline == 0)
+        c->deadline = now_mono() + cfg_of(c)->limits.request_timeout;
+    arm(c, EV_READ, c->deadline - now_mono());
+    return DONE;
+}
+
+/* Nothing buffered between requests: release the buffer and wait. */
+static enum step go_idle(struct conn *c)
+{
+    const struct lh_config *cfg = cfg_of(c);
+    free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
+    if (c->w->stopping || c->eof) {
+        conn_free(c);
+        return DONE;
+    }
+    arm(c, EV_READ, c->nreq ? cfg->keepalive.timeout : cfg->limits.request_timeout);
+    return DONE;
+}
+
+static enum step send_continue(struct conn *c)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->after_write = AW_BODY;
+    return after_flush(c, send_now(c, msg, sizeof msg - 1, NULL, 0));
+}
+
+/* A head was parsed into w->req: set up reading its body, or answer it now. */
+static enum step start_request(struct conn *c, int head_len)
+{
+    const struct lh_request *req = &c->w->req;
+    c->head_len = (uint32_t)head_len;
+    if (req->content_length > cfg_of(c)->limits.body_bytes)
+        return send_error(c, req, 413);
+    if (!req->chunked && req->content_length <= 0) {
+        c->body_len = 0;
+        return answer(c, "", 0);
+    }
+    c->body_len = req->chunked ? -1 : req->content_length;
+    c->raw_pos = c->body_end = (uint32_t)head_len;
+    memset(&c->chunk, 0, sizeof c->chunk);
+    c->state = C_BODY;
+    if (req->expect_continue && req->version == 11 && c->in_len == c->head_len)
+        return send_continue(c);
+    return AGAIN;
+}
+
+/* Parse the head of the request being read again: w->req is shared by the
+ * worker's connections and may describe another one by now. */
+static const struct lh_request *reparse(struct conn *c)
+{
+    size_t scanned = 0;
+    lh_http_parse_head(c->in, c->head_len, &scanned, SIZE_MAX, &c->w->req);
+    return &c->w->req;
+}
+
+static enum step answer_body(struct conn *c)
+{
+    reparse(c);
+    size_t len = c->body_len >= 0 ? (size_t)c->body_len : c->body_end - c->head_len;
+    return answer(c, c->in + c->head_len, len);
+}
+
+/* C_BODY: answer once the whole body is in. A chunked body is decoded in place and
+ * the undecoded rest moved down behind it, so framing never piles up. */
+static enum step read_body(struct conn *c)
+{
+    if (c->body_len >= 0) {
+        if (c->in_len < c->head_len + (uint64_t)c->body_len)
+            return wait_request(c);
+        return answer_body(c);
+    }
+    const struct lh_limits *l = &cfg_of(c)->limits;
+    size_t used, made;
+    int rc = lh_chunked_decode(&c->chunk, c->in + c->raw_pos, c->in_len - c->raw_pos,
+                               c->in + c->body_end, &used, &made, (size_t)l->header_bytes);
+    c->raw_pos += (uint32_t)used;
+    c->body_end += (uint32_t)made;
+    memmove(c->in + c->body_end, c->in + c->raw_pos, c->in_len - c->raw_pos);
+    c->in_len -= c->raw_pos - c->body_end;
+    c->raw_pos = c->body_end;
+    if (rc < 0)
+        return send_error(c, reparse(c), 400);
+    if (c->body_end - c->head_len > (uint64_t)l->body_bytes)
+        return send_error(c, reparse(c), 413);
+    if (rc == 0)
+        return wait_request(c);
+    return answer_body(c);
+}
+
+/* Move the connection forward with what is buffered, request after request. */
+static void process(struct conn *c)
+{
+    struct worker *w = c->w;
+    for (int round = 0; round < MAX_PIPELINED_PER_EVENT; round++) {
+        enum step st;
+        if (c->state == C_BODY) {
+            st = read_body(c);
+        } else if (c->in_len == 0) {
+            st = go_idle(c);
+        } else {
+            int n = lh_http_parse_head(c->in, c->in_len, &c->scanned,
+                                       (size_t)cfg_of(c)->limits.header_bytes, &w->req);
+            if (n < 0)
+                st = send_error(c, NULL, -n);
+            else if (n == 0 && c->in_len >= in_limit(c))
+                st = send_error(c, NULL, 431);
+            else if (n == 0)
+                st = wait_request(c);
+            else
+                st = start_request(c, n);
+        }
+        if (st == DONE)
+            return;
+    }
+    /* many pipelined requests: let other connections have a turn, then go on */
+    event_active(&c->ev, EV_READ, 0);
+}
+
+static void on_timeout(struct conn *c)
+{
+    if ((c->state == C_HEAD && c->in_len > 0) || c->state == C_BODY)
+        send_error(c, NULL, 408);
+    else
+        conn_free(c); /* idle keep-alive, stalled reader, or lingering close */
+}
+
+static void on_conn_event(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    if (what & EV_TIMEOUT) {
+        on_timeout(c);
+        return;
+    }
+    if (c->state == C_WRITE) {
+        if (after_flush(c, flush_out(c)) == AGAIN)
+            process(c);
+        return;
+    }
+    if (c->state == C_LINGER) {
+        linger_read(c);
+        return;
+    }
+    if (fill(c) < 0)
+        conn_free(c);
+    else
+        process(c);
+}
+
+/* ---- accepting ---------------------------------------------------------------------- */
+
+static void ipkey_of(const struct sockaddr_storage *ss, struct lh_ipkey *k)
+{
+    memset(k, 0, sizeof *k);
+    if (ss->ss_family == AF_INET6) {
+        memcpy(k->b, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+    } else {
+        k->b[10] = k->b[11] = 0xff;
+        memcpy(k->b + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    }
+}
+
+static struct conn *conn_new(struct worker *w, int fd, const struct lh_ipkey *ip)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->w = w;
+    c->fd = fd;
+    c->ip = *ip;
+    c->file_fd = -1;
+    c->state = C_HEAD;
+    c->next = w->conns;
+    if (w->conns)
+        w->conns->prev = c;
+    w->conns = c;
+    w->nconns++;
+    return c;
+}
+
+/* Over a cap: answer 503 at once and close, without reading a request. */
+static void reject(struct conn *c)
+{
+    static const char fmt[] = "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
+                              "Server: luahttpd/" LH_VERSION "\r\n"
+                              "Content-Type: text/plain; charset=utf-8\r\n"
+                              "Content-Length: 20\r\nConnection: close\r\n\r\n"
+                              "too many connections";
+    char buf[512], date[LH_HTTP_DATE_LEN + 1];
+    lh_http_date(time(NULL), date);
+    int n = snprintf(buf, sizeof buf, fmt, date);
+    if (send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
+        conn_free(c);
+        return;
+    }
+    conn_linger(c);
+}
+
+static void pause_accepting(struct worker *w)
+{
+    static atomic_long last_warned;
+    long now = (long)time(NULL);
+    if (atomic_exchange(&last_warned, now) != now)
+        lh_log_error("warn", "accept: %s; pausing new connections briefly", strerror(errno));
+    event_del(w->accept_ev);
+    struct timeval tv = {0, 100000};
+    evtimer_add(w->accept_retry, &tv);
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    if (!w->stopping)
+        event_add(w->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+    struct worker *w = arg;
+    const struct lh_config *cfg = &w->set->cfg;
+    for (int i = 0; i < 64 && !w->stopping; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(w);
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN: another worker took it, or none left */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct lh_ipkey ip;
+        ipkey_of(&ss, &ip);
+        struct conn *c = conn_new(w, fd, &ip);
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        struct server *srv = w->srv;
+        if (atomic_fetch_add(&srv->nconns, 1) >= cfg->max_connections) {
+            atomic_fetch_sub(&srv->nconns, 1);
+            reject(c);
+        } else if (lh_iptable_acquire(srv->per_ip, &ip, cfg->keepalive.max_per_client) < 0) {
+            atomic_fetch_sub(&srv->nconns, 1);
+            reject(c);
+        } else {
+            c->counted = true;
+            arm(c, EV_READ, cfg->limits.request_timeout);
+        }
+    }
+}
+
+/* ---- workers -------------------------------------------------------------------------- */
+
+static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    event_base_loopbreak(w->base);
+}
+
+static void worker_stop(struct worker *w)
+{
+    if (w->stopping)
+        return;
+    w->stopping = true;
+    event_del(w->accept_ev);
+    event_del(w->accept_retry);
+    struct timeval tv = tv_of(w->set->cfg.shutdown_timeout);
+    evtimer_add(w->stop_timer, &tv);
+    /* idle keep-alive connections and lingering closes go now; requests in flight
+     * finish, with Connection: close */
+    for (struct conn *c = w->conns, *next; c; c = next) {
+        next = c->next;
+        if ((c->state == C_HEAD && c->in_len == 0) || c->state == C_LINGER)
+            conn_free(c);
+    }
+    if (w->nconns == 0)
+        event_base_loopbreak(w->base);
+}
+
+static void on_notify(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN)
+        return;
+    struct settings *s = atomic_exchange(&w->pending, NULL);
+    if (s) {
+        settings_release(w->set);
+        w->set = s;
+    }
+    if (atomic_load(&w->stop_requested))
+        worker_stop(w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    while (w->conns)
+        conn_free(w->conns);
+    return NULL;
+}
+
+static void notify(struct worker *w)
+{
+    uint64_t one = 1;
+    if (write(w->notify_fd, &one, sizeof one) < 0)
+        lh_log_error("error", "cannot wake worker: %s", strerror(errno));
+}
+
+static int worker_init(struct worker *w, struct server *srv)
+{
+    w->srv = srv;
+    w->set = srv->current;
+    atomic_fetch_add(&w->set->refs, 1);
+    struct event_config *ec = event_config_new();
+    if (!ec)
+        return -1;
+    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->out = malloc(OUT_SCRATCH);
+    if (!w->base || w->notify_fd < 0 || !w->out)
+        return -1;
+    w->accept_ev = event_new(w->base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
+    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
+    if (!w->accept_ev || !w->accept_retry || !w->notify_ev || !w->stop_timer)
+        return -1;
+    event_add(w->accept_ev, NULL);
+    event_add(w->notify_ev, NULL);
+    return 0;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (w->accept_ev)
+        event_free(w->accept_ev);
+    if (w->accept_retry)
+        event_free(w->accept_retry);
+    if (w->notify_ev)
+        event_free(w->notify_ev);
+    if (w->stop_timer)
+        event_free(w->stop_timer);
+    if (w->base)
+        event_base_free(w->base);
+    if (w->notify_fd > 0)
+        close(w->notify_fd);
+    settings_release(atomic_exchange(&w->pending, NULL));
+    settings_release(w->set);
+    free(w->out);
+    free(w->path);
+}
+
+/* ---- configuration, listening, signals ------------------------------------------------ */
+
+int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char *err,
+                          size_t errlen)
+{
+    if (o->config_path) {
+        if (lh_config_load(c, o->config_path, err, errlen) < 0)
+            return -1;
+    } else if (lh_config_defaults(c) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (o->port >= 0)
+        c->port = o->port;
+    if (o->workers > 0)
+        c->workers = o->workers;
+    if (o->docroot) {
+        char *d = strdup(o->docroot);
+        if (!d) {
+            lh_config_free(c);
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        free(c->docroot);
+        c->docroot = d;
+    }
+    return 0;
+}
+
+/* Bind and listen on host:port. Returns the fd, or -1 with a message in err. */
+static int open_listener(const char *host, int port, int *bound, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &ai);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                            : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+static void log_warnings(const struct lh_config *c)
+{
+    for (size_t i = 0; i < c->nwarnings; i++)
+        lh_log_error("warn", "%s", c->warnings[i]);
+}
+
+/* SIGHUP: load the file again; switch only if all of it loads and opens. */
+static void reload(struct server *srv)
+{
+    char err[1024];
+    struct lh_config nc = {0};
+    const struct lh_config *cur = &srv->current->cfg;
+    if (lh_server_load_config(srv->opts, &nc, err, sizeof err) < 0) {
+        lh_log_error("error", "reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    if (nc.port != cur->port || strcmp(nc.host, cur->host) != 0 || nc.workers != cur->workers)
+        lh_log_error("warn", "reload: port, host and workers change only on restart");
+    nc.port = cur->port;
+    nc.workers = cur->workers;
+    log_warnings(&nc);
+    struct settings *s = settings_new(&nc, err, sizeof err);
+    if (!s) {
+        lh_log_error("error", "reload failed, keeping the running configuration: %s", err);
+        return;
+    }
+    int efd = lh_log_open(s->cfg.error_log, STDERR_FILENO);
+    if (efd >= 0)
+        lh_log_set_error_fd(efd);
+    for (int i = 0; i < srv->nworkers; i++) {
+        struct worker *w = &srv->workers[i];
+        atomic_fetch_add(&s->refs, 1);
+        settings_release(atomic_exchange(&w->pending, s));
+        notify(w);
+    }
+    settings_release(srv->current);
+    srv->current = s;
+    lh_log_error("notice", "configuration reloaded from %s",
+                 s->cfg.path ? s->cfg.path : "(built-in defaults)");
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    if (sig == SIGHUP) {
+        reload(srv);
+        return;
+    }
+    lh_log_error("notice", "signal %d: stopping", (int)sig);
+    /* stop accepting at once: new connections are refused, not left in the queue */
+    shutdown(srv->listen_fd, SHUT_RDWR);
+    for (int i = 0; i < srv->nworkers; i++) {
+        atomic_store(&srv->workers[i].stop_requested, true);
+        notify(&srv->workers[i]);
+    }
+    event_base_loopbreak(srv->main_base);
+}
+
+static void print_listening(const char *host, int port)
+{
+    bool v6 = strchr(host, ':') != NULL;
+    printf("listening on http://%s%s%s:%d/\n", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    fflush(stdout);
+}
+
+static int start_workers(struct server *srv, int n)
+{
+    srv->workers = calloc((size_t)n, sizeof *srv->workers);
+    if (!srv->workers)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        srv->nworkers = i + 1;
+        if (worker_init(&srv->workers[i], srv) < 0)
+            return -1;
+    }
+    /* workers never take signals: the main thread's loop handles them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    int started = 0;
+    for (; started < n; started++)
+        if (pthread_create(&srv->workers[started].thread, NULL, worker_main,
+                           &srv->workers[started]) != 0)
+            break;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    srv->nworkers = started;
+    return started == n ? 0 : -1;
+}
+
+int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
+{
+    char err[1024];
+    int status = 1, port = 0;
+    struct server srv = {.listen_fd = -1, .opts = o};
+    struct event *sigs[3] = {NULL, NULL, NULL};
+    signal(SIGPIPE, SIG_IGN);
+
+    int efd = lh_log_open(cfg->error_log, STDERR_FILENO);
+    if (efd < 0) {
+        fprintf(stderr, "luahttpd: error_log %s: %s\n", cfg->error_log, strerror(errno));
+        lh_config_free(cfg);
+        return 1;
+    }
+    lh_log_set_error_fd(efd);
+    log_warnings(cfg);
+    srv.current = settings_new(cfg, err, sizeof err);
+    if (!srv.current)
+        goto fail;
+    const struct lh_config *c = &srv.current->cfg;
+    srv.per_ip = lh_iptable_new();
+    srv.listen_fd = open_listener(c->host, c->port, &port, err, sizeof err);
+    if (!srv.per_ip || srv.listen_fd < 0)
+        goto fail;
+    srv.main_base = event_base_new();
+    if (!srv.main_base)
+        goto fail;
+    const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(srv.main_base, signums[i], on_signal, &srv);
+        if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0)
+            goto fail;
+    }
+    if (start_workers(&srv, c->workers) < 0) {
+        snprintf(err, sizeof err, "cannot start %d workers", c->workers);
+        goto fail;
+    }
+    print_listening(c->host, port);
+    lh_log_error("notice", "luahttpd %s started: pid %d, %d worker(s), docroot %s, config %s",
+                 LH_VERSION, (int)getpid(), c->workers, srv.current->root_real,
+                 c->path ? c->path : "(built-in defaults)");
+    event_base_dispatch(srv.main_base);
+    status = 0;
+    goto out;
+fail:
+    fprintf(stderr, "luahttpd: %s\n", err);
+    lh_log_error("error", "%s", err);
+    if (srv.nworkers > 0)
+        for (int i = 0; i < srv.nworkers; i++) {
+            atomic_store(&srv.workers[i].stop_requested, true);
+            notify(&srv.workers[i]);
+        }
+out:
+    for (int i = 0; i < srv.nworkers; i++)
+        if (srv.workers[i].thread)
+            pthread_join(srv.workers[i].thread, NULL);
+    if (status == 0)
+        lh_log_error("notice", "stopped");
+    for (int i = 0; srv.workers && i < srv.nworkers; i++)
+        worker_free(&srv.workers[i]);
+    free(srv.workers);
+    for (int i = 0; i < 3; i++)
+        if (sigs[i])
+            event_free(sigs[i]);
+    if (srv.main_base)
+        event_base_free(srv.main_base);
+    if (srv.listen_fd >= 0)
+        close(srv.listen_fd);
+    lh_iptable_free(srv.per_ip);
+    settings_release(srv.current);
+    return status;
+}

@@ -1,0 +1,362 @@
+/* static.c - docroot-confined static files. See static.h.
+ *
+ * Confinement is by construction: the path is decoded and normalised before it gets
+ * here (path.c), and every open is resolved by the kernel beneath the docroot fd with
+ * openat2(RESOLVE_BENEATH), which refuses "..", absolute symlinks and symlinks that
+ * lead out. Where openat2 is missing, the opened file's real path is checked against
+ * the docroot's instead. */
+#include "static.h"
+
+#include "cond.h"
+#include "mime.h"
+#include "path.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+int lh_static_open_root(const char *path)
+{
+    return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+/* Fallback confinement: is fd's real path the docroot or below it? */
+static bool fd_is_beneath(int fd, const char *root)
+{
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, sizeof real - 1);
+    if (n < 0)
+        return false;
+    real[n] = '\0';
+    size_t rl = strlen(root);
+    return strncmp(real, root, rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
+}
+
+/* Open rel (no leading '/') beneath the docroot. Returns an fd or -1 with errno. */
+static int open_beneath(const struct lh_static *s, const char *rel)
+{
+    static int have_openat2 = 1;
+    if (rel[0] == '\0')
+        rel = ".";
+    int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+    if (have_openat2) {
+        struct open_how how = {.flags = (unsigned)flags,
+                               .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
+        int fd = (int)syscall(SYS_openat2, s->root_fd, rel, &how, sizeof how);
+        if (fd >= 0 || errno != ENOSYS)
+            return fd;
+        have_openat2 = 0;
+    }
+    int fd = openat(s->root_fd, rel, flags);
+    if (fd >= 0 && !fd_is_beneath(fd, s->root_path)) {
+        close(fd);
+        errno = EXDEV;
+        return -1;
+    }
+    return fd;
+}
+
+static void method_not_allowed(struct lh_response *resp)
+{
+    lh_response_error(resp, 405);
+    lh_response_header(resp, "Allow", "GET, HEAD");
+}
+
+static bool is_get_or_head(const struct lh_request *req)
+{
+    return (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0) ||
+           (req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0);
+}
+
+static const char *hdr(const struct lh_request *req, const char *name, size_t *len)
+{
+    const struct lh_header *h = lh_http_header(req, name);
+    *len = h ? h->value_len : 0;
+    return h ? h->value : NULL;
+}
+
+/* A regular file: validators, 304, Range, then the body. Takes ownership of fd. */
+static void serve_file(const char *name, int fd, const struct stat *st,
+                       const struct lh_request *req, struct lh_response *resp)
+{
+    char etag[48], date[LH_HTTP_DATE_LEN + 1];
+    lh_etag(st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, etag);
+    lh_http_date(st->st_mtim.tv_sec, date);
+    size_t inm_len, ims_len, range_len, ifr_len;
+    const char *inm = hdr(req, "if-none-match", &inm_len);
+    const char *ims = hdr(req, "if-modified-since", &ims_len);
+    const char *range = hdr(req, "range", &range_len);
+    const char *ifr = hdr(req, "if-range", &ifr_len);
+
+    if (lh_not_modified(inm, inm_len, ims, ims_len, etag, st->st_mtim.tv_sec)) {
+        close(fd);
+        lh_response_init(resp, 304);
+        lh_response_header(resp, "ETag", etag);
+        lh_response_header(resp, "Last-Modified", date);
+        return;
+    }
+    int64_t first = 0, last = st->st_size - 1;
+    enum lh_range_result rr = LH_RANGE_NONE;
+    if (range && (!ifr || lh_if_range_ok(ifr, ifr_len, etag, st->st_mtim.tv_sec)))
+        rr = lh_range_parse(range, range_len, st->st_size, &first, &last);
+    char cr[96];
+    if (rr == LH_RANGE_UNSATISFIABLE) {
+        close(fd);
+        lh_response_error(resp, 416);
+        snprintf(cr, sizeof cr, "bytes */%lld", (long long)st->st_size);
+        lh_response_header(resp, "Content-Range", cr);
+        return;
+    }
+    lh_response_init(resp, rr == LH_RANGE_OK ? 206 : 200);
+    lh_response_header(resp, "Content-Type", lh_mime_type(name));
+    lh_response_header(resp, "Last-Modified", date);
+    lh_response_header(resp, "ETag", etag);
+    lh_response_header(resp, "Accept-Ranges", "bytes");
+    if (rr == LH_RANGE_OK) {
+        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)first, (long long)last,
+                 (long long)st->st_size);
+        lh_response_header(resp, "Content-Range", cr);
+    }
+    lh_response_file(resp, fd, first, last - first + 1);
+}
+
+/* 301 to the same path with a slash, the query kept. */
+static void redirect_slash(const char *path, const char *query, size_t query_len,
+                           struct lh_response *resp)
+{
+    char loc[LH_RESP_STORE / 2];
+    size_t n = lh_url_escape_path(path, loc, sizeof loc - 2);
+    if (n == (size_t)-1 || n + 2 + query_len >= sizeof loc) {
+        lh_response_error(resp, 414);
+        return;
+    }
+    loc[n++] = '/';
+    if (query) {
+        loc[n++] = '?';
+        memcpy(loc + n, query, query_len);
+        n += query_len;
+    }
+    loc[n] = '\0';
+    lh_response_error(resp, 301);
+    lh_response_header(resp, "Location", loc);
+}
+
+/* ---- directory listings ---------------------------------------------------- */
+
+struct entry {
+    char *name;
+    bool dir;
+    long long size;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const struct entry *x = a, *y = b;
+    if (x->dir != y->dir)
+        return x->dir ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = true;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_html(struct sbuf *b, const char *s)
+{
+    char tmp[PATH_MAX * 6];
+    size_t n = lh_html_escape(s, tmp, sizeof tmp);
+    if (n != (size_t)-1)
+        sb_put(b, tmp, n);
+}
+
+static void sb_url(struct sbuf *b, const char *s)
+{
+    char tmp[PATH_MAX * 3];
+    size_t n = lh_url_escape_path(s, tmp, sizeof tmp);
+    if (n != (size_t)-1)
+        sb_put(b, tmp, n);
+}
+
+/* Read dirfd's entries (dotfiles only when allowed), sorted: directories first. */
+static struct entry *read_entries(int dirfd, bool dotfiles, size_t *count)
+{
+    int fd = dup(dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    struct entry *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' && (!dotfiles || !strcmp(de->d_name, ".") ||
+                                     !strcmp(de->d_name, "..")))
+            continue;
+        struct stat st;
+        if (fstatat(dirfd, de->d_name, &st, 0) < 0)
+            continue; /* a dangling symlink, or one we may not follow */
+        if (n == cap) {
+            cap = cap ? cap * 2 : 32;
+            struct entry *nv = realloc(v, cap * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        v[n].name = strdup(de->d_name);
+        if (!v[n].name)
+            break;
+        v[n].dir = S_ISDIR(st.st_mode);
+        v[n].size = (long long)st.st_size;
+        n++;
+    }
+    closedir(d);
+    qsort(v, n, sizeof *v, entry_cmp);
+    *count = n;
+    return v;
+}
+
+static void serve_listing(const struct lh_static *s, const char *path, int dirfd,
+                          struct lh_response *resp)
+{
+    size_t n = 0;
+    struct entry *v = read_entries(dirfd, s->dotfiles, &n);
+    struct sbuf b = {0};
+    sb_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
+    sb_html(&b, path);
+    sb_str(&b, "</title></head>\n<body><h1>Index of ");
+    sb_html(&b, path);
+    sb_str(&b, "</h1><hr><pre>\n");
+    if (strcmp(path, "/") != 0)
+        sb_str(&b, "<a href=\"../\">../</a>\n");
+    for (size_t i = 0; i < n; i++) {
+        char size[32];
+        if (v[i].dir)
+            snprintf(size, sizeof size, "%20s\n", "-");
+        else
+            snprintf(size, sizeof size, "%20lld\n", v[i].size);
+        sb_str(&b, "<a href=\"");
+        sb_url(&b, v[i].name);
+        sb_str(&b, v[i].dir ? "/\">" : "\">");
+        sb_html(&b, v[i].name);
+        sb_str(&b, v[i].dir ? "/</a>" : "</a>");
+        sb_str(&b, size);
+        free(v[i].name);
+    }
+    free(v);
+    sb_str(&b, "</pre><hr></body></html>\n");
+    if (b.oom) {
+        free(b.p);
+        lh_response_error(resp, 500);
+        return;
+    }
+    lh_response_init(resp, 200);
+    lh_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+    lh_response_body(resp, b.p, b.len, b.p);
+}
+
+/* A directory asked for with its trailing slash: index, listing, or 403. */
+static void serve_dir(const struct lh_static *s, const char *path, int dirfd,
+                      const struct lh_request *req, struct lh_response *resp)
+{
+    char rel[PATH_MAX];
+    int n = snprintf(rel, sizeof rel, "%s%s", path + 1, s->index);
+    int fd = n < (int)sizeof rel ? open_beneath(s, rel) : -1;
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        serve_file(s->index, fd, &st, req, resp);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (s->autoindex)
+        serve_listing(s, path, dirfd, resp);
+    else
+        lh_response_error(resp, 403);
+}
+
+bool lh_static_serve(const struct lh_static *s, const char *path, const char *query,
+                     size_t query_len, const struct lh_request *req, struct lh_response *resp)
+{
+    if (!s->dotfiles && lh_path_has_dotfile(path))
+        return false;
+    int fd = open_beneath(s, path + 1);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
+            return false;
+        lh_response_error(resp, errno == EMFILE || errno == ENFILE ? 503 : 403);
+        return true;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        close(fd);
+        lh_response_error(resp, 403);
+        return true;
+    }
+    if (!is_get_or_head(req)) {
+        close(fd);
+        method_not_allowed(resp);
+        return true;
+    }
+    if (S_ISREG(st.st_mode)) {
+        serve_file(path, fd, &st, req, resp);
+        return true;
+    }
+    size_t len = strlen(path);
+    if (path[len - 1] != '/')
+        redirect_slash(path, query, query_len, resp);
+    else
+        serve_dir(s, path, fd, req, resp);
+    close(fd);
+    return true;
+}
+
+void lh_static_not_found(const struct lh_static *s, struct lh_response *resp)
+{
+    int fd = open_beneath(s, "404.html");
+    struct stat st;
+    if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        lh_response_init(resp, 404);
+        lh_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+        lh_response_file(resp, fd, 0, st.st_size);
+        return;
+    }
+    if (fd >= 0)
+        close(fd);
+    lh_response_error(resp, 404);
+}
