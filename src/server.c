@@ -277,6 +277,7 @@ static void conn_linger(struct conn *c)
     c->in = NULL;
     c->in_len = c->in_cap = 0;
     c->state = C_LINGER;
+    c->deadline = now_mono() + LINGER_TIMEOUT; /* in all, however the client drips */
     arm(c, EV_READ, LINGER_TIMEOUT);
 }
 
@@ -285,10 +286,15 @@ static void linger_read(struct conn *c)
     char buf[4096];
     for (int i = 0; i < 16; i++) {
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
-        if (n > 0)
+        if (n > 0 && now_mono() < c->deadline)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return; /* the armed event stays, with its timeout */
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            double left = c->deadline - now_mono();
+            if (left <= 0)
+                break;
+            arm(c, EV_READ, left);
+            return;
+        }
         break;
     }
     conn_free(c);

@@ -1,0 +1,251 @@
+"""Shared helpers for the end-to-end tests: start the real luahttpd binary on
+127.0.0.1 with a test config.lua in a fresh folder, and talk to it with curl and
+raw sockets. Every wait is bounded."""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+BINARY = os.environ.get("LUAHTTPD") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "luahttpd")
+HOST = "127.0.0.1"
+
+
+class Server:
+    """A luahttpd process with its own folder, config.lua and docroot (www/)."""
+
+    def __init__(self, config="", files=None, args=(), config_name="config.lua",
+                 expect_start=True, dirfiles=None):
+        self.dir = tempfile.mkdtemp(prefix="lh-e2e-")
+        self.www = os.path.join(self.dir, "www")
+        os.mkdir(self.www)
+        for name, data in (files or {}).items():
+            self.write(name, data)
+        for name, data in (dirfiles or {}).items():
+            self.write(os.path.join("..", name), data)
+        self.config_path = os.path.join(self.dir, config_name)
+        with open(self.config_path, "w") as f:
+            f.write('docroot = "www"\n' + config)
+        self.out_path = os.path.join(self.dir, "stdout")
+        self.err_path = os.path.join(self.dir, "stderr")
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(
+            [BINARY, "-c", self.config_path, "-p", "0", *args],
+            stdout=self._out, stderr=self._err, cwd=self.dir)
+        self.port = None
+        if expect_start:
+            self.port = self._wait_listening()
+
+    def write(self, name, data):
+        path = os.path.join(self.www, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        return path
+
+    def _wait_listening(self):
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            m = re.search(r"listening on http://127\.0\.0\.1:(\d+)/", self.stdout())
+            if m:
+                return int(m.group(1))
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited %s: %s" % (self.proc.returncode,
+                                                               self.stderr()))
+            time.sleep(0.02)
+        raise AssertionError("server did not print its listening line")
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def url(self, path="/"):
+        return "http://%s:%d%s" % (HOST, self.port, path)
+
+    def rewrite_config(self, config):
+        with open(self.config_path, "w") as f:
+            f.write('docroot = "www"\n' + config)
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait(self, timeout=10):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self):
+        """Stop the server (SIGTERM, then SIGKILL) and clean up. Returns what the
+        sanitizers reported, if the binary was built with them ("" when clean)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._out.close()
+        self._err.close()
+        err = self.stderr()
+        shutil.rmtree(self.dir, ignore_errors=True)
+        found = [m for m in ("Sanitizer", "runtime error:") if m in err]
+        return err if found else ""
+
+
+def run(args, timeout=10, cwd=None):
+    """Run the binary with args; returns (exit code, stdout, stderr)."""
+    p = subprocess.run([BINARY, *args], capture_output=True, text=True, timeout=timeout,
+                       cwd=cwd)
+    return p.returncode, p.stdout, p.stderr
+
+
+def connect(port, timeout=3):
+    s = socket.create_connection((HOST, port), timeout=timeout)
+    s.settimeout(timeout)
+    return s
+
+
+def read_until_close(s, limit=64 << 20):
+    """Everything the server sends until it closes; b'' if it closed at once.
+    Raises socket.timeout if it neither sends nor closes in time."""
+    data = b""
+    while len(data) < limit:
+        try:
+            d = s.recv(65536)
+        except ConnectionResetError:
+            break
+        if not d:
+            break
+        data += d
+    return data
+
+
+def raw(port, data, timeout=3):
+    """Send data on a new connection and read until the server closes."""
+    s = connect(port, timeout)
+    try:
+        s.sendall(data)
+        return read_until_close(s)
+    finally:
+        s.close()
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, version):
+        self.status, self.reason, self.headers = status, reason, headers
+        self.body, self.version = body, version
+
+    def header(self, name):
+        vals = [v for k, v in self.headers if k.lower() == name.lower()]
+        return vals[0] if vals else None
+
+
+class Reader:
+    """Reads HTTP responses one at a time from a socket (Content-Length framing)."""
+
+    def __init__(self, sock):
+        self.sock, self.buf = sock, b""
+
+    def _fill(self):
+        d = self.sock.recv(65536)
+        if not d:
+            raise EOFError("connection closed")
+        self.buf += d
+
+    def response(self, head_request=False):
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
+        headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:]]
+        r = Response(int(status), reason, headers, b"", version)
+        n = 0 if head_request or r.status in (100, 204, 304) else int(
+            r.header("Content-Length") or 0)
+        while len(self.buf) < n:
+            self._fill()
+        r.body, self.buf = self.buf[:n], self.buf[n:]
+        return r
+
+    def closed(self, timeout=3):
+        """True when the server closes the connection (nothing more arrives)."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.buf == b"" and self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def request(port, data, timeout=3):
+    """One request on a new connection; the parsed response and whether the server
+    then closed the connection."""
+    s = connect(port, timeout)
+    try:
+        s.sendall(data)
+        rd = Reader(s)
+        r = rd.response(head_request=data.startswith(b"HEAD "))
+        return r, rd
+    except Exception:
+        s.close()
+        raise
+
+
+def get(path, host="x", extra=b"", version=b"HTTP/1.1"):
+    return b"GET " + path.encode() + b" " + version + b"\r\nHost: " + host.encode() + \
+        b"\r\n" + extra + b"\r\n"
+
+
+def curl(*args, timeout=10):
+    """curl -sS with args; returns (status code, headers dict-ish list, body bytes)."""
+    p = subprocess.run(["curl", "-sS", "-D", "-", "--max-time", str(timeout), *args],
+                       capture_output=True, timeout=timeout + 5)
+    out = p.stdout
+    if p.returncode != 0:
+        raise AssertionError("curl failed %d: %s" % (p.returncode, p.stderr.decode()))
+    # skip 1xx interim responses
+    while True:
+        head, _, out = out.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        if status >= 200:
+            break
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, out
+
+
+class ServerTest(unittest.TestCase):
+    """A test case that stops every server it started."""
+
+    def setUp(self):
+        self.servers = []
+
+    def tearDown(self):
+        reports = [r for r in (s.stop() for s in self.servers) if r]
+        if reports:
+            self.fail("sanitizer report from the server:\n" + reports[0][-4000:])
+
+    def server(self, config="", files=None, args=(), **kw):
+        s = Server(config, files, args, **kw)
+        self.servers.append(s)
+        return s
+
+    def wait_for(self, predicate, timeout=3.0, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        self.fail("timed out waiting for " + what)
