@@ -18,9 +18,9 @@ index     = "index.html"    -- file served when a folder is asked for ("/" inclu
 autoindex = false           -- true: list a folder's files when it has no index file
 dotfiles  = false           -- true: also serve hidden files such as .env (rarely wise)
 
--- How many processes ----------------------------------------------------------------
+-- How many threads ------------------------------------------------------------------
 
-workers = 1             -- worker processes; "auto" starts one per CPU core
+workers = 1             -- worker threads; "auto" starts one per CPU core
 
 -- Logs ------------------------------------------------------------------------------
 

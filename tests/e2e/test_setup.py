@@ -1,0 +1,112 @@
+"""CONTRACT section 1 (make run) and command-line defaults that need a working folder."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+from harness import BINARY, ServerTest, connect, curl, get
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def port_free(port, host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def wait_line(path, pattern, proc, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(path, errors="replace") as f:
+            m = re.search(pattern, f.read())
+        if m:
+            return m
+        if proc.poll() is not None:
+            return None
+        time.sleep(0.1)
+    return None
+
+
+class Setup(ServerTest):
+    def test_make_run_serves_html_on_8080(self):
+        if not port_free(8080):
+            self.skipTest("port 8080 is in use on this machine")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+        with tempfile.NamedTemporaryFile() as out:
+            proc = subprocess.Popen(["make", "run"], cwd=REPO, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            try:
+                m = wait_line(out.name, r"listening on http://127\.0\.0\.1:8080/", proc, 240)
+                with open(out.name, errors="replace") as f:
+                    self.assertIsNotNone(m, f.read()[-2000:])
+                status, _, body = curl("http://127.0.0.1:8080/")
+                with open(os.path.join(REPO, "html", "index.html"), "rb") as f:
+                    self.assertEqual((status, body), (200, f.read()))
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=10)
+
+    def test_config_lua_in_working_folder_is_the_default(self):
+        with tempfile.TemporaryDirectory() as d:
+            os.mkdir(os.path.join(d, "site"))
+            with open(os.path.join(d, "site", "hello.txt"), "w") as f:
+                f.write("picked up")
+            with open(os.path.join(d, "config.lua"), "w") as f:
+                f.write('docroot = "site"\nport = 0\naccess_log = false\n')
+            out = os.path.join(d, "out")
+            with open(out, "w") as o:
+                proc = subprocess.Popen([BINARY], cwd=d, stdout=o, stderr=subprocess.DEVNULL)
+            try:
+                m = wait_line(out, r"listening on http://127\.0\.0\.1:(\d+)/", proc, 5)
+                self.assertIsNotNone(m)
+                self.assertEqual(curl("http://127.0.0.1:%s/hello.txt" % m.group(1))[2],
+                                 b"picked up")
+            finally:
+                proc.terminate()
+                proc.wait(timeout=5)
+
+    def test_shutdown_timeout_bounds_a_stuck_client(self):
+        # a client that never reads its 5 MiB response cannot hold the stop up
+        s = self.server("shutdown_timeout = 1\n", files={"big.bin": b"x" * (5 << 20)})
+        c = connect(s.port)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.sendall(get("/big.bin"))
+        time.sleep(0.3)
+        t = time.time()
+        s.signal(signal.SIGTERM)
+        self.assertEqual(s.wait(timeout=6), 0)
+        self.assertLess(time.time() - t, 3)
+        c.close()
+
+    def test_workers_flag(self):
+        s = self.server("", files={"a.txt": "A"}, args=["-w", "3"])
+        self.assertIn("3 worker(s)", s.stderr())
+        for _ in range(20):
+            self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+        s2 = self.server('workers = "auto"\n', files={"a.txt": "A"})
+        self.assertRegex(s2.stderr(), r"\b%d worker\(s\)" % os.cpu_count())
+
+    def test_ipv6_host(self):
+        if not socket.has_ipv6 or not port_free(0, "::1"):
+            self.skipTest("no IPv6 loopback here")
+        s = self.server('host = "::1"\n', files={"a.txt": "six"}, expect_start=False)
+        m = None
+        deadline = time.time() + 5
+        while not m and time.time() < deadline:
+            m = re.search(r"listening on http://\[::1\]:(\d+)/", s.stdout())
+            time.sleep(0.05)
+        self.assertIsNotNone(m, s.stderr())
+        self.assertEqual(curl("http://[::1]:%s/a.txt" % m.group(1))[2], b"six")
