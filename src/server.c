@@ -37,7 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -1031,6 +1031,23 @@ static int open_listener(const char *host, int port, int *bound, char *err, size
     return fd;
 }
 
+/* Let the soft descriptor limit reach what max_connections needs (each connection
+ * may hold a socket and a file), up to the hard limit, as nginx's
+ * worker_rlimit_nofile does. */
+static void raise_fd_limit(long max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = (rlim_t)max_connections * 2 + 64;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 static void log_warnings(const struct lh_config *c)
 {
     for (size_t i = 0; i < c->nwarnings; i++)
@@ -1140,6 +1157,7 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
     if (!srv.current)
         goto fail;
     const struct lh_config *c = &srv.current->cfg;
+    raise_fd_limit(c->max_connections);
     srv.per_ip = lh_iptable_new();
     srv.listen_fd = open_listener(c->host, c->port, &port, err, sizeof err);
     if (!srv.per_ip || srv.listen_fd < 0)
