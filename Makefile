@@ -15,7 +15,7 @@ CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/n
 CFLAGS   += -std=c11 $(OPT) $(SAN) -Wall -Wextra -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -MMD -MP
 LDFLAGS  += $(SAN) -pthread
-LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -llua5.4-cjson -lm
 TEST_LDLIBS := $(LDLIBS) -lcmocka
 PYTHON   ?= /usr/bin/python3
 

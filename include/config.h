@@ -56,6 +56,14 @@ int lh_config_defaults(struct lh_config *c);
  */
 int lh_config_load(struct lh_config *c, const char *path, char *err, size_t errlen);
 
+struct lua_State;
+
+/* Like lh_config_load, but run the file in L, which the caller created and prepared
+ * (libraries open, the functions config.lua may call installed). Whatever the chunk
+ * defines stays in L. */
+int lh_config_load_in(struct lh_config *c, const char *path, struct lua_State *L,
+                      char *err, size_t errlen);
+
 /* Free everything c owns and zero it. Safe on a zeroed struct. */
 void lh_config_free(struct lh_config *c);
 

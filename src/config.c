@@ -772,11 +772,9 @@ static char *folder_of(const char *path)
     return n == 0 ? strdup("/") : strndup(path, n);
 }
 
-int lh_config_load(struct lh_config *c, const char *path, char *err, size_t errlen)
+int lh_config_load_in(struct lh_config *c, const char *path, lua_State *L, char *err,
+                      size_t errlen)
 {
-    lua_State *L = NULL;
-    int rc = -1;
-
     if (lh_config_defaults(c) < 0)
         goto oom;
     free(c->dir);
@@ -784,20 +782,27 @@ int lh_config_load(struct lh_config *c, const char *path, char *err, size_t errl
     c->dir = folder_of(path);
     if (!c->path || !c->dir)
         goto oom;
-    L = luaL_newstate();
-    if (L == NULL)
-        goto oom;
-    lua_pushcfunction(L, open_libs);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK)
-        goto oom;
-    rc = run_config(L, c, err, errlen);
-    goto done;
+    if (run_config(L, c, err, errlen) == 0)
+        return 0;
+    lh_config_free(c);
+    return -1;
 oom:
     set_error(err, errlen, path, "not enough memory");
-done:
-    if (L != NULL)
-        lua_close(L);
-    if (rc < 0)
-        lh_config_free(c);
+    lh_config_free(c);
+    return -1;
+}
+
+int lh_config_load(struct lh_config *c, const char *path, char *err, size_t errlen)
+{
+    lua_State *L = luaL_newstate();
+    if (L == NULL) {
+        set_error(err, errlen, path, "not enough memory");
+        return -1;
+    }
+    lua_pushcfunction(L, open_libs);
+    int rc = lua_pcall(L, 0, 0, 0) == LUA_OK ? lh_config_load_in(c, path, L, err, errlen) : -1;
+    if (rc < 0 && lua_gettop(L) > 0)
+        set_error(err, errlen, path, "not enough memory");
+    lua_close(L);
     return rc;
 }

@@ -18,6 +18,7 @@
 #include "http.h"
 #include "iptable.h"
 #include "log.h"
+#include "lua_host.h"
 #include "response.h"
 #include "static.h"
 
@@ -60,6 +61,9 @@ struct settings {
     char *root_real;
     int access_fd;            /* -1 when the access log is off */
     struct lh_static st;
+    bool dev;
+    int nlua;
+    struct lh_lua **lua;      /* one Lua state per worker, made by running config.lua */
 };
 
 static void settings_release(struct settings *s)
@@ -71,12 +75,36 @@ static void settings_release(struct settings *s)
     if (s->access_fd >= 0)
         close(s->access_fd);
     free(s->root_real);
+    for (int i = 0; i < s->nlua; i++)
+        lh_lua_free(s->lua[i]);
+    free(s->lua);
     lh_config_free(&s->cfg);
     free(s);
 }
 
-/* Open what cfg names. Takes ownership of cfg's contents. NULL with err on failure. */
-static struct settings *settings_new(struct lh_config *cfg, char *err, size_t errlen)
+/* The worker Lua states: config.lua run once more for each, here, so that a file
+ * that fails to load is noticed before anything switches to it. */
+static int make_states(struct settings *s, int n, char *err, size_t errlen)
+{
+    s->lua = calloc((size_t)n, sizeof *s->lua);
+    if (!s->lua) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (; s->nlua < n; s->nlua++) {
+        struct lh_config scratch = {0};
+        s->lua[s->nlua] = lh_lua_new(s->cfg.path, &scratch, s->dev, err, errlen);
+        if (!s->lua[s->nlua])
+            return -1;
+        lh_config_free(&scratch);
+    }
+    return 0;
+}
+
+/* Open what cfg names and make a Lua state per worker. Takes ownership of cfg's
+ * contents. NULL with err on failure. */
+static struct settings *settings_new(struct lh_config *cfg, int nworkers, bool dev,
+                                     char *err, size_t errlen)
 {
     struct settings *s = calloc(1, sizeof *s);
     if (!s) {
@@ -87,6 +115,7 @@ static struct settings *settings_new(struct lh_config *cfg, char *err, size_t er
     s->cfg = *cfg;
     memset(cfg, 0, sizeof *cfg);
     s->access_fd = -1;
+    s->dev = dev;
     atomic_init(&s->refs, 1);
     s->root_fd = lh_static_open_root(s->cfg.docroot);
     s->root_real = s->root_fd >= 0 ? realpath(s->cfg.docroot, NULL) : NULL;
@@ -106,6 +135,8 @@ static struct settings *settings_new(struct lh_config *cfg, char *err, size_t er
                                .index = s->cfg.index,
                                .autoindex = s->cfg.autoindex,
                                .dotfiles = s->cfg.dotfiles};
+    if (make_states(s, nworkers, err, errlen) < 0)
+        goto fail;
     return s;
 fail:
     settings_release(s);
@@ -118,6 +149,7 @@ struct conn;
 
 struct worker {
     struct server *srv;
+    int id;                       /* index of this worker's Lua state in settings */
     pthread_t thread;
     struct event_base *base;
     struct event *accept_ev;
@@ -489,6 +521,14 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
     return (long)c->nreq + 1 < cfg->keepalive.max_requests;
 }
 
+static bool is_loopback(const struct lh_ipkey *k)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return (memcmp(k->b, v4mapped, 12) == 0 && k->b[12] == 127) ||
+           memcmp(k->b, v6loop, 16) == 0;
+}
+
 /* The request in c->in is complete (its head parsed into w->req): answer it. */
 static enum step answer(struct conn *c, const char *body, size_t body_len)
 {
@@ -507,10 +547,12 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
     struct lh_ctx ctx = {.req = req,
                          .resp = &w->resp,
                          .st = &w->set->st,
+                         .lua = w->set->lua[w->id],
                          .body = body,
                          .body_len = body_len,
                          .remote_addr = ip,
-                         .path = w->path,
+                         .dev_loopback = w->set->dev && is_loopback(&c->ip),
+                         .pathbuf = w->path,
                          .pathcap = w->pathcap};
     lh_dispatch(&ctx);
     log_access(c, req, w->resp.status, lh_response_body_bytes(&w->resp));
@@ -922,9 +964,10 @@ static void notify(struct worker *w)
         lh_log_error("error", "cannot wake worker: %s", strerror(errno));
 }
 
-static int worker_init(struct worker *w, struct server *srv)
+static int worker_init(struct worker *w, struct server *srv, int id)
 {
     w->srv = srv;
+    w->id = id;
     w->set = srv->current;
     atomic_fetch_add(&w->set->refs, 1);
     struct event_config *ec = event_config_new();
@@ -975,8 +1018,11 @@ int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char 
                           size_t errlen)
 {
     if (o->config_path) {
-        if (lh_config_load(c, o->config_path, err, errlen) < 0)
+        /* the same loading path as the workers' states: routes are checked too */
+        struct lh_lua *lua = lh_lua_new(o->config_path, c, o->dev, err, errlen);
+        if (!lua)
             return -1;
+        lh_lua_free(lua);
     } else if (lh_config_defaults(c) < 0) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -1069,7 +1115,7 @@ static void reload(struct server *srv)
     nc.port = cur->port;
     nc.workers = cur->workers;
     log_warnings(&nc);
-    struct settings *s = settings_new(&nc, err, sizeof err);
+    struct settings *s = settings_new(&nc, srv->nworkers, srv->opts->dev, err, sizeof err);
     if (!s) {
         lh_log_error("error", "reload failed, keeping the running configuration: %s", err);
         return;
@@ -1120,7 +1166,7 @@ static int start_workers(struct server *srv, int n)
         return -1;
     for (int i = 0; i < n; i++) {
         srv->nworkers = i + 1;
-        if (worker_init(&srv->workers[i], srv) < 0)
+        if (worker_init(&srv->workers[i], srv, i) < 0)
             return -1;
     }
     /* workers never take signals: the main thread's loop handles them */
@@ -1153,7 +1199,7 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
     }
     lh_log_set_error_fd(efd);
     log_warnings(cfg);
-    srv.current = settings_new(cfg, err, sizeof err);
+    srv.current = settings_new(cfg, cfg->workers, o->dev, err, sizeof err);
     if (!srv.current)
         goto fail;
     const struct lh_config *c = &srv.current->cfg;

@@ -1,0 +1,50 @@
+/* lua_host.h - the Lua side of luahttpd: one state per worker, made by running
+ * config.lua with route(), before(), after(), json and log installed; the request
+ * object handlers see; and every call into Lua, each under a time and memory limit. */
+#ifndef LH_LUA_HOST_H
+#define LH_LUA_HOST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "dispatch.h"
+
+struct lh_lua;
+
+/*
+ * Make a state and run config.lua (path) in it: settings go into c (which must be
+ * zeroed; it is filled as lh_config_load does), routes and hooks stay in the state.
+ * Returns the state, or NULL with a one-line message naming file and line in err
+ * (c is then freed).
+ */
+struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char *err,
+                          size_t errlen);
+
+/* Close the state. Safe on NULL. */
+void lh_lua_free(struct lh_lua *lua);
+
+/* Number of routes config.lua declared. */
+size_t lh_lua_route_count(const struct lh_lua *lua);
+
+/* Does a route name this method? (Methods neither standard nor routed get 501.) */
+bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len);
+
+/*
+ * The dispatch steps that run Lua. Each returns true when it answered (ctx->resp
+ * filled), false to let the request go on. A Lua error answers 500 (the error and its
+ * traceback go to the error log), a handler over handler_timeout_ms 503.
+ *   before: runs the before hooks in order; may rewrite ctx->path.
+ *   route:  runs the matching routes in precedence order until one returns something.
+ *   method_not_allowed: 405 with Allow when a route's pattern matched but not its method.
+ *   after:  runs the after hooks on ctx->resp (never declines).
+ */
+bool lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx);
+bool lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx);
+bool lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx);
+void lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx);
+
+/* End of a request: the request object handlers may have kept stops working. */
+void lh_lua_request_done(struct lh_lua *lua);
+
+#endif

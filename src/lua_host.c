@@ -1,0 +1,778 @@
+/* lua_host.c - Lua states, the request object, hooks and routes. See lua_host.h.
+ *
+ * Every call into Lua goes through call_protected(): a message handler adds the
+ * traceback, a count hook enforces limits.handler_timeout_ms, and the allocator
+ * enforces limits.lua_memory_mb. A handler that overruns its time keeps getting the
+ * timeout error at every instruction until it has returned, so a pcall in a loop
+ * cannot swallow it. A single long call into C (string.rep, a backtracking find)
+ * runs no Lua instructions and is bounded only by the memory limit. */
+#include "lua_host.h"
+
+#include "log.h"
+#include "lua_json.h"
+#include "path.h"
+#include "router.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REQ_META "luahttpd.request"
+#define HOOK_EVERY 1000 /* instructions between two looks at the clock */
+
+/* Registry slots of this module (light userdata keys). */
+static const char key_routes, key_before, key_after, key_host;
+
+struct lh_lua {
+    lua_State *L;
+    struct lh_router *router;
+    size_t mem_used, mem_limit;
+    long timeout_ms;
+    bool dev;
+    bool timed_out;           /* the current call ran out of time */
+    struct timespec deadline;
+    int req_ref;              /* the current request object, LUA_NOREF between requests */
+    struct lh_ctx *ctx;       /* the request being answered */
+};
+
+/* ---- memory and time limits ---------------------------------------------------------- */
+
+static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct lh_lua *lua = ud;
+    size_t old = ptr ? osize : 0;
+    if (nsize == 0) {
+        free(ptr);
+        lua->mem_used -= old;
+        return NULL;
+    }
+    if (lua->mem_limit && nsize > old && lua->mem_used + (nsize - old) > lua->mem_limit)
+        return NULL; /* Lua raises "not enough memory"; the state stays usable */
+    void *p = realloc(ptr, nsize);
+    if (p)
+        lua->mem_used = lua->mem_used - old + nsize;
+    return p;
+}
+
+static struct lh_lua *host_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_host);
+    struct lh_lua *lua = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lua;
+}
+
+static bool past(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void on_count(lua_State *L, lua_Debug *ar)
+{
+    struct lh_lua *lua = host_of(L);
+    if (!lua->timed_out && !past(&lua->deadline))
+        return;
+    if (!lua->timed_out) {
+        lua->timed_out = true;
+        /* from now on, fire at every instruction until the handler is left */
+        lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
+    }
+    luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
+               (int)lua->timeout_ms);
+}
+
+/* ---- calling into Lua ------------------------------------------------------------------- */
+
+static int traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+enum call_result { CALL_OK, CALL_ERROR, CALL_TIMEOUT, CALL_MEMORY };
+
+/*
+ * Call the function below nargs arguments on the stack, keeping every result.
+ * On failure the error with its traceback is logged (naming `what`) and the stack
+ * is back where it was below the function.
+ */
+static enum call_result call_protected(struct lh_lua *lua, int nargs, const char *what)
+{
+    lua_State *L = lua->L;
+    int fn = lua_gettop(L) - nargs;
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, fn);
+    lua->timed_out = false;
+    clock_gettime(CLOCK_MONOTONIC, &lua->deadline);
+    lua->deadline.tv_sec += lua->timeout_ms / 1000;
+    lua->deadline.tv_nsec += (lua->timeout_ms % 1000) * 1000000L;
+    if (lua->deadline.tv_nsec >= 1000000000L) {
+        lua->deadline.tv_sec++;
+        lua->deadline.tv_nsec -= 1000000000L;
+    }
+    lua_sethook(L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+    int rc = lua_pcall(L, nargs, LUA_MULTRET, fn);
+    lua_sethook(L, NULL, 0, 0);
+    lua_remove(L, fn);
+    if (rc == LUA_OK)
+        return CALL_OK;
+    enum call_result res = lua->timed_out ? CALL_TIMEOUT
+                           : rc == LUA_ERRMEM ? CALL_MEMORY : CALL_ERROR;
+    const char *msg = lua_tostring(L, -1);
+    if (res == CALL_MEMORY)
+        msg = "not enough memory (limits.lua_memory_mb)";
+    lh_log_error("error", "lua: %s: %s", what, msg ? msg : "(no message)");
+    if (lua->dev && lua->ctx && res != CALL_TIMEOUT) {
+        lua_pushfstring(L, "%s\n\n%s", what, msg ? msg : "");
+        lua->ctx->dev_error = strdup(lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    lua_gc(L, LUA_GCCOLLECT);
+    return res;
+}
+
+/* ---- the request object -------------------------------------------------------------- */
+
+/* The request behind the userdata at idx; raises once its request has ended. */
+static struct lh_ctx *check_req(lua_State *L, int idx)
+{
+    struct lh_ctx **p = luaL_checkudata(L, idx, REQ_META);
+    if (!*p)
+        luaL_error(L, "request object used after its request ended");
+    return *p;
+}
+
+/* Cached fields live in the userdata's user value (a table). */
+static bool cached(lua_State *L, int ud, const char *field)
+{
+    lua_getiuservalue(L, ud, 1);
+    lua_getfield(L, -1, field);
+    lua_remove(L, -2);
+    if (!lua_isnil(L, -1))
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+static void cache(lua_State *L, int ud, const char *field)
+{
+    lua_getiuservalue(L, ud, 1);
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, field);
+    lua_pop(L, 1);
+}
+
+static void push_headers(lua_State *L, const struct lh_request *r)
+{
+    lua_createtable(L, 0, (int)r->nheaders);
+    char name[256];
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        const struct lh_header *h = &r->headers[i];
+        size_t n = h->name_len < sizeof name ? h->name_len : sizeof name - 1;
+        for (size_t k = 0; k < n; k++)
+            name[k] = (char)((h->name[k] >= 'A' && h->name[k] <= 'Z') ? h->name[k] + 32
+                                                                        : h->name[k]);
+        lua_pushlstring(L, name, n);
+        lua_pushlstring(L, h->value, h->value_len);
+        lua_rawset(L, -3); /* a repeated header: the last one wins */
+    }
+}
+
+static void push_query(lua_State *L, const char *q, size_t len)
+{
+    lua_newtable(L);
+    luaL_Buffer b;
+    size_t i = 0;
+    while (q && i < len) {
+        size_t s = i;
+        while (i < len && q[i] != '&')
+            i++;
+        size_t e = s;
+        while (e < i && q[e] != '=')
+            e++;
+        if (i > s) {
+            char *out = luaL_buffinitsize(L, &b, e - s + 1);
+            luaL_pushresultsize(&b, lh_query_decode(q + s, e - s, out, e - s + 1));
+            size_t vlen = e < i ? i - e - 1 : 0;
+            out = luaL_buffinitsize(L, &b, vlen + 1);
+            luaL_pushresultsize(&b, e < i ? lh_query_decode(q + e + 1, vlen, out, vlen + 1) : 0);
+            lua_rawset(L, -3); /* the last value wins */
+        }
+        i++;
+    }
+}
+
+static int req_json(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    lua_getglobal(L, "json");
+    lua_getfield(L, -1, "decode");
+    lua_pushlstring(L, ctx->body, ctx->body_len);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        ctx->bad_json = true; /* becomes 400, not 500 */
+        return lua_error(L);
+    }
+    return 1;
+}
+
+static int req_index(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "method") == 0) {
+        lua_pushlstring(L, ctx->req->method, ctx->req->method_len);
+    } else if (strcmp(k, "path") == 0) {
+        lua_pushstring(L, ctx->path);
+    } else if (strcmp(k, "body") == 0) {
+        lua_pushlstring(L, ctx->body, ctx->body_len);
+    } else if (strcmp(k, "remote_addr") == 0) {
+        lua_pushstring(L, ctx->remote_addr);
+    } else if (strcmp(k, "json") == 0) {
+        lua_pushcfunction(L, req_json);
+    } else if (strcmp(k, "headers") == 0 || strcmp(k, "query") == 0 ||
+               strcmp(k, "params") == 0) {
+        if (cached(L, 1, k))
+            return 1;
+        if (k[0] == 'h')
+            push_headers(L, ctx->req);
+        else if (k[0] == 'q')
+            push_query(L, ctx->query, ctx->query_len);
+        else
+            lua_newtable(L);
+        cache(L, 1, k);
+    } else {
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+/* Only req.path may be set (a rewrite, by a before hook). */
+static int req_newindex(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "path") != 0)
+        return luaL_error(L, "req.%s is read-only (only req.path can be rewritten)", k);
+    const char *p = luaL_checkstring(L, 3);
+    if (p[0] != '/')
+        return luaL_error(L, "req.path must start with '/'");
+    lua_pushvalue(L, 3);
+    cache(L, 1, "rewritten"); /* keeps the string alive while ctx->path points at it */
+    lua_pop(L, 1);
+    ctx->path = lua_tostring(L, 3);
+    return 0;
+}
+
+static int req_tostring(lua_State *L)
+{
+    struct lh_ctx **p = luaL_checkudata(L, 1, REQ_META);
+    if (*p)
+        lua_pushfstring(L, "request %s", (*p)->path);
+    else
+        lua_pushliteral(L, "request (ended)");
+    return 1;
+}
+
+static const luaL_Reg req_meta[] = {
+    {"__index", req_index},
+    {"__newindex", req_newindex},
+    {"__tostring", req_tostring},
+    {NULL, NULL},
+};
+
+/* Push the current request's object, creating it on first use. */
+static void push_req(struct lh_lua *lua)
+{
+    lua_State *L = lua->L;
+    if (lua->req_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lua->req_ref);
+        return;
+    }
+    struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, 1);
+    *p = lua->ctx;
+    lua_newtable(L);
+    lua_setiuservalue(L, -2, 1);
+    luaL_setmetatable(L, REQ_META);
+    lua_pushvalue(L, -1);
+    lua->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lh_lua_request_done(struct lh_lua *lua)
+{
+    if (!lua)
+        return;
+    if (lua->req_ref != LUA_NOREF) {
+        lua_rawgeti(lua->L, LUA_REGISTRYINDEX, lua->req_ref);
+        *(struct lh_ctx **)lua_touserdata(lua->L, -1) = NULL;
+        lua_pop(lua->L, 1);
+        luaL_unref(lua->L, LUA_REGISTRYINDEX, lua->req_ref);
+        lua->req_ref = LUA_NOREF;
+    }
+    lua->ctx = NULL;
+}
+
+/* ---- what handlers return ----------------------------------------------------------- */
+
+static bool header_ok(const char *s)
+{
+    for (; *s; s++)
+        if (*s == '\r' || *s == '\n')
+            return false;
+    return true;
+}
+
+/* Add the headers table at idx to resp. Returns false on a bad header. */
+static bool add_headers(lua_State *L, int idx, struct lh_response *resp)
+{
+    if (lua_isnil(L, idx))
+        return true;
+    if (!lua_istable(L, idx)) {
+        lh_log_error("error", "lua: headers must be a table, got %s", luaL_typename(L, idx));
+        return false;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        const char *value = lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                                ? lua_tostring(L, -1)
+                                : NULL;
+        if (!name || !value || !header_ok(name) || !header_ok(value) || !*name) {
+            lh_log_error("error", "lua: bad response header %s", name ? name : "(not a string)");
+            lua_pop(L, 2);
+            return false;
+        }
+        lh_response_unset(resp, name);
+        lh_response_header(resp, name, value);
+        lua_pop(L, 1);
+    }
+    return true;
+}
+
+/*
+ * Turn the values a handler returned (stack from `base` to the top) into ctx->resp.
+ * Returns false when it returned nothing (the request goes on); answers 500 for
+ * values that make no response.
+ */
+static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    int n = lua_gettop(L) - base;
+    if (n == 0 || (lua_isnil(L, base + 1) && n == 1))
+        return false;
+    struct lh_response *resp = ctx->resp;
+    int status = 200, body = base + 1;
+    if (lua_type(L, base + 1) == LUA_TNUMBER) {
+        lua_Integer s;
+        if (!lua_isinteger(L, base + 1) || (s = lua_tointeger(L, base + 1)) < 200 || s > 599) {
+            lh_log_error("error", "lua: status must be an integer from 200 to 599");
+            lh_response_error(resp, 500);
+            return true;
+        }
+        status = (int)s;
+        body = base + 2;
+    }
+    int headers = body + 1;
+    lua_settop(L, base + 3 > headers ? base + 3 : headers);
+    lh_response_init(resp, status);
+    const char *ctype = NULL;
+    size_t len = 0;
+    const char *text = NULL;
+    if (lua_type(L, body) == LUA_TSTRING) {
+        text = lua_tolstring(L, body, &len);
+        ctype = "text/html; charset=utf-8";
+    } else if (lua_istable(L, body)) {
+        lua_getglobal(L, "json");
+        lua_getfield(L, -1, "encode");
+        lua_pushvalue(L, body);
+        if (call_protected(lua, 1, "encoding the returned table as JSON") != CALL_OK) {
+            lh_response_error(resp, 500);
+            return true;
+        }
+        lua_replace(L, body);
+        lua_pop(L, 1);
+        text = lua_tolstring(L, body, &len);
+        ctype = "application/json";
+    } else if (!lua_isnil(L, body)) {
+        lh_log_error("error", "lua: a body must be a string, a table or nil, got %s",
+                     luaL_typename(L, body));
+        lh_response_error(resp, 500);
+        return true;
+    }
+    if (ctype)
+        lh_response_header(resp, "Content-Type", ctype);
+    if (!add_headers(L, headers, resp)) {
+        lh_response_error(resp, 500);
+        return true;
+    }
+    if (text) {
+        char *copy = malloc(len ? len : 1);
+        if (!copy) {
+            lh_response_error(resp, 500);
+            return true;
+        }
+        memcpy(copy, text, len);
+        lh_response_body(resp, copy, len, copy);
+    }
+    return true;
+}
+
+/* A failed call becomes the response: 503 for a timeout, 400 for req:json() on bad
+ * JSON, 500 otherwise. */
+static void answer_failure(struct lh_ctx *ctx, enum call_result r)
+{
+    int status = r == CALL_TIMEOUT ? 503 : ctx->bad_json ? 400 : 500;
+    lh_response_error(ctx->resp, status);
+    if (status == 500 && ctx->dev_error && ctx->dev_loopback) {
+        /* --dev, asked from this machine: show what went wrong */
+        lh_response_unset(ctx->resp, "Content-Type");
+        lh_response_header(ctx->resp, "Content-Type", "text/plain; charset=utf-8");
+        lh_response_body(ctx->resp, ctx->dev_error, strlen(ctx->dev_error), ctx->dev_error);
+        ctx->dev_error = NULL;
+    }
+}
+
+/* Call the function on top with the request (and extra args already pushed after
+ * it: nextra) and turn its results into the response. */
+static bool run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nextra, const char *what)
+{
+    lua_State *L = lua->L;
+    int base = lua_gettop(L) - nextra - 1;
+    push_req(lua);
+    lua_insert(L, base + 2);
+    enum call_result r = call_protected(lua, nextra + 1, what);
+    bool answered;
+    if (r != CALL_OK) {
+        answer_failure(ctx, r);
+        answered = true;
+    } else {
+        answered = take_response(lua, base, ctx);
+    }
+    lua_settop(L, base);
+    return answered;
+}
+
+/* ---- steps -------------------------------------------------------------------------------- */
+
+static void begin(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    if (lua->ctx != ctx) {
+        lh_lua_request_done(lua);
+        lua->ctx = ctx;
+    }
+}
+
+bool lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    begin(lua, ctx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_before);
+    int hooks = lua_gettop(L);
+    lua_Integer n = luaL_len(L, hooks);
+    bool answered = false;
+    for (lua_Integer i = 1; i <= n && !answered; i++) {
+        lua_rawgeti(L, hooks, i);
+        answered = run_handler(lua, ctx, 0, "before hook");
+    }
+    lua_settop(L, hooks - 1);
+    return answered;
+}
+
+struct visit {
+    struct lh_lua *lua;
+    struct lh_ctx *ctx;
+};
+
+static bool visit_route(void *ud, const struct lh_route_match *m)
+{
+    struct visit *v = ud;
+    lua_State *L = v->lua->L;
+    push_req(v->lua);
+    int req = lua_gettop(L);
+    lua_newtable(L);
+    for (size_t i = 0; i < m->nparams; i++) {
+        lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
+        lua_setfield(L, -2, m->params[i].name);
+    }
+    cache(L, req, "params");
+    lua_settop(L, req - 1);
+    char what[300];
+    snprintf(what, sizeof what, "route %s %s", m->method, m->pattern);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_routes);
+    lua_rawgeti(L, -1, m->handler);
+    lua_remove(L, -2);
+    return run_handler(v->lua, v->ctx, 0, what);
+}
+
+bool lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    begin(lua, ctx);
+    if (lh_router_count(lua->router) == 0)
+        return false;
+    char method[32];
+    size_t n = ctx->req->method_len < sizeof method ? ctx->req->method_len : sizeof method - 1;
+    memcpy(method, ctx->req->method, n);
+    method[n] = '\0';
+    struct visit v = {lua, ctx};
+    return lh_router_match(lua->router, method, ctx->path, visit_route, &v, &ctx->route_matched,
+                           ctx->allow, sizeof ctx->allow);
+}
+
+bool lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    if (!ctx->route_matched || !ctx->allow[0])
+        return false;
+    lh_response_error(ctx->resp, 405);
+    lh_response_header(ctx->resp, "Allow", ctx->allow);
+    return true;
+}
+
+/* res.headers as a table, name -> value. */
+static void push_res(lua_State *L, const struct lh_response *resp)
+{
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, resp->status);
+    lua_setfield(L, -2, "status");
+    lua_createtable(L, 0, (int)resp->nheaders);
+    for (uint32_t i = 0; i < resp->nheaders; i++) {
+        lua_pushstring(L, resp->headers[i].value);
+        lua_setfield(L, -2, resp->headers[i].name);
+    }
+    lua_setfield(L, -2, "headers");
+}
+
+/* Make resp's headers what the table at idx says. */
+static void apply_headers(lua_State *L, int idx, struct lh_response *resp)
+{
+    struct lh_response fresh;
+    lh_response_init(&fresh, resp->status);
+    lua_getfield(L, idx, "headers");
+    if (lua_istable(L, -1) && add_headers(L, lua_gettop(L), &fresh)) {
+        resp->nheaders = 0;
+        resp->store_len = 0;
+        for (uint32_t i = 0; i < fresh.nheaders; i++)
+            lh_response_header(resp, fresh.headers[i].name, fresh.headers[i].value);
+    }
+    lua_pop(L, 1);
+}
+
+void lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    begin(lua, ctx);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_after);
+    int hooks = lua_gettop(L);
+    lua_Integer n = luaL_len(L, hooks);
+    for (lua_Integer i = 1; i <= n; i++) {
+        push_res(L, ctx->resp);
+        int res = lua_gettop(L);
+        lua_rawgeti(L, hooks, i);
+        push_req(lua);
+        lua_pushvalue(L, res);
+        if (call_protected(lua, 2, "after hook") != CALL_OK) {
+            answer_failure(ctx, CALL_ERROR);
+            break;
+        }
+        lua_settop(L, res);
+        apply_headers(L, res, ctx->resp);
+        lua_settop(L, hooks);
+    }
+    lua_settop(L, hooks - 1);
+}
+
+/* ---- functions config.lua calls -------------------------------------------------------- */
+
+static int api_route(lua_State *L)
+{
+    struct lh_lua *lua = host_of(L);
+    const char *method = luaL_checkstring(L, 1);
+    const char *pattern = luaL_checkstring(L, 2);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_routes);
+    lua_Integer id = luaL_len(L, -1) + 1;
+    char err[256];
+    if (lh_router_add(lua->router, method, pattern, (int)id, err, sizeof err) < 0)
+        return luaL_error(L, "route(\"%s\", \"%s\"): %s", method, pattern, err);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, -2, id);
+    return 0;
+}
+
+static int add_hook(lua_State *L, const void *key)
+{
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    lua_pushvalue(L, 1);
+    lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+    return 0;
+}
+
+static int api_before(lua_State *L) { return add_hook(L, &key_before); }
+static int api_after(lua_State *L) { return add_hook(L, &key_after); }
+
+/* log(...): its arguments, tostring'ed and tab-separated, to the error log. */
+static int api_log(lua_State *L)
+{
+    struct lh_lua *lua = host_of(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    int n = lua_gettop(L);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    lua_Debug ar;
+    int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
+    const char *where = line > 0 ? ar.short_src : "?";
+    if (lua->ctx)
+        lh_log_error("info", "lua: %s:%d: [%.*s %s] %s", where, line,
+                     (int)lua->ctx->req->method_len, lua->ctx->req->method, lua->ctx->path,
+                     lua_tostring(L, -1));
+    else
+        lh_log_error("info", "lua: %s:%d: %s", where, line, lua_tostring(L, -1));
+    return 0;
+}
+
+static int forbidden(lua_State *L)
+{
+    return luaL_error(L, "%s is not available in luahttpd (it would block or end the server)",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static void forbid(lua_State *L, const char *lib, const char *name)
+{
+    lua_getglobal(L, lib);
+    lua_pushfstring(L, "%s.%s", lib, name);
+    lua_pushcclosure(L, forbidden, 1);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+/* io.lines() and io.input() without a file name read stdin: refuse those forms. */
+static int io_named_only(lua_State *L)
+{
+    if (lua_isnoneornil(L, 1))
+        return luaL_error(L, "%s without a file name reads stdin, which is not available "
+                             "in luahttpd", lua_tostring(L, lua_upvalueindex(2)));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static void named_only(lua_State *L, const char *name)
+{
+    lua_getglobal(L, "io");
+    lua_getfield(L, -1, name);
+    lua_pushfstring(L, "io.%s", name);
+    lua_pushcclosure(L, io_named_only, 2);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+/* Protected: standard libraries without what blocks or ends the process, our API. */
+static int install(lua_State *L)
+{
+    luaL_openlibs(L);
+    forbid(L, "os", "exit");
+    forbid(L, "io", "read");
+    named_only(L, "lines");
+    named_only(L, "input");
+    lua_getglobal(L, "io");
+    lua_pushnil(L);
+    lua_setfield(L, -2, "stdin");
+    lua_pop(L, 1);
+    luaL_requiref(L, "json", lh_luaopen_json, 1);
+    lua_pop(L, 1);
+    lua_register(L, "route", api_route);
+    lua_register(L, "before", api_before);
+    lua_register(L, "after", api_after);
+    lua_register(L, "log", api_log);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_routes);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_before);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_after);
+    luaL_newmetatable(L, REQ_META);
+    luaL_setfuncs(L, req_meta, 0);
+    lua_pop(L, 1);
+    return 0;
+}
+
+struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char *err,
+                          size_t errlen)
+{
+    struct lh_lua *lua = calloc(1, sizeof *lua);
+    if (!lua)
+        goto oom;
+    lua->req_ref = LUA_NOREF;
+    lua->dev = dev;
+    lua->router = lh_router_new();
+    lua->L = lua_newstate(limited_alloc, lua);
+    if (!lua->router || !lua->L)
+        goto oom;
+    lua_pushlightuserdata(lua->L, lua);
+    lua_rawsetp(lua->L, LUA_REGISTRYINDEX, &key_host);
+    lua_pushcfunction(lua->L, install);
+    if (lua_pcall(lua->L, 0, 0, 0) != LUA_OK)
+        goto oom;
+    /* config.lua runs under the limits it is about to set: the defaults */
+    lua->timeout_ms = 2000;
+    lua->mem_limit = 64u << 20;
+    lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+    clock_gettime(CLOCK_MONOTONIC, &lua->deadline);
+    lua->deadline.tv_sec += 10; /* a config that loops forever fails instead of hanging */
+    int rc = path ? lh_config_load_in(c, path, lua->L, err, errlen) : lh_config_defaults(c);
+    lua_sethook(lua->L, NULL, 0, 0);
+    if (rc < 0) {
+        lh_lua_free(lua);
+        return NULL;
+    }
+    lua->timeout_ms = c->limits.handler_timeout_ms;
+    lua->mem_limit = (size_t)c->limits.lua_memory_mb << 20;
+    lua_gc(lua->L, LUA_GCCOLLECT);
+    return lua;
+oom:
+    snprintf(err, errlen, "%s: not enough memory for a Lua state", path);
+    lh_config_free(c);
+    lh_lua_free(lua);
+    return NULL;
+}
+
+void lh_lua_free(struct lh_lua *lua)
+{
+    if (!lua)
+        return;
+    if (lua->L)
+        lua_close(lua->L);
+    lh_router_free(lua->router);
+    free(lua);
+}
+
+size_t lh_lua_route_count(const struct lh_lua *lua)
+{
+    return lh_router_count(lua->router);
+}
+
+bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len)
+{
+    return lh_router_has_method(lua->router, method, len);
+}

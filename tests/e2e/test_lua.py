@@ -1,0 +1,305 @@
+"""CONTRACT section 3: routes, the request object, return values, hooks, helpers and
+errors in Lua; section 2's reload and --check for the Lua part of the config."""
+
+import json
+import os
+import signal
+import threading
+import time
+
+from harness import Reader, ServerTest, connect, curl, get, request, run
+
+API = r'''
+route("GET", "/hello/:name", function(req)
+  return { hello = req.params.name }
+end)
+route("GET", "/text", function(req) return "plain body" end)
+route("GET", "/full", function(req)
+  return 201, "made", { ["X-Thing"] = "yes", ["Content-Type"] = "text/plain" }
+end)
+route("GET", "/two", function(req) return "b", { ["X-Two"] = "2" } end)
+route("GET", "/nobody", function(req) return 204 end)
+route("GET", "/users/me", function(req) return "exact" end)
+route("GET", "/users/:id", function(req) return "capture " .. req.params.id end)
+route("GET", "/files/*", function(req) return "rest=" .. req.params["*"] end)
+route("GET", "/pass", function(req) end)
+route("GET", "/pass", function(req) return "second" end)
+route("GET", "/static.txt", function(req) end)
+route("POST", "/only-post", function(req) return "posted" end)
+route("PURGE", "/cache", function(req) return "purged" end)
+route("*", "/any", function(req) return req.method end)
+route("POST", "/echo", function(req)
+  return {
+    method = req.method, path = req.path, query = req.query,
+    headers = { x = req.headers["x-custom"], ct = req.headers["content-type"] },
+    body = req.body, remote = req.remote_addr,
+  }
+end)
+route("POST", "/json", function(req)
+  local t = req:json()
+  return { got = t, n = #t.list, empty = t.empty }
+end)
+route("GET", "/empty-array", function(req) return { items = json.empty_array, obj = {} } end)
+route("GET", "/roundtrip", function(req) return json.decode('{"a":[],"b":{}}') end)
+route("GET", "/boom", function(req) error("kaboom") end)
+route("GET", "/nil-index", function(req) local t = nil; return t.x end)
+route("GET", "/exit", function(req) os.exit(1) end)
+route("GET", "/stdin", function(req) return io.read("l") end)
+route("GET", "/loop", function(req) while true do end end)
+route("GET", "/pcall-loop", function(req)
+  while true do pcall(function() while true do end end) end
+end)
+route("GET", "/bomb", function(req)
+  local t, s = {}, string.rep("x", 1024 * 1024)
+  for i = 1, 1e9 do t[i] = s .. i end
+end)
+route("GET", "/after-bomb", function(req) return "still alive" end)
+kept = nil
+route("GET", "/keep", function(req) kept = req; return "kept" end)
+route("GET", "/use-kept", function(req) return kept.method end)
+route("GET", "/log", function(req) log("hello from", req.path, 42); return "logged" end)
+route("GET", "/bad-status", function(req) return 42, "x" end)
+route("GET", "/bad-header", function(req) return "x", { ["X-Bad"] = "a\r\nInjected: 1" } end)
+'''
+
+FILES = {"static.txt": "from disk", "index.html": "home", "only-post": "a file",
+         "sub/page.html": "sub page"}
+
+
+class Routes(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.s = self.server('error_log = "error.log"\nlimits = { handler_timeout_ms = 300, '
+                             'lua_memory_mb = 32 }\n' + API, files=FILES)
+
+    def errlog(self):
+        with open(os.path.join(self.s.dir, "error.log")) as f:
+            return f.read()
+
+    def test_table_is_json(self):
+        status, h, body = curl(self.s.url("/hello/world"))
+        self.assertEqual(status, 200)
+        self.assertEqual(h["content-type"], "application/json")
+        self.assertEqual(json.loads(body), {"hello": "world"})
+
+    def test_string_is_html(self):
+        status, h, body = curl(self.s.url("/text"))
+        self.assertEqual((status, body), (200, b"plain body"))
+        self.assertEqual(h["content-type"], "text/html; charset=utf-8")
+
+    def test_status_body_headers(self):
+        status, h, body = curl(self.s.url("/full"))
+        self.assertEqual((status, body, h["x-thing"]), (201, b"made", "yes"))
+        self.assertEqual(h["content-type"], "text/plain")
+        status, h, body = curl(self.s.url("/two"))
+        self.assertEqual((status, body, h["x-two"]), (200, b"b", "2"))
+        status, h, body = curl(self.s.url("/nobody"))
+        self.assertEqual((status, body), (204, b""))
+
+    def test_precedence_and_wildcard(self):
+        self.assertEqual(curl(self.s.url("/users/me"))[2], b"exact")
+        self.assertEqual(curl(self.s.url("/users/42"))[2], b"capture 42")
+        self.assertEqual(curl(self.s.url("/users/a%20b"))[2], b"capture a b")
+        self.assertEqual(curl(self.s.url("/files/a/b.txt"))[2], b"rest=a/b.txt")
+
+    def test_returning_nothing_passes_on(self):
+        self.assertEqual(curl(self.s.url("/pass"))[2], b"second")
+        self.assertEqual(curl(self.s.url("/static.txt"))[:3:2], (200, b"from disk"))
+
+    def test_get_routes_answer_head(self):
+        r, _ = request(self.s.port, b"HEAD /text HTTP/1.1\r\nHost: x\r\n\r\n" + get("/text"))
+        self.assertEqual((r.status, r.header("Content-Length")), (200, "10"))
+        # HEAD sent no body: the next response follows right away
+        s = connect(self.s.port)
+        s.sendall(b"HEAD /text HTTP/1.1\r\nHost: x\r\n\r\n" + get("/two"))
+        rd = Reader(s)
+        rd.response(head_request=True)
+        self.assertEqual(rd.response().body, b"b")
+        s.close()
+
+    def test_method_not_allowed(self):
+        status, h, _ = curl("-X", "DELETE", self.s.url("/hello/x"))
+        self.assertEqual(status, 405)
+        self.assertEqual(h["allow"], "GET, HEAD")
+        status, h, _ = curl(self.s.url("/only-post"))  # a static file serves it
+        self.assertEqual(status, 200)
+        status, h, _ = curl("-X", "PUT", self.s.url("/only-post"))
+        self.assertEqual(status, 405)
+
+    def test_methods_named_by_routes(self):
+        self.assertEqual(curl("-X", "PURGE", self.s.url("/cache"))[:3:2], (200, b"purged"))
+        self.assertEqual(curl("-X", "BREW", self.s.url("/cache"))[0], 501)
+        self.assertEqual(curl("-X", "PATCH", self.s.url("/any"))[2], b"PATCH")
+
+    def test_request_object(self):
+        status, _, body = curl("-X", "POST", "-H", "X-Custom: abc", "-H",
+                               "Content-Type: text/plain", "--data-binary", "the body",
+                               self.s.url("/echo?a=1&b=x+y&a=2&c=%2F"))
+        self.assertEqual(status, 200)
+        got = json.loads(body)
+        self.assertEqual(got["method"], "POST")
+        self.assertEqual(got["path"], "/echo")
+        self.assertEqual(got["query"], {"a": "2", "b": "x y", "c": "/"})
+        self.assertEqual(got["headers"], {"x": "abc", "ct": "text/plain"})
+        self.assertEqual(got["body"], "the body")
+        self.assertEqual(got["remote"], "127.0.0.1")
+
+    def test_req_json(self):
+        status, _, body = curl("-X", "POST", "--data-binary", '{"list":[1,2,3],"empty":[]}',
+                               self.s.url("/json"))
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"got": {"list": [1, 2, 3], "empty": []}, "n": 3,
+                                            "empty": []})
+        status, _, _ = curl("-X", "POST", "--data-binary", "{not json", self.s.url("/json"))
+        self.assertEqual(status, 400)
+
+    def test_empty_arrays_stay_arrays(self):
+        self.assertEqual(json.loads(curl(self.s.url("/empty-array"))[2]),
+                         {"items": [], "obj": {}})
+        self.assertEqual(json.loads(curl(self.s.url("/roundtrip"))[2]), {"a": [], "b": {}})
+
+    def test_error_gives_500_and_server_lives(self):
+        status, _, body = curl(self.s.url("/boom"))
+        self.assertEqual(status, 500)
+        self.assertNotIn(b"kaboom", body)  # no detail outside --dev
+        self.assertEqual(curl(self.s.url("/nil-index"))[0], 500)
+        self.wait_for(lambda: "kaboom" in self.errlog(), what="error in the log")
+        log = self.errlog()
+        self.assertRegex(log, r"config\.lua:\d+: kaboom")
+        self.assertIn("stack traceback", log)
+        self.assertIn("/boom", log)
+        self.assertEqual(curl(self.s.url("/text"))[2], b"plain body")
+
+    def test_blocked_functions(self):
+        for path in ("/exit", "/stdin"):
+            self.assertEqual(curl(self.s.url(path))[0], 500)
+        self.assertIsNone(self.s.proc.poll())
+        self.wait_for(lambda: "os.exit is not available" in self.errlog(), what="os.exit error")
+        self.assertIn("io.read is not available", self.errlog())
+
+    def test_timeout_503_others_served(self):
+        results = {}
+
+        def slow(path):
+            results[path] = curl(self.s.url(path), timeout=10)[0]
+
+        t = threading.Thread(target=slow, args=("/loop",))
+        t0 = time.time()
+        t.start()
+        time.sleep(0.05)
+        self.assertEqual(curl(self.s.url("/text"), timeout=5)[2], b"plain body")
+        t.join(10)
+        self.assertEqual(results["/loop"], 503)
+        self.assertLess(time.time() - t0, 3)
+        self.assertEqual(curl(self.s.url("/pcall-loop"), timeout=10)[0], 503)
+        self.assertEqual(curl(self.s.url("/text"))[2], b"plain body")
+
+    def test_memory_bomb_500_then_alive(self):
+        self.assertEqual(curl(self.s.url("/bomb"), timeout=20)[0], 500)
+        self.assertEqual(curl(self.s.url("/after-bomb"))[2], b"still alive")
+        self.assertIn("lua_memory_mb", self.errlog())
+
+    def test_kept_request_object_raises(self):
+        self.assertEqual(curl(self.s.url("/keep"))[2], b"kept")
+        self.assertEqual(curl(self.s.url("/use-kept"))[0], 500)
+        self.wait_for(lambda: "after its request ended" in self.errlog(), what="error")
+
+    def test_log_helper(self):
+        self.assertEqual(curl(self.s.url("/log"))[2], b"logged")
+        self.wait_for(lambda: "hello from\t/log\t42" in self.errlog(), what="log line")
+        self.assertRegex(self.errlog(), r"config\.lua:\d+: \[GET /log\] hello from")
+
+    def test_bad_return_values_500(self):
+        self.assertEqual(curl(self.s.url("/bad-status"))[0], 500)
+        status, h, _ = curl(self.s.url("/bad-header"))
+        self.assertEqual(status, 500)
+        self.assertNotIn("injected", h)
+
+
+class Hooks(ServerTest):
+    CONFIG = r'''
+before(function(req)
+  if req.path:sub(1, 5) == "/old/" then req.path = "/new/" .. req.path:sub(6) end
+  if req.path:sub(1, 8) == "/legacy/" then req.path = "/docs/" .. req.path:sub(9) end
+end)
+before(function(req)
+  if req.path:sub(1, 9) == "/private/" and req.headers["x-token"] ~= "s3cret" then
+    return 401, { error = "no token" }
+  end
+end)
+after(function(req, res)
+  res.headers["X-Status-Seen"] = tostring(res.status)
+  res.headers["X-Powered-By"] = "lua"
+end)
+route("GET", "/new/:name", function(req) return "new " .. req.params.name end)
+route("GET", "/private/data", function(req) return "secret data" end)
+'''
+
+    def test_before_rewrite_and_answer(self):
+        s = self.server(self.CONFIG, files={"docs/file.txt": "rewritten to disk"})
+        self.assertEqual(curl(s.url("/old/bob"))[2], b"new bob")
+        self.assertEqual(curl(s.url("/legacy/file.txt"))[2], b"rewritten to disk")
+        # a rewrite cannot leave the docroot: it is normalised like a request path
+        self.assertIn(curl(s.url("/legacy/..%2f..%2fconfig.lua"))[0], (403, 404))
+        status, _, body = curl(s.url("/private/data"))
+        self.assertEqual((status, json.loads(body)), (401, {"error": "no token"}))
+        self.assertEqual(curl("-H", "X-Token: s3cret", s.url("/private/data"))[2],
+                         b"secret data")
+
+    def test_after_sees_every_response(self):
+        s = self.server(self.CONFIG, files={"a.txt": "A"})
+        for path, status in (("/old/x", 200), ("/a.txt", 200), ("/missing", 404)):
+            st, h, _ = curl(s.url(path))
+            self.assertEqual(st, status)
+            self.assertEqual(h["x-status-seen"], str(status))
+            self.assertEqual(h["x-powered-by"], "lua")
+
+    def test_hook_error_is_500(self):
+        s = self.server('before(function(req) if req.path == "/x" then error("hook") end end)\n',
+                        files={"a.txt": "A"})
+        self.assertEqual(curl(s.url("/x"))[0], 500)
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+
+
+class LuaConfig(ServerTest):
+    def test_bad_route_pattern_is_a_config_error(self):
+        s = self.server('\nroute("GET", "no-slash", function() end)\n', expect_start=False)
+        self.assertEqual(s.wait(), 1)
+        self.assertRegex(s.stderr(), r"config\.lua:3:")
+        code, out, err = run(["--check", "-c", s.config_path])
+        self.assertEqual(code, 1)
+        self.assertIn("config.lua:3:", out + err)
+
+    def test_routes_in_required_module(self):
+        s = self.server('require("api")\n', dirfiles={
+            "scripts/api.lua": 'route("GET", "/m", function() return "from module" end)\n'})
+        self.assertEqual(curl(s.url("/m"))[2], b"from module")
+
+    def test_sighup_reloads_routes(self):
+        s = self.server('route("GET", "/v", function() return "one" end)\n')
+        kept = connect(s.port)
+        rd = Reader(kept)
+        kept.sendall(get("/v"))
+        self.assertEqual(rd.response().body, b"one")
+        s.rewrite_config('route("GET", "/v", function() return "two" end)\n')
+        s.signal(signal.SIGHUP)
+        self.wait_for(lambda: curl(s.url("/v"))[2] == b"two", what="new route")
+        kept.sendall(get("/v"))
+        self.assertEqual(rd.response().body, b"two")
+        s.rewrite_config('route("GET", "/v", function() return "three" end\n')
+        s.signal(signal.SIGHUP)
+        self.wait_for(lambda: "reload failed" in s.stderr(), what="reload error")
+        self.assertEqual(curl(s.url("/v"))[2], b"two")
+        kept.close()
+
+    def test_dev_error_page_for_loopback(self):
+        s = self.server('route("GET", "/boom", function() error("dev detail") end)\n',
+                        args=["--dev"])
+        status, _, body = curl(s.url("/boom"))
+        self.assertEqual(status, 500)
+        self.assertIn(b"dev detail", body)
+        self.assertIn(b"stack traceback", body)
+        plain = self.server('route("GET", "/boom", function() error("dev detail") end)\n')
+        status, _, body = curl(plain.url("/boom"))
+        self.assertEqual(status, 500)
+        self.assertNotIn(b"dev detail", body)
