@@ -37,6 +37,8 @@ struct lh_lua {
     bool timed_out;           /* the current call ran out of time */
     struct timespec deadline;
     int req_ref;              /* the current request object, LUA_NOREF between requests */
+    char err_file[512];       /* where the last error was raised (for --dev) */
+    int err_line;
     struct lh_ctx *ctx;       /* the request being answered */
 };
 
@@ -90,8 +92,23 @@ static void on_count(lua_State *L, lua_Debug *ar)
 
 /* ---- calling into Lua ------------------------------------------------------------------- */
 
+/* Remember the innermost Lua function on the stack: the line that failed. */
+static void note_error_position(lua_State *L)
+{
+    struct lh_lua *lua = host_of(L);
+    lua_Debug ar;
+    lua->err_line = 0;
+    for (int level = 1; lua_getstack(L, level, &ar); level++)
+        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && ar.source[0] == '@') {
+            snprintf(lua->err_file, sizeof lua->err_file, "%s", ar.source + 1);
+            lua->err_line = ar.currentline;
+            return;
+        }
+}
+
 static int traceback(lua_State *L)
 {
+    note_error_position(L);
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -104,6 +121,87 @@ static int traceback(lua_State *L)
 }
 
 enum call_result { CALL_OK, CALL_ERROR, CALL_TIMEOUT, CALL_MEMORY };
+
+static void put_html(FILE *f, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        switch (s[i]) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(s[i], f);
+        }
+    }
+}
+
+static void put_html_str(FILE *f, const char *s) { put_html(f, s, strlen(s)); }
+
+/* A few lines of the failing file around the failing line. */
+static void put_source(FILE *f, const char *file, int line)
+{
+    FILE *src = line > 0 ? fopen(file, "r") : NULL;
+    if (!src)
+        return;
+    fputs("<h2>", f);
+    put_html_str(f, file);
+    fprintf(f, ":%d</h2>\n<pre class=\"src\">", line);
+    char buf[1024];
+    for (int n = 1; n <= line + 4 && fgets(buf, sizeof buf, src); n++)
+        if (n >= line - 4) {
+            fprintf(f, n == line ? "<b>%5d | " : "%5d | ", n);
+            put_html_str(f, buf);
+            if (n == line)
+                fputs("</b>", f);
+        }
+    fclose(src);
+    fputs("</pre>\n", f);
+}
+
+static void put_request(FILE *f, const struct lh_ctx *ctx)
+{
+    const struct lh_request *r = ctx->req;
+    fputs("<h2>Request</h2>\n<table>\n<tr><th>request</th><td>", f);
+    put_html(f, r->method, r->method_len);
+    fputc(' ', f);
+    put_html(f, r->target, r->target_len);
+    fprintf(f, " HTTP/1.%d</td></tr>\n<tr><th>client</th><td>", r->version == 10 ? 0 : 1);
+    put_html_str(f, ctx->remote_addr);
+    fputs("</td></tr>\n", f);
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        fputs("<tr><th>", f);
+        put_html(f, r->headers[i].name, r->headers[i].name_len);
+        fputs("</th><td>", f);
+        put_html(f, r->headers[i].value, r->headers[i].value_len);
+        fputs("</td></tr>\n", f);
+    }
+    fprintf(f, "<tr><th>body</th><td>%zu bytes</td></tr>\n</table>\n", ctx->body_len);
+}
+
+/* --dev: the 500 page for a loopback client. Returns a malloc'd HTML page or NULL. */
+static char *dev_page(const struct lh_lua *lua, const char *what, const char *msg)
+{
+    char *page = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&page, &len);
+    if (!f)
+        return NULL;
+    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>500 Lua error</title>\n"
+          "<style>body{font:15px/1.5 system-ui,sans-serif;margin:2rem;max-width:60rem}"
+          "pre{background:#f4f4f4;padding:1rem;overflow-x:auto}b{background:#fdd}"
+          "th{text-align:left;padding-right:1rem;vertical-align:top}</style></head>\n"
+          "<body>\n<h1>500: Lua error</h1>\n<p>in ", f);
+    put_html_str(f, what);
+    fputs("</p>\n<pre class=\"err\">", f);
+    put_html_str(f, msg);
+    fputs("</pre>\n", f);
+    put_source(f, lua->err_file, lua->err_line);
+    put_request(f, lua->ctx);
+    fputs("<p><small>luahttpd shows this page because it runs with --dev and you are on "
+          "this machine; other clients get a plain 500.</small></p>\n</body></html>\n", f);
+    fclose(f);
+    return page;
+}
 
 /*
  * Call the function below nargs arguments on the stack, keeping every result.
@@ -136,10 +234,9 @@ static enum call_result call_protected(struct lh_lua *lua, int nargs, const char
     if (res == CALL_MEMORY)
         msg = "not enough memory (limits.lua_memory_mb)";
     lh_log_error("error", "lua: %s: %s", what, msg ? msg : "(no message)");
-    if (lua->dev && lua->ctx && res != CALL_TIMEOUT) {
-        lua_pushfstring(L, "%s\n\n%s", what, msg ? msg : "");
-        lua->ctx->dev_error = strdup(lua_tostring(L, -1));
-        lua_pop(L, 1);
+    if (lua->dev && lua->ctx && lua->ctx->dev_loopback && res != CALL_TIMEOUT) {
+        free(lua->ctx->dev_error);
+        lua->ctx->dev_error = dev_page(lua, what, msg ? msg : "");
     }
     lua_pop(L, 1);
     lua_gc(L, LUA_GCCOLLECT);
@@ -439,8 +536,6 @@ static void answer_failure(struct lh_ctx *ctx, enum call_result r)
     lh_response_error(ctx->resp, status);
     if (status == 500 && ctx->dev_error && ctx->dev_loopback) {
         /* --dev, asked from this machine: show what went wrong */
-        lh_response_unset(ctx->resp, "Content-Type");
-        lh_response_header(ctx->resp, "Content-Type", "text/plain; charset=utf-8");
         lh_response_body(ctx->resp, ctx->dev_error, strlen(ctx->dev_error), ctx->dev_error);
         ctx->dev_error = NULL;
     }

@@ -39,6 +39,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <dirent.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -181,6 +183,8 @@ struct server {
     struct settings *current;
     const struct lh_options *opts;
     struct event_base *main_base;
+    struct event *watch;          /* --dev: polls the Lua files for changes */
+    uint64_t watched;             /* signature of what the last poll saw */
 };
 
 /* ---- connections --------------------------------------------------------------- */
@@ -1135,6 +1139,67 @@ static void reload(struct server *srv)
                  s->cfg.path ? s->cfg.path : "(built-in defaults)");
 }
 
+/* ---- --dev: reload when a Lua file changes ------------------------------------------ */
+
+static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ULL; }
+
+/* Fold the size and modification time of every *.lua file under dir (a few levels
+ * deep) into h: config.lua, the modules in scripts/ and whatever sits beside them. */
+static uint64_t sign_lua_files(uint64_t h, const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return h;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0)
+            continue;
+        size_t n = strlen(de->d_name);
+        if (S_ISDIR(st.st_mode) && depth > 0)
+            h = sign_lua_files(h, path, depth - 1);
+        else if (S_ISREG(st.st_mode) && n > 4 && strcmp(de->d_name + n - 4, ".lua") == 0)
+            h = mix(mix(mix(h, (uint64_t)st.st_size), (uint64_t)st.st_mtim.tv_sec),
+                    (uint64_t)st.st_mtim.tv_nsec ^ st.st_ino);
+    }
+    closedir(d);
+    return h;
+}
+
+static uint64_t lua_files_signature(const struct server *srv)
+{
+    const struct lh_config *c = &srv->current->cfg;
+    if (!c->path)
+        return 0;
+    uint64_t h = sign_lua_files(1469598103934665603ULL, c->dir, 0);
+    char scripts[PATH_MAX];
+    snprintf(scripts, sizeof scripts, "%s/scripts", c->dir);
+    return sign_lua_files(h, scripts, 3);
+}
+
+static void on_watch(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    uint64_t sig = lua_files_signature(srv);
+    if (sig == srv->watched)
+        return;
+    srv->watched = sig; /* a broken save is reported once, not at every poll */
+    lh_log_error("notice", "--dev: a Lua file changed, reloading");
+    reload(srv);
+}
+
+static int start_watching(struct server *srv)
+{
+    srv->watched = lua_files_signature(srv);
+    srv->watch = event_new(srv->main_base, -1, EV_PERSIST, on_watch, srv);
+    struct timeval every = {0, 250000};
+    return srv->watch && event_add(srv->watch, &every) == 0 ? 0 : -1;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *srv = arg;
@@ -1217,6 +1282,10 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
         if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0)
             goto fail;
     }
+    if (o->dev && start_watching(&srv) < 0) {
+        snprintf(err, sizeof err, "--dev: cannot watch the Lua files");
+        goto fail;
+    }
     if (start_workers(&srv, c->workers) < 0) {
         snprintf(err, sizeof err, "cannot start %d workers", c->workers);
         goto fail;
@@ -1248,6 +1317,8 @@ out:
     for (int i = 0; i < 3; i++)
         if (sigs[i])
             event_free(sigs[i]);
+    if (srv.watch)
+        event_free(srv.watch);
     if (srv.main_base)
         event_base_free(srv.main_base);
     if (srv.listen_fd >= 0)

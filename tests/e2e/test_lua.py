@@ -293,13 +293,46 @@ class LuaConfig(ServerTest):
         kept.close()
 
     def test_dev_error_page_for_loopback(self):
-        s = self.server('route("GET", "/boom", function() error("dev detail") end)\n',
+        s = self.server('-- line 2\nroute("GET", "/boom", function()\n'
+                        '  local x = "<tag>"\n  error("dev detail " .. x)\nend)\n',
                         args=["--dev"])
-        status, _, body = curl(s.url("/boom"))
+        status, h, body = curl("-H", "X-Probe: seen", s.url("/boom?q=1"))
         self.assertEqual(status, 500)
-        self.assertIn(b"dev detail", body)
+        self.assertIn("text/html", h["content-type"])
+        self.assertIn(b"dev detail &lt;tag&gt;", body)      # the error, escaped
         self.assertIn(b"stack traceback", body)
+        self.assertRegex(body, rb"<b>\s*5 \|\s+error\(")     # the failing line, marked
+        self.assertIn(b"local x", body)                      # and the lines around it
+        self.assertIn(b"GET /boom?q=1", body)                # the request summary
+        self.assertIn(b"X-Probe", body)
         plain = self.server('route("GET", "/boom", function() error("dev detail") end)\n')
         status, _, body = curl(plain.url("/boom"))
         self.assertEqual(status, 500)
         self.assertNotIn(b"dev detail", body)
+
+
+class DevMode(ServerTest):
+    def test_dev_reloads_on_save(self):
+        s = self.server('require("greeting")\nroute("GET", "/v", function() return "one" end)\n',
+                        args=["--dev"],
+                        dirfiles={"scripts/greeting.lua":
+                                  'route("GET", "/g", function() return "hi" end)\n'})
+        self.assertEqual(curl(s.url("/v"))[2], b"one")
+        time.sleep(0.05)
+        s.rewrite_config('require("greeting")\nroute("GET", "/v", function() return "two" end)\n')
+        t = time.time()
+        self.wait_for(lambda: curl(s.url("/v"))[2] == b"two", timeout=3, what="config edit")
+        self.assertLess(time.time() - t, 1.5)
+        with open(os.path.join(s.dir, "scripts", "greeting.lua"), "w") as f:
+            f.write('route("GET", "/g", function() return "hello" end)\n')
+        self.wait_for(lambda: curl(s.url("/g"))[2] == b"hello", timeout=3, what="module edit")
+        # a broken save keeps the last good config serving
+        s.rewrite_config('route("GET", "/v", function() return "three" end\n')
+        self.wait_for(lambda: "reload failed" in s.stderr(), what="reload error")
+        self.assertEqual(curl(s.url("/v"))[2], b"two")
+
+    def test_without_dev_no_reload_on_save(self):
+        s = self.server('route("GET", "/v", function() return "one" end)\n')
+        s.rewrite_config('route("GET", "/v", function() return "two" end)\n')
+        time.sleep(1.0)
+        self.assertEqual(curl(s.url("/v"))[2], b"one")
