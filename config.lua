@@ -50,14 +50,33 @@ limits = {
   lua_memory_mb      = 64,       -- memory one Lua state may use; over it the request gets 500
 }
 
--- Lua routes ------------------------------------------------------------------------
+-- Lua routes and hooks ----------------------------------------------------------------
 --
--- Routes answer requests with Lua code instead of files. They are written like this
--- (uncomment to try; a handler returns a status, a body and headers, or just a body):
---
--- route("GET", "/hello/:name", function(req)
---   return { hello = req.params.name }      -- a table is sent as JSON
--- end)
---
--- Larger sets of routes can live in scripts/, next to this file:
---   require("api")                          -- loads scripts/api.lua
+-- A route answers requests for a path pattern with a Lua function. ":name" captures a
+-- segment into req.params.name, a final "*" the rest of the path. A handler returns a
+-- body (a string, or a table sent as JSON), or status, body, headers; returning
+-- nothing passes the request on to the next route, then to the files in docroot.
+
+route("GET", "/hello/:name", function(req)
+  return { hello = req.params.name }    -- GET /hello/world -> {"hello":"world"}
+end)
+
+-- Routes can live in their own files in scripts/: this one is a small JSON API.
+local api = require("api")
+
+-- A before hook runs for every request before routing: here, a token for /admin/.
+before(function(req)
+  if req.path:sub(1, 7) == "/admin/" and req.headers["authorization"] ~= "Bearer letmein" then
+    return 401, { error = "this needs: Authorization: Bearer letmein" },
+           { ["WWW-Authenticate"] = "Bearer" }
+  end
+end)
+
+route("GET", "/admin/stats", function(req)
+  return { items = api.count() }
+end)
+
+-- An after hook sees every response, files and errors included.
+after(function(req, res)
+  res.headers["X-Powered-By"] = "luahttpd"
+end)

@@ -110,3 +110,42 @@ class Setup(ServerTest):
             time.sleep(0.05)
         self.assertIsNotNone(m, s.stderr())
         self.assertEqual(curl("http://[::1]:%s/a.txt" % m.group(1))[2], b"six")
+
+
+class Showcase(ServerTest):
+    """The shipped config.lua and scripts/api.lua work as their comments say."""
+
+    def test_shipped_api_hooks_and_site(self):
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            out = os.path.join(d, "out")
+            with open(out, "w") as o:
+                proc = subprocess.Popen([BINARY, "-c", os.path.join(REPO, "config.lua"),
+                                         "-p", "0"], stdout=o, stderr=subprocess.DEVNULL)
+            try:
+                m = wait_line(out, r"listening on http://127\.0\.0\.1:(\d+)/", proc, 5)
+                self.assertIsNotNone(m)
+                base = "http://127.0.0.1:%s" % m.group(1)
+                status, h, body = curl(base + "/api/items")
+                self.assertEqual((status, body), (200, b"[]"))
+                self.assertEqual(h["x-powered-by"], "luahttpd")
+                status, h, body = curl("-X", "POST", "-d", '{"name":"milk"}', base + "/api/items")
+                self.assertEqual(status, 201)
+                self.assertEqual(json.loads(body), {"id": 1, "name": "milk"})
+                self.assertEqual(h["location"], "/api/items/1")
+                self.assertEqual(curl("-X", "POST", "-d", "nope", base + "/api/items")[0], 400)
+                self.assertEqual(json.loads(curl(base + "/api/items/1")[2])["name"], "milk")
+                self.assertEqual(json.loads(curl(base + "/api/items")[2]),
+                                 [{"id": 1, "name": "milk"}])
+                self.assertEqual(json.loads(curl(base + "/hello/world")[2]), {"hello": "world"})
+                self.assertEqual(curl(base + "/admin/stats")[0], 401)
+                status, _, body = curl("-H", "Authorization: Bearer letmein", base + "/admin/stats")
+                self.assertEqual((status, json.loads(body)), (200, {"items": 1}))
+                self.assertEqual(curl("-X", "DELETE", base + "/api/items/1")[0], 204)
+                self.assertEqual(curl(base + "/api/items/1")[0], 404)
+                status, h, _ = curl(base + "/")
+                self.assertEqual((status, h["x-powered-by"]), (200, "luahttpd"))
+                self.assertEqual(curl(base + "/no-such-page")[0], 404)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=5)

@@ -18,6 +18,7 @@
 #include <lua.h>
 
 #include "config.h"
+#include "lua_host.h"
 
 struct fx {
     char dir[64];        /* the temporary folder */
@@ -507,10 +508,15 @@ static void test_shipped_config(void **state)
     struct fx *f = *state;
     if (access("config.lua", R_OK) != 0 || access("src/config.c", R_OK) != 0)
         skip();
-    if (lh_config_load(&f->c, "config.lua", f->err, sizeof f->err) != 0)
+    /* it declares routes, so it loads through the Lua host, as the server does */
+    struct lh_lua *lua = lh_lua_new("config.lua", &f->c, false, f->err, sizeof f->err);
+    if (lua == NULL)
         fail_msg("shipped config.lua: %s", f->err);
     check_default_values(&f->c);
     assert_string_equal(f->c.docroot, "html");
+    assert_int_equal(f->c.nwarnings, 0);
+    assert_true(lh_lua_route_count(lua) >= 5); /* /hello, the API, /admin/stats */
+    lh_lua_free(lua);
 }
 
 /* ---- copy and free -------------------------------------------------------------- */
