@@ -52,7 +52,7 @@ typedef bool (*lh_route_visit)(void *ud, const struct lh_route_match *m);
  *
  * *path_matched (if not NULL) is set to whether any route's pattern matched path,
  * whatever its method. allow (if not NULL) receives the methods of the routes whose
- * pattern matched, as an Allow header value in declaration order without repeats
+ * pattern matched, as an Allow header value in the order they were tried, without repeats
  * ("GET, HEAD, POST"; "GET" routes add "HEAD" too), NUL-terminated, cut to allowsz.
  */
 bool lh_router_match(const struct lh_router *r, const char *method, const char *path,

@@ -24,6 +24,7 @@
 
 #define REQ_META "luahttpd.request"
 #define HOOK_EVERY 1000 /* instructions between two looks at the clock */
+#define CONFIG_SECONDS 5 /* config.lua itself must finish within this */
 
 /* Registry slots of this module (light userdata keys). */
 static const char key_routes, key_before, key_after, key_host;
@@ -834,7 +835,7 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     lua->mem_limit = 64u << 20;
     lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
     clock_gettime(CLOCK_MONOTONIC, &lua->deadline);
-    lua->deadline.tv_sec += 10; /* a config that loops forever fails instead of hanging */
+    lua->deadline.tv_sec += CONFIG_SECONDS; /* a config that loops fails, not hangs */
     int rc = path ? lh_config_load_in(c, path, lua->L, err, errlen) : lh_config_defaults(c);
     lua_sethook(lua->L, NULL, 0, 0);
     if (rc < 0) {

@@ -202,6 +202,8 @@ oom:
 
 bool lh_router_has_method(const struct lh_router *r, const char *method, size_t len)
 {
+    if (len == 1 && method[0] == '*')
+        return false; /* "*" routes take any method; they do not name the method "*" */
     for (size_t i = 0; i < r->count; i++)
         if (strlen(r->all[i]->method) == len && memcmp(r->all[i]->method, method, len) == 0)
             return true;

@@ -1,0 +1,189 @@
+/* Unit tests for lua_host.c: the request object's lifetime and lazy fields, return
+ * values, the memory cap and the time limit, without sockets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lua_host.h"
+
+struct fx {
+    char dir[64], path[96];
+    struct lh_config cfg;
+    struct lh_lua *lua;
+    struct lh_request req;
+    struct lh_response resp;
+    char pathbuf[256];
+    char raw[512];
+};
+
+static const char CONFIG[] =
+    "limits = { handler_timeout_ms = 100, lua_memory_mb = 8 }\n"
+    "route('GET', '/hello/:name', function(req) return { hello = req.params.name } end)\n"
+    "route('GET', '/decline', function(req) end)\n"
+    "route('GET', '/keep', function(req) kept = req return 'kept' end)\n"
+    "route('GET', '/use-kept', function(req) return kept.method end)\n"
+    "route('GET', '/same', function(req)\n"
+    "  return tostring(req.headers == req.headers and req.query == req.query) end)\n"
+    "route('GET', '/q', function(req) return req.query.a .. '|' .. req.query.b end)\n"
+    "route('GET', '/loop', function(req) while true do end end)\n"
+    "route('GET', '/pcall', function(req) while true do pcall(function() while true do end end) end end)\n"
+    "route('GET', '/big', function(req) return string.rep('x', 16 * 1024 * 1024) end)\n"
+    "route('GET', '/grow', function(req) local t = {} for i = 1, 1e8 do t[i] = i end end)\n"
+    "route('GET', '/ok', function(req) return 'fine' end)\n"
+    "route('GET', '/exit', function(req) os.exit(3) end)\n";
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/lh-lua-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/config.lua", f->dir);
+    FILE *fp = fopen(f->path, "w");
+    fputs(CONFIG, fp);
+    fclose(fp);
+    char err[512];
+    f->lua = lh_lua_new(f->path, &f->cfg, false, err, sizeof err);
+    if (!f->lua)
+        fail_msg("%s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    lh_lua_free(f->lua);
+    lh_config_free(&f->cfg);
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* GET target through the route step; returns the status (0: declined) and leaves the
+ * body in f->resp. */
+static int get(struct fx *f, const char *target)
+{
+    snprintf(f->raw, sizeof f->raw, "GET %s HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\r\n", target);
+    size_t scanned = 0;
+    assert_true(lh_http_parse_head(f->raw, strlen(f->raw), &scanned, 8192, &f->req) > 0);
+    const char *q = strchr(f->req.target, '?');
+    size_t plen = q ? (size_t)(q - f->req.target) : strcspn(f->req.target, " ");
+    memcpy(f->pathbuf, f->req.target, plen);
+    f->pathbuf[plen] = '\0';
+    struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .lua = f->lua, .body = "",
+                         .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
+                         .pathcap = sizeof f->pathbuf, .path = f->pathbuf,
+                         .query = q ? q + 1 : NULL,
+                         .query_len = q ? strcspn(q + 1, " ") : 0};
+    lh_response_free(&f->resp);
+    lh_response_init(&f->resp, 200);
+    bool answered = lh_lua_route(f->lua, &ctx);
+    lh_lua_request_done(f->lua);
+    free(ctx.dev_error);
+    return answered ? f->resp.status : 0;
+}
+
+static void assert_body(struct fx *f, const char *want)
+{
+    assert_int_equal(f->resp.body_len, strlen(want));
+    assert_memory_equal(f->resp.body, want, strlen(want));
+}
+
+static void test_route_and_json(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/hello/ann"), 200);
+    assert_body(f, "{\"hello\":\"ann\"}");
+    assert_string_equal(lh_response_get(&f->resp, "Content-Type"), "application/json");
+    assert_int_equal(get(f, "/decline"), 0);
+    assert_int_equal(get(f, "/nothing"), 0);
+    lh_response_free(&f->resp);
+}
+
+static void test_request_object_lifetime(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/keep"), 200);
+    assert_int_equal(get(f, "/use-kept"), 500); /* the kept object raises, no crash */
+    assert_int_equal(get(f, "/ok"), 200);
+    lh_response_free(&f->resp);
+}
+
+static void test_lazy_fields_are_cached(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/same"), 200);
+    assert_body(f, "true");
+    assert_int_equal(get(f, "/q?a=1+2&b=%41&a=3"), 200);
+    assert_body(f, "3|A");
+    lh_response_free(&f->resp);
+}
+
+static void test_time_limit(void **state)
+{
+    struct fx *f = *state;
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    assert_int_equal(get(f, "/loop"), 503);
+    assert_int_equal(get(f, "/pcall"), 503); /* pcall cannot swallow the timeout */
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    assert_true(secs < 2.0);
+    assert_int_equal(get(f, "/ok"), 200); /* and the state is fine afterwards */
+    lh_response_free(&f->resp);
+}
+
+static void test_memory_cap(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/big"), 500);
+    assert_int_equal(get(f, "/grow"), 500);
+    assert_int_equal(get(f, "/ok"), 200);
+    assert_body(f, "fine");
+    lh_response_free(&f->resp);
+}
+
+static void test_os_exit_raises(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/exit"), 500); /* and we are still here */
+    lh_response_free(&f->resp);
+}
+
+static void test_config_errors(void **state)
+{
+    struct fx *f = *state;
+    FILE *fp = fopen(f->path, "w");
+    fputs("port = 8080\nroute('GET', 'bad', function() end)\n", fp);
+    fclose(fp);
+    struct lh_config c = {0};
+    char err[512];
+    assert_null(lh_lua_new(f->path, &c, false, err, sizeof err));
+    assert_non_null(strstr(err, "config.lua:2:"));
+    fp = fopen(f->path, "w");
+    fputs("while true do end\n", fp);
+    fclose(fp);
+    memset(&c, 0, sizeof c);
+    assert_null(lh_lua_new(f->path, &c, false, err, sizeof err)); /* a config that hangs */
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_route_and_json),  T(test_request_object_lifetime), T(test_lazy_fields_are_cached),
+        T(test_time_limit),      T(test_memory_cap),              T(test_os_exit_raises),
+        T(test_config_errors),
+    };
+#undef T
+    return cmocka_run_group_tests_name("lua_host", tests, NULL, NULL);
+}
