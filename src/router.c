@@ -81,6 +81,18 @@ void lh_router_free(struct lh_router *r)
 
 size_t lh_router_count(const struct lh_router *r) { return r->count; }
 
+/* The segment at p after any slashes; its length in *len (0 at the end). */
+static const char *next_segment(const char *p, size_t *len)
+{
+    while (*p == '/')
+        p++;
+    const char *e = p;
+    while (*e && *e != '/')
+        e++;
+    *len = (size_t)(e - p);
+    return p;
+}
+
 /* ---- adding ---------------------------------------------------------------------------- */
 
 static bool is_token(const char *s)
@@ -153,12 +165,9 @@ int lh_router_add(struct lh_router *r, const char *method, const char *pattern, 
     struct node *n = &r->root;
     bool rest = false;
     for (const char *p = pattern; *p;) {
-        while (*p == '/')
-            p++;
-        const char *e = p;
-        while (*e && *e != '/')
-            e++;
-        size_t len = (size_t)(e - p);
+        size_t len;
+        p = next_segment(p, &len);
+        const char *e = p + len;
         if (len == 0)
             break;
         if (rest) {
@@ -273,12 +282,9 @@ static bool try_routes(struct walk *w, struct route **list, size_t n, const char
 /* Match the rest of the path at p against node n. */
 static bool walk(struct walk *w, const struct node *n, const char *p)
 {
-    while (*p == '/')
-        p++;
-    const char *e = p;
-    while (*e && *e != '/')
-        e++;
-    size_t len = (size_t)(e - p);
+    size_t len;
+    p = next_segment(p, &len);
+    const char *e = p + len;
     if (len == 0)
         return try_routes(w, n->ends, n->nends, NULL, 0) ||
                try_routes(w, n->rests, n->nrests, p, 0);
