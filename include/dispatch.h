@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "http.h"
 #include "response.h"
@@ -31,10 +32,30 @@ struct lh_ctx {
     bool route_matched;           /* a route's pattern matched the path */
     bool bad_json;                /* req:json() failed: the error is the client's (400) */
     char allow[128];              /* methods of the routes whose pattern matched */
-    char *dev_error;              /* --dev: the last Lua error with its traceback */
+    char *dev_error;              /* --dev: the page for the last Lua error */
+    /* progress, so that a request whose Lua handler paused can go on later */
+    int step;                     /* the next step of the chain */
+    int lua_index;                /* hooks or routes already run in the current step */
+    int co_ref;                   /* the paused handler's coroutine (Lua registry) */
+    int req_ref;                  /* the request object (Lua registry) */
+    int res_ref;                  /* an after hook's res table (Lua registry) */
+    bool timed_out;               /* the running handler is over its time */
+    struct timespec deadline;     /* when the running handler's time is up */
+    struct timespec slice_end;    /* when it should pause for other clients */
+    char lua_what[160];           /* what runs, for the error log */
 };
 
-/* Answer ctx->req into ctx->resp. Never fails: a refusal is an error response. */
-void lh_dispatch(struct lh_ctx *ctx);
+enum lh_dispatch_result { LH_DISPATCH_DONE, LH_DISPATCH_SUSPENDED };
+
+/* Prepare ctx for a new request (everything but the fields the caller sets). */
+void lh_dispatch_init(struct lh_ctx *ctx);
+
+/* Answer ctx->req into ctx->resp. Never fails: a refusal is an error response.
+ * LH_DISPATCH_SUSPENDED: a Lua handler paused; call lh_dispatch again with the same
+ * ctx (after lh_lua_ctx_moved if it moved) to go on. */
+enum lh_dispatch_result lh_dispatch(struct lh_ctx *ctx);
+
+/* Give up a suspended request (its connection went away). */
+void lh_dispatch_abort(struct lh_ctx *ctx);
 
 #endif

@@ -58,6 +58,10 @@ void lh_response_file(struct lh_response *r, int fd, int64_t off, int64_t len);
  * any previous body and headers. */
 void lh_response_error(struct lh_response *r, int status);
 
+/* Move src into dst (both initialised or not; dst's old contents are not freed):
+ * header pointers and a built-in page follow into dst. src is left empty. */
+void lh_response_move(struct lh_response *dst, struct lh_response *src);
+
 /* Release the body and the file; r can then be initialised again. */
 void lh_response_free(struct lh_response *r);
 

@@ -4,58 +4,62 @@
 #include "lua_host.h"
 #include "path.h"
 
+#include <lauxlib.h> /* LUA_NOREF */
+
 #include <stdlib.h>
 #include <string.h>
 
-/* A step answers (fills ctx->resp, returns true) or declines (returns false). */
-typedef bool (*lh_step)(struct lh_ctx *ctx);
+/* A step answers (fills ctx->resp), declines, or pauses (a Lua handler will go on
+ * later: the same step is called again). One signature, so the chain is a table. */
+typedef enum lh_lua_step (*lh_step)(struct lh_ctx *ctx);
 
-static bool step_before(struct lh_ctx *ctx);
+static enum lh_lua_step answered(bool yes) { return yes ? LH_LUA_ANSWERED : LH_LUA_DECLINED; }
 
-static bool step_routes(struct lh_ctx *ctx) { return lh_lua_route(ctx->lua, ctx); }
-
-static bool step_static(struct lh_ctx *ctx)
-{
-    return lh_static_serve(ctx->st, ctx->path, ctx->query, ctx->query_len, ctx->req,
-                           ctx->resp);
-}
-
-static bool step_method_not_allowed(struct lh_ctx *ctx)
-{
-    return lh_lua_method_not_allowed(ctx->lua, ctx);
-}
-
-static bool step_not_found(struct lh_ctx *ctx)
-{
-    lh_static_not_found(ctx->st, ctx->resp);
-    return true;
-}
-
-static const lh_step chain[] = {step_before, step_routes, step_static,
-                                step_method_not_allowed, step_not_found};
+static enum lh_lua_step step_start(struct lh_ctx *ctx);
 
 /* Before hooks; a rewritten req.path is normalised like a request path, so the
  * docroot confinement holds for rewrites too. */
-static bool step_before(struct lh_ctx *ctx)
+static enum lh_lua_step step_before(struct lh_ctx *ctx)
 {
-    const char *before = ctx->path;
-    if (lh_lua_before(ctx->lua, ctx))
-        return true;
-    if (ctx->path == before)
-        return false;
+    enum lh_lua_step r = lh_lua_before(ctx->lua, ctx);
+    if (r != LH_LUA_DECLINED || ctx->path == ctx->pathbuf)
+        return r;
     size_t len = strlen(ctx->path);
     if (len + 2 > ctx->pathcap) {
         lh_response_error(ctx->resp, 414);
-        return true;
+        return LH_LUA_ANSWERED;
     }
     int st = lh_path_normalize(ctx->path, len, ctx->pathbuf, ctx->pathcap);
     if (st != 0) {
         lh_response_error(ctx->resp, st);
-        return true;
+        return LH_LUA_ANSWERED;
     }
     ctx->path = ctx->pathbuf;
-    return false;
+    return LH_LUA_DECLINED;
 }
+
+static enum lh_lua_step step_routes(struct lh_ctx *ctx) { return lh_lua_route(ctx->lua, ctx); }
+
+static enum lh_lua_step step_static(struct lh_ctx *ctx)
+{
+    return answered(lh_static_serve(ctx->st, ctx->path, ctx->query, ctx->query_len, ctx->req,
+                                    ctx->resp));
+}
+
+static enum lh_lua_step step_method_not_allowed(struct lh_ctx *ctx)
+{
+    return answered(lh_lua_method_not_allowed(ctx->lua, ctx));
+}
+
+static enum lh_lua_step step_not_found(struct lh_ctx *ctx)
+{
+    lh_static_not_found(ctx->st, ctx->resp);
+    return LH_LUA_ANSWERED;
+}
+
+static const lh_step chain[] = {step_start,  step_before,             step_routes,
+                                step_static, step_method_not_allowed, step_not_found};
+#define NSTEPS ((int)(sizeof chain / sizeof chain[0]))
 
 /* The path part of an origin-form or absolute-form target; NULL if neither. */
 static const char *target_path(const struct lh_request *req, size_t *len)
@@ -89,50 +93,75 @@ static bool is_method(const struct lh_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-/* Everything up to and including the chain, before the after hooks. */
-static void answer(struct lh_ctx *ctx)
+/* What every request goes through first: 501, OPTIONS *, the target and its path. */
+static enum lh_lua_step step_start(struct lh_ctx *ctx)
 {
     const struct lh_request *req = ctx->req;
     struct lh_response *resp = ctx->resp;
     if (!lh_http_method_known(req->method, req->method_len) &&
         !lh_lua_has_method(ctx->lua, req->method, req->method_len)) {
         lh_response_error(resp, 501);
-        return;
+        return LH_LUA_ANSWERED;
     }
     if (req->target_len == 1 && req->target[0] == '*' && is_method(req, "OPTIONS")) {
         lh_response_init(resp, 204);
         lh_response_header(resp, "Allow", "GET, HEAD, OPTIONS");
-        return;
+        return LH_LUA_ANSWERED;
     }
     size_t len;
     const char *target = target_path(req, &len);
     if (!target) {
         lh_response_error(resp, 400);
         resp->close = true;
-        return;
+        return LH_LUA_ANSWERED;
     }
     size_t path_len;
     lh_path_split(target, len, &path_len, &ctx->query, &ctx->query_len);
     int st = lh_path_normalize(target, path_len, ctx->pathbuf, ctx->pathcap);
     if (st != 0) {
         lh_response_error(resp, st);
-        return;
+        return LH_LUA_ANSWERED;
     }
     ctx->path = ctx->pathbuf;
-    for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++)
-        if (chain[i](ctx))
-            return;
+    return LH_LUA_DECLINED;
 }
 
-void lh_dispatch(struct lh_ctx *ctx)
+void lh_dispatch_init(struct lh_ctx *ctx)
 {
-    lh_response_init(ctx->resp, 200);
     ctx->path = "/";
-    answer(ctx);
-    lh_lua_after(ctx->lua, ctx);
+    ctx->step = 0;
+    ctx->lua_index = 0;
+    ctx->co_ref = ctx->req_ref = ctx->res_ref = LUA_NOREF;
+    ctx->route_matched = ctx->bad_json = ctx->timed_out = false;
+    ctx->allow[0] = '\0';
+    ctx->dev_error = NULL;
+    lh_response_init(ctx->resp, 200);
+}
+
+static void finish(struct lh_ctx *ctx)
+{
     /* HEAD: every step answers as for GET; the body is left out here, in one place */
     ctx->resp->no_body = is_method(ctx->req, "HEAD");
-    lh_lua_request_done(ctx->lua);
+    lh_lua_request_done(ctx->lua, ctx);
     free(ctx->dev_error);
     ctx->dev_error = NULL;
+}
+
+enum lh_dispatch_result lh_dispatch(struct lh_ctx *ctx)
+{
+    while (ctx->step < NSTEPS) {
+        enum lh_lua_step r = chain[ctx->step](ctx);
+        if (r == LH_LUA_SUSPENDED)
+            return LH_DISPATCH_SUSPENDED;
+        ctx->step = r == LH_LUA_ANSWERED ? NSTEPS : ctx->step + 1;
+    }
+    if (lh_lua_after(ctx->lua, ctx) == LH_LUA_SUSPENDED)
+        return LH_DISPATCH_SUSPENDED;
+    finish(ctx);
+    return LH_DISPATCH_DONE;
+}
+
+void lh_dispatch_abort(struct lh_ctx *ctx)
+{
+    finish(ctx);
 }

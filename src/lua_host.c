@@ -1,11 +1,13 @@
 /* lua_host.c - Lua states, the request object, hooks and routes. See lua_host.h.
  *
- * Every call into Lua goes through call_protected(): a message handler adds the
- * traceback, a count hook enforces limits.handler_timeout_ms, and the allocator
- * enforces limits.lua_memory_mb. A handler that overruns its time keeps getting the
- * timeout error at every instruction until it has returned, so a pcall in a loop
- * cannot swallow it. A single long call into C (string.rep, a backtracking find)
- * runs no Lua instructions and is bounded only by the memory limit. */
+ * Every handler and hook runs in a coroutine through run_co(). Its count hook does
+ * two things: after SLICE_MS of running it yields (when it can), so the worker serves
+ * other clients and resumes the handler later; past limits.handler_timeout_ms it
+ * raises, and from then on raises again at every instruction until the handler has
+ * returned, so a pcall in a loop cannot swallow it. The allocator enforces
+ * limits.lua_memory_mb. A single long call into C (string.rep, a backtracking find)
+ * runs no Lua instructions: neither pauses nor timeouts reach it, only the memory
+ * limit. */
 #include "lua_host.h"
 
 #include "log.h"
@@ -25,6 +27,7 @@
 #define REQ_META "luahttpd.request"
 #define HOOK_EVERY 1000 /* instructions between two looks at the clock */
 #define CONFIG_SECONDS 5 /* config.lua itself must finish within this */
+#define SLICE_MS 10      /* a handler pauses for other clients after this much time */
 
 /* Registry slots of this module (light userdata keys). */
 static const char key_routes, key_before, key_after, key_host;
@@ -35,13 +38,20 @@ struct lh_lua {
     size_t mem_used, mem_limit;
     long timeout_ms;
     bool dev;
-    bool timed_out;           /* the current call ran out of time */
-    struct timespec deadline;
-    int req_ref;              /* the current request object, LUA_NOREF between requests */
+    bool timed_out;           /* config.lua ran out of time */
+    struct timespec deadline; /* for config.lua; handlers keep theirs in their ctx */
+    int spare_ref;            /* a finished coroutine kept for the next handler */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
-    struct lh_ctx *ctx;       /* the request being answered */
 };
+
+/* The request a coroutine works for (NULL in the main thread). */
+static struct lh_ctx *ctx_of(lua_State *L) { return *(struct lh_ctx **)lua_getextraspace(L); }
+
+static void set_ctx(lua_State *L, struct lh_ctx *ctx)
+{
+    *(struct lh_ctx **)lua_getextraspace(L) = ctx;
+}
 
 /* ---- memory and time limits ---------------------------------------------------------- */
 
@@ -77,30 +87,45 @@ static bool past(const struct timespec *t)
     return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+static void add_ms(struct timespec *t, long ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, t);
+    t->tv_sec += ms / 1000;
+    t->tv_nsec += (ms % 1000) * 1000000L;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+}
+
 static void on_count(lua_State *L, lua_Debug *ar)
 {
     struct lh_lua *lua = host_of(L);
-    if (!lua->timed_out && !past(&lua->deadline))
+    struct lh_ctx *ctx = ctx_of(L);
+    bool *timed_out = ctx ? &ctx->timed_out : &lua->timed_out;
+    if (!*timed_out && !past(ctx ? &ctx->deadline : &lua->deadline)) {
+        if (ctx && past(&ctx->slice_end) && lua_isyieldable(L))
+            lua_yield(L, 0); /* the VM pauses the coroutine once the hook returns */
         return;
-    if (!lua->timed_out) {
-        lua->timed_out = true;
+    }
+    if (!*timed_out) {
+        *timed_out = true;
         /* from now on, fire at every instruction until the handler is left */
         lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
     }
-    luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
-               (int)lua->timeout_ms);
+    luaL_error(L, "%s ran longer than limits.handler_timeout_ms (%d ms)",
+               ctx ? "handler" : "config.lua", (int)(ctx ? lua->timeout_ms : CONFIG_SECONDS * 1000));
 }
 
 /* ---- calling into Lua ------------------------------------------------------------------- */
 
-/* Remember the innermost Lua function on the stack: the line that failed. */
-static void note_error_position(lua_State *L)
+/* Remember the innermost Lua function on co's stack: the line that failed. */
+static void note_error_position(struct lh_lua *lua, lua_State *co)
 {
-    struct lh_lua *lua = host_of(L);
     lua_Debug ar;
     lua->err_line = 0;
-    for (int level = 1; lua_getstack(L, level, &ar); level++)
-        if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && ar.source[0] == '@') {
+    for (int level = 0; lua_getstack(co, level, &ar); level++)
+        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 && ar.source[0] == '@') {
             snprintf(lua->err_file, sizeof lua->err_file, "%s", ar.source + 1);
             lua->err_line = ar.currentline;
             return;
@@ -109,7 +134,6 @@ static void note_error_position(lua_State *L)
 
 static int traceback(lua_State *L)
 {
-    note_error_position(L);
     const char *msg = lua_tostring(L, 1);
     if (!msg) {
         if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
@@ -121,7 +145,7 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-enum call_result { CALL_OK, CALL_ERROR, CALL_TIMEOUT, CALL_MEMORY };
+enum call_result { CALL_OK, CALL_YIELD, CALL_ERROR, CALL_TIMEOUT, CALL_MEMORY };
 
 static void put_html(FILE *f, const char *s, size_t len)
 {
@@ -180,7 +204,8 @@ static void put_request(FILE *f, const struct lh_ctx *ctx)
 }
 
 /* --dev: the 500 page for a loopback client. Returns a malloc'd HTML page or NULL. */
-static char *dev_page(const struct lh_lua *lua, const char *what, const char *msg)
+static char *dev_page(const struct lh_lua *lua, const struct lh_ctx *ctx, const char *what,
+                      const char *msg)
 {
     char *page = NULL;
     size_t len = 0;
@@ -197,49 +222,101 @@ static char *dev_page(const struct lh_lua *lua, const char *what, const char *ms
     put_html_str(f, msg);
     fputs("</pre>\n", f);
     put_source(f, lua->err_file, lua->err_line);
-    put_request(f, lua->ctx);
+    put_request(f, ctx);
     fputs("<p><small>luahttpd shows this page because it runs with --dev and you are on "
           "this machine; other clients get a plain 500.</small></p>\n</body></html>\n", f);
     fclose(f);
     return page;
 }
 
-/*
- * Call the function below nargs arguments on the stack, keeping every result.
- * On failure the error with its traceback is logged (naming `what`) and the stack
- * is back where it was below the function.
- */
-static enum call_result call_protected(struct lh_lua *lua, int nargs, const char *what)
+/* Give ctx a coroutine: the spare one, or a new one. */
+static lua_State *take_thread(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
-    int fn = lua_gettop(L) - nargs;
-    lua_pushcfunction(L, traceback);
-    lua_insert(L, fn);
-    lua->timed_out = false;
-    clock_gettime(CLOCK_MONOTONIC, &lua->deadline);
-    lua->deadline.tv_sec += lua->timeout_ms / 1000;
-    lua->deadline.tv_nsec += (lua->timeout_ms % 1000) * 1000000L;
-    if (lua->deadline.tv_nsec >= 1000000000L) {
-        lua->deadline.tv_sec++;
-        lua->deadline.tv_nsec -= 1000000000L;
+    if (lua->spare_ref != LUA_NOREF) {
+        ctx->co_ref = lua->spare_ref;
+        lua->spare_ref = LUA_NOREF;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_ref);
+    } else {
+        lua_newthread(L);
+        lua_pushvalue(L, -1);
+        ctx->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    lua_sethook(L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
-    int rc = lua_pcall(L, nargs, LUA_MULTRET, fn);
-    lua_sethook(L, NULL, 0, 0);
-    lua_remove(L, fn);
-    if (rc == LUA_OK)
+    lua_State *co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    set_ctx(co, ctx);
+    return co;
+}
+
+/* ctx is done with its coroutine; a cleanly finished one is kept for reuse. */
+static void drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
+{
+    if (ctx->co_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
+    lua_State *co = lua_tothread(lua->L, -1);
+    lua_pop(lua->L, 1);
+    set_ctx(co, NULL);
+    if (reusable && lua->spare_ref == LUA_NOREF && lua_status(co) == LUA_OK &&
+        lua_gettop(co) == 0)
+        lua->spare_ref = ctx->co_ref;
+    else
+        luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
+    ctx->co_ref = LUA_NOREF;
+}
+
+/*
+ * Run ctx's handler for one time slice: start it (the function and its nargs
+ * arguments on top of lua->L) or, when ctx->co_ref holds a paused one, resume it.
+ * CALL_OK: its results are on lua->L's stack (*nres of them). CALL_YIELD: paused,
+ * call again later. Otherwise it failed: the error and traceback are logged under
+ * ctx->lua_what and nothing is left on the stack.
+ */
+static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs, int *nres)
+{
+    lua_State *L = lua->L, *co;
+    if (ctx->co_ref == LUA_NOREF) {
+        co = take_thread(lua, ctx);
+        lua_xmove(L, co, nargs + 1);
+        ctx->timed_out = false;
+        add_ms(&ctx->deadline, lua->timeout_ms);
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_ref);
+        co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+        nargs = 0;
+    }
+    add_ms(&ctx->slice_end, SLICE_MS);
+    lua_sethook(co, on_count, LUA_MASKCOUNT, ctx->timed_out ? 1 : HOOK_EVERY);
+    int n = 0;
+    int rc = lua_resume(co, L, nargs, &n);
+    if (rc == LUA_YIELD) {
+        lua_pop(co, n); /* a handler's own coroutine.yield() gives nothing to us */
+        return CALL_YIELD;
+    }
+    if (rc == LUA_OK) {
+        lua_xmove(co, L, n);
+        *nres = n;
+        drop_thread(lua, ctx, true);
         return CALL_OK;
-    enum call_result res = lua->timed_out ? CALL_TIMEOUT
+    }
+    enum call_result res = ctx->timed_out ? CALL_TIMEOUT
                            : rc == LUA_ERRMEM ? CALL_MEMORY : CALL_ERROR;
-    const char *msg = lua_tostring(L, -1);
+    const char *msg = lua_tostring(co, -1);
     if (res == CALL_MEMORY)
         msg = "not enough memory (limits.lua_memory_mb)";
-    lh_log_error("error", "lua: %s: %s", what, msg ? msg : "(no message)");
-    if (lua->dev && lua->ctx && lua->ctx->dev_loopback && res != CALL_TIMEOUT) {
-        free(lua->ctx->dev_error);
-        lua->ctx->dev_error = dev_page(lua, what, msg ? msg : "");
+    else if (!msg)
+        msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
+    note_error_position(lua, co);
+    luaL_traceback(L, co, msg, 0);
+    const char *full = lua_tostring(L, -1);
+    lh_log_error("error", "lua: %s: %s", ctx->lua_what, full);
+    if (lua->dev && ctx->dev_loopback && res != CALL_TIMEOUT) {
+        free(ctx->dev_error);
+        ctx->dev_error = dev_page(lua, ctx, ctx->lua_what, full);
     }
     lua_pop(L, 1);
+    drop_thread(lua, ctx, false);
     lua_gc(L, LUA_GCCOLLECT);
     return res;
 }
@@ -393,35 +470,52 @@ static const luaL_Reg req_meta[] = {
     {NULL, NULL},
 };
 
-/* Push the current request's object, creating it on first use. */
-static void push_req(struct lh_lua *lua)
+/* Push ctx's request object, creating it on first use. */
+static void push_req(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
-    if (lua->req_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lua->req_ref);
+    if (ctx->req_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->req_ref);
         return;
     }
     struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, 1);
-    *p = lua->ctx;
+    *p = ctx;
     lua_newtable(L);
     lua_setiuservalue(L, -2, 1);
     luaL_setmetatable(L, REQ_META);
     lua_pushvalue(L, -1);
-    lua->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    ctx->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
-void lh_lua_request_done(struct lh_lua *lua)
+/* Point ctx's request object at target (ctx itself, or NULL when it ends). */
+static void retarget_req(struct lh_lua *lua, struct lh_ctx *ctx, struct lh_ctx *target)
+{
+    if (ctx->req_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    *(struct lh_ctx **)lua_touserdata(lua->L, -1) = target;
+    lua_pop(lua->L, 1);
+}
+
+void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    retarget_req(lua, ctx, ctx);
+    if (ctx->co_ref != LUA_NOREF) {
+        lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
+        set_ctx(lua_tothread(lua->L, -1), ctx);
+        lua_pop(lua->L, 1);
+    }
+}
+
+void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     if (!lua)
         return;
-    if (lua->req_ref != LUA_NOREF) {
-        lua_rawgeti(lua->L, LUA_REGISTRYINDEX, lua->req_ref);
-        *(struct lh_ctx **)lua_touserdata(lua->L, -1) = NULL;
-        lua_pop(lua->L, 1);
-        luaL_unref(lua->L, LUA_REGISTRYINDEX, lua->req_ref);
-        lua->req_ref = LUA_NOREF;
-    }
-    lua->ctx = NULL;
+    retarget_req(lua, ctx, NULL);
+    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->res_ref);
+    ctx->req_ref = ctx->res_ref = LUA_NOREF;
+    drop_thread(lua, ctx, false); /* a handler abandoned while paused */
 }
 
 /* ---- what handlers return ----------------------------------------------------------- */
@@ -494,10 +588,14 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         text = lua_tolstring(L, body, &len);
         ctype = "text/html; charset=utf-8";
     } else if (lua_istable(L, body)) {
+        lua_pushcfunction(L, traceback);
         lua_getglobal(L, "json");
         lua_getfield(L, -1, "encode");
+        lua_remove(L, -2);
         lua_pushvalue(L, body);
-        if (call_protected(lua, 1, "encoding the returned table as JSON") != CALL_OK) {
+        if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
+            lh_log_error("error", "lua: %s: the returned table is not JSON: %s",
+                         ctx->lua_what, lua_tostring(L, -1));
             lh_response_error(resp, 500);
             return true;
         }
@@ -542,90 +640,118 @@ static void answer_failure(struct lh_ctx *ctx, enum call_result r)
     }
 }
 
-/* Call the function on top with the request (and extra args already pushed after
- * it: nextra) and turn its results into the response. */
-static bool run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nextra, const char *what)
+/* Run or resume ctx's handler (to start: the function and nargs arguments on top of
+ * the stack) and, once it has returned, turn its results into the response. */
+static enum lh_lua_step handler_step(struct lh_lua *lua, struct lh_ctx *ctx, int nargs)
 {
     lua_State *L = lua->L;
-    int base = lua_gettop(L) - nextra - 1;
-    push_req(lua);
-    lua_insert(L, base + 2);
-    enum call_result r = call_protected(lua, nextra + 1, what);
-    bool answered;
+    int base = lua_gettop(L) - (ctx->co_ref == LUA_NOREF ? nargs + 1 : 0);
+    int nres = 0;
+    enum call_result r = run_co(lua, ctx, nargs, &nres);
+    if (r == CALL_YIELD)
+        return LH_LUA_SUSPENDED;
     if (r != CALL_OK) {
         answer_failure(ctx, r);
-        answered = true;
-    } else {
-        answered = take_response(lua, base, ctx);
+        return LH_LUA_ANSWERED;
     }
+    bool answered = take_response(lua, base, ctx);
     lua_settop(L, base);
-    return answered;
+    return answered ? LH_LUA_ANSWERED : LH_LUA_DECLINED;
 }
 
 /* ---- steps -------------------------------------------------------------------------------- */
 
-static void begin(struct lh_lua *lua, struct lh_ctx *ctx)
-{
-    if (lua->ctx != ctx) {
-        lh_lua_request_done(lua);
-        lua->ctx = ctx;
-    }
-}
-
-bool lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
+/* Run the list's hooks from ctx->lua_index on, or go on with a paused one. */
+enum lh_lua_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
-    begin(lua, ctx);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_before);
-    int hooks = lua_gettop(L);
-    lua_Integer n = luaL_len(L, hooks);
-    bool answered = false;
-    for (lua_Integer i = 1; i <= n && !answered; i++) {
-        lua_rawgeti(L, hooks, i);
-        answered = run_handler(lua, ctx, 0, "before hook");
+    for (;;) {
+        enum lh_lua_step r;
+        if (ctx->co_ref != LUA_NOREF) {
+            r = handler_step(lua, ctx, 0);
+        } else {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &key_before);
+            lua_rawgeti(L, -1, ++ctx->lua_index);
+            lua_remove(L, -2);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                ctx->lua_index = 0;
+                return LH_LUA_DECLINED;
+            }
+            push_req(lua, ctx);
+            snprintf(ctx->lua_what, sizeof ctx->lua_what, "before hook %d", ctx->lua_index);
+            r = handler_step(lua, ctx, 1);
+        }
+        if (r != LH_LUA_DECLINED) {
+            if (r == LH_LUA_ANSWERED)
+                ctx->lua_index = 0;
+            return r;
+        }
     }
-    lua_settop(L, hooks - 1);
-    return answered;
 }
 
+/* Finds the route after the `skip` already tried and pushes its handler and req. */
 struct visit {
     struct lh_lua *lua;
     struct lh_ctx *ctx;
+    int seen, skip;
+    bool found;
 };
 
 static bool visit_route(void *ud, const struct lh_route_match *m)
 {
     struct visit *v = ud;
+    if (v->seen++ < v->skip)
+        return false;
     lua_State *L = v->lua->L;
-    push_req(v->lua);
+    push_req(v->lua, v->ctx);
     int req = lua_gettop(L);
-    lua_newtable(L);
+    lua_createtable(L, 0, (int)m->nparams);
     for (size_t i = 0; i < m->nparams; i++) {
         lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
         lua_setfield(L, -2, m->params[i].name);
     }
     cache(L, req, "params");
     lua_settop(L, req - 1);
-    char what[300];
-    snprintf(what, sizeof what, "route %s %s", m->method, m->pattern);
+    snprintf(v->ctx->lua_what, sizeof v->ctx->lua_what, "route %s %s", m->method, m->pattern);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_routes);
     lua_rawgeti(L, -1, m->handler);
     lua_remove(L, -2);
-    return run_handler(v->lua, v->ctx, 0, what);
+    push_req(v->lua, v->ctx);
+    v->found = true;
+    return true;
 }
 
-bool lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_lua_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
 {
-    begin(lua, ctx);
     if (lh_router_count(lua->router) == 0)
-        return false;
+        return LH_LUA_DECLINED;
     char method[32];
     size_t n = ctx->req->method_len < sizeof method ? ctx->req->method_len : sizeof method - 1;
     memcpy(method, ctx->req->method, n);
     method[n] = '\0';
-    struct visit v = {lua, ctx};
-    return lh_router_match(lua->router, method, ctx->path, visit_route, &v, &ctx->route_matched,
-                           ctx->allow, sizeof ctx->allow);
+    for (;;) {
+        enum lh_lua_step r;
+        if (ctx->co_ref != LUA_NOREF) {
+            r = handler_step(lua, ctx, 0);
+        } else {
+            /* the walk is deterministic: skip the routes that already declined */
+            struct visit v = {.lua = lua, .ctx = ctx, .skip = ctx->lua_index};
+            lh_router_match(lua->router, method, ctx->path, visit_route, &v,
+                            &ctx->route_matched, ctx->allow, sizeof ctx->allow);
+            if (!v.found) {
+                ctx->lua_index = 0;
+                return LH_LUA_DECLINED;
+            }
+            ctx->lua_index++;
+            r = handler_step(lua, ctx, 1);
+        }
+        if (r != LH_LUA_DECLINED) {
+            if (r == LH_LUA_ANSWERED)
+                ctx->lua_index = 0;
+            return r;
+        }
+    }
 }
 
 bool lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
@@ -666,28 +792,43 @@ static void apply_headers(lua_State *L, int idx, struct lh_response *resp)
     lua_pop(L, 1);
 }
 
-void lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
-    begin(lua, ctx);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_after);
-    int hooks = lua_gettop(L);
-    lua_Integer n = luaL_len(L, hooks);
-    for (lua_Integer i = 1; i <= n; i++) {
-        push_res(L, ctx->resp);
-        int res = lua_gettop(L);
-        lua_rawgeti(L, hooks, i);
-        push_req(lua);
-        lua_pushvalue(L, res);
-        if (call_protected(lua, 2, "after hook") != CALL_OK) {
-            answer_failure(ctx, CALL_ERROR);
-            break;
+    for (;;) {
+        int nres = 0;
+        enum call_result r;
+        if (ctx->co_ref != LUA_NOREF) {
+            r = run_co(lua, ctx, 0, &nres);
+        } else {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &key_after);
+            lua_rawgeti(L, -1, ++ctx->lua_index);
+            lua_remove(L, -2);
+            if (lua_isnil(L, -1)) {
+                lua_pop(L, 1);
+                ctx->lua_index = 0;
+                return LH_LUA_ANSWERED;
+            }
+            push_req(lua, ctx);
+            push_res(L, ctx->resp);
+            lua_pushvalue(L, -1);
+            luaL_unref(L, LUA_REGISTRYINDEX, ctx->res_ref);
+            ctx->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+            snprintf(ctx->lua_what, sizeof ctx->lua_what, "after hook %d", ctx->lua_index);
+            r = run_co(lua, ctx, 2, &nres);
         }
-        lua_settop(L, res);
-        apply_headers(L, res, ctx->resp);
-        lua_settop(L, hooks);
+        if (r == CALL_YIELD)
+            return LH_LUA_SUSPENDED;
+        if (r != CALL_OK) {
+            answer_failure(ctx, r);
+            ctx->lua_index = 0;
+            return LH_LUA_ANSWERED;
+        }
+        lua_pop(L, nres);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->res_ref);
+        apply_headers(L, lua_gettop(L), ctx->resp);
+        lua_pop(L, 1);
     }
-    lua_settop(L, hooks - 1);
 }
 
 /* ---- functions config.lua calls -------------------------------------------------------- */
@@ -723,7 +864,6 @@ static int api_after(lua_State *L) { return add_hook(L, &key_after); }
 /* log(...): its arguments, tostring'ed and tab-separated, to the error log. */
 static int api_log(lua_State *L)
 {
-    struct lh_lua *lua = host_of(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     int n = lua_gettop(L);
@@ -737,9 +877,10 @@ static int api_log(lua_State *L)
     lua_Debug ar;
     int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
     const char *where = line > 0 ? ar.short_src : "?";
-    if (lua->ctx)
+    const struct lh_ctx *ctx = ctx_of(L);
+    if (ctx)
         lh_log_error("info", "lua: %s:%d: [%.*s %s] %s", where, line,
-                     (int)lua->ctx->req->method_len, lua->ctx->req->method, lua->ctx->path,
+                     (int)ctx->req->method_len, ctx->req->method, ctx->path,
                      lua_tostring(L, -1));
     else
         lh_log_error("info", "lua: %s:%d: %s", where, line, lua_tostring(L, -1));
@@ -819,12 +960,13 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     struct lh_lua *lua = calloc(1, sizeof *lua);
     if (!lua)
         goto oom;
-    lua->req_ref = LUA_NOREF;
+    lua->spare_ref = LUA_NOREF;
     lua->dev = dev;
     lua->router = lh_router_new();
     lua->L = lua_newstate(limited_alloc, lua);
     if (!lua->router || !lua->L)
         goto oom;
+    set_ctx(lua->L, NULL);
     lua_pushlightuserdata(lua->L, lua);
     lua_rawsetp(lua->L, LUA_REGISTRYINDEX, &key_host);
     lua_pushcfunction(lua->L, install);

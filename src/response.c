@@ -149,6 +149,20 @@ void lh_response_error(struct lh_response *r, int status)
     lh_response_body(r, r->page, (size_t)n, NULL);
 }
 
+void lh_response_move(struct lh_response *dst, struct lh_response *src)
+{
+    memcpy(dst, src, sizeof *dst);
+    for (uint32_t i = 0; i < dst->nheaders; i++) {
+        dst->headers[i].name = dst->store + (src->headers[i].name - src->store);
+        dst->headers[i].value = dst->store + (src->headers[i].value - src->store);
+    }
+    if (src->body && src->body >= src->page && src->body < src->page + sizeof src->page)
+        dst->body = dst->page + (src->body - src->page);
+    src->body_owned = NULL;
+    src->fd = -1;
+    lh_response_init(src, 200);
+}
+
 void lh_response_free(struct lh_response *r)
 {
     drop_body(r);

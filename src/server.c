@@ -158,6 +158,8 @@ struct worker {
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
     struct event *notify_ev;
     struct event *stop_timer;
+    struct event *resume_ev;      /* runs the next slice of a paused Lua handler */
+    struct conn *runq, *runq_tail;/* connections whose handler paused, oldest first */
     int notify_fd;                /* eventfd the main thread pokes */
     _Atomic(struct settings *) pending; /* a new configuration to switch to */
     atomic_bool stop_requested;
@@ -194,9 +196,21 @@ enum conn_state {
     C_BODY,      /* head parsed, reading the body */
     C_WRITE,     /* a response is waiting for the socket to drain */
     C_LINGER,    /* we closed our side; reading until the client closes */
+    C_LUA,       /* a Lua handler paused; the request waits in the worker's run queue */
 };
 
 enum after_write { AW_FINISH, AW_BODY };
+
+/* A request whose Lua handler paused, moved off the worker's scratch space. It keeps
+ * its settings (and so its Lua state) alive across a reload. */
+struct parked {
+    struct lh_ctx ctx;
+    struct lh_request req;
+    struct lh_response resp;
+    struct settings *set;
+    char ip[INET6_ADDRSTRLEN];
+    char *pathbuf;
+};
 
 struct conn {
     struct event ev;
@@ -218,6 +232,8 @@ struct conn {
     uint32_t body_end;       /* C_BODY chunked: end of the decoded body */
     int64_t body_len;        /* C_BODY: Content-Length, or -1 for chunked */
     struct lh_chunked chunk;
+    struct parked *parked;   /* C_LUA: the request, its response and where it stands */
+    struct conn *next_run;   /* C_LUA: the next connection in the run queue */
     uint32_t nreq;           /* responses sent on this connection */
     double deadline;         /* monotonic time the current request must be in by */
     char *out;               /* unsent bytes of the response (owned) */
@@ -275,11 +291,15 @@ static void ip_string(const struct lh_ipkey *k, char *out, size_t outsz)
         inet_ntop(AF_INET6, k->b, out, (socklen_t)outsz);
 }
 
+static void unpark(struct conn *c, bool abandon);
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
     if (c->armed)
         event_del(&c->ev);
+    if (c->parked)
+        unpark(c, true);
     close(c->fd);
     if (c->file_fd >= 0)
         close(c->file_fd);
@@ -426,11 +446,11 @@ static int send_now(struct conn *c, const char *buf, size_t n, const char *extra
     return 0;
 }
 
-/* Render w->resp and start sending it; the connection takes over what remains. */
-static enum step send_response(struct conn *c, int version, bool keepalive)
+/* Render r and start sending it; the connection takes over what remains. */
+static enum step send_response(struct conn *c, struct lh_response *r, int version,
+                               bool keepalive)
 {
     struct worker *w = c->w;
-    struct lh_response *r = &w->resp;
     time_t now = time(NULL);
     if (now != w->date_sec) {
         w->date_sec = now;
@@ -510,7 +530,7 @@ static enum step send_error(struct conn *c, const struct lh_request *req, int st
     lh_response_error(r, status);
     r->no_body = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     log_access(c, req, status, lh_response_body_bytes(r));
-    return send_response(c, req ? req->version : 11, false);
+    return send_response(c, r, req ? req->version : 11, false);
 }
 
 static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
@@ -531,6 +551,120 @@ static bool is_loopback(const struct lh_ipkey *k)
     static const uint8_t v6loop[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
     return (memcmp(k->b, v4mapped, 12) == 0 && k->b[12] == 127) ||
            memcmp(k->b, v6loop, 16) == 0;
+}
+
+/* The response to req is ready: log it and send it. */
+static enum step respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
+{
+    log_access(c, req, resp->status, lh_response_body_bytes(resp));
+    return send_response(c, resp, req->version, wants_keepalive(c, req, resp));
+}
+
+/* ---- paused Lua handlers: a run queue per worker ------------------------------------ */
+
+static void schedule_resume(struct worker *w)
+{
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(w->resume_ev, NULL))
+        evtimer_add(w->resume_ev, &now); /* after the next poll: I/O goes first */
+}
+
+static void enqueue(struct worker *w, struct conn *c)
+{
+    c->next_run = NULL;
+    if (w->runq_tail)
+        w->runq_tail->next_run = c;
+    else
+        w->runq = c;
+    w->runq_tail = c;
+    schedule_resume(w);
+}
+
+/* The request's handler paused: move what it needs off the worker's scratch space
+ * (other requests will use it) and queue it. The request's bytes stay in c->in,
+ * which is not read into while the connection waits. */
+static enum step park(struct conn *c, const struct lh_ctx *ctx)
+{
+    struct worker *w = c->w;
+    struct parked *p = calloc(1, sizeof *p);
+    char *pathbuf = malloc(ctx->pathcap);
+    if (!p || !pathbuf) {
+        free(p);
+        free(pathbuf);
+        lh_lua_request_done(ctx->lua, (struct lh_ctx *)ctx);
+        return send_error(c, ctx->req, 500);
+    }
+    p->req = *ctx->req;
+    if (ctx->req->host)
+        p->req.host = &p->req.headers[ctx->req->host - ctx->req->headers];
+    lh_response_move(&p->resp, ctx->resp);
+    memcpy(pathbuf, ctx->pathbuf, ctx->pathcap);
+    snprintf(p->ip, sizeof p->ip, "%s", ctx->remote_addr);
+    p->ctx = *ctx;
+    p->ctx.req = &p->req;
+    p->ctx.resp = &p->resp;
+    p->ctx.remote_addr = p->ip;
+    p->ctx.pathbuf = p->pathbuf = pathbuf;
+    if (ctx->path >= ctx->pathbuf && ctx->path < ctx->pathbuf + ctx->pathcap)
+        p->ctx.path = pathbuf + (ctx->path - ctx->pathbuf);
+    p->set = w->set;
+    atomic_fetch_add(&p->set->refs, 1);
+    lh_lua_ctx_moved(p->ctx.lua, &p->ctx);
+    c->parked = p;
+    c->state = C_LUA;
+    if (c->armed)
+        event_del(&c->ev);
+    c->armed = 0;
+    enqueue(w, c);
+    return DONE;
+}
+
+/* Take the parked request off c (abandon: drop it, e.g. the connection is gone). */
+static void unpark(struct conn *c, bool abandon)
+{
+    struct parked *p = c->parked;
+    struct worker *w = c->w;
+    c->parked = NULL;
+    for (struct conn **q = &w->runq, *prev = NULL; *q; prev = *q, q = &(*q)->next_run)
+        if (*q == c) {
+            *q = c->next_run;
+            if (w->runq_tail == c)
+                w->runq_tail = prev;
+            break;
+        }
+    if (abandon) {
+        lh_dispatch_abort(&p->ctx);
+        lh_response_free(&p->resp);
+    }
+    free(p->pathbuf);
+    settings_release(p->set);
+    free(p);
+}
+
+/* One slice of the oldest paused handler; then the queue waits for the next poll. */
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c = w->runq;
+    if (!c)
+        return;
+    w->runq = c->next_run;
+    if (!w->runq)
+        w->runq_tail = NULL;
+    struct parked *p = c->parked;
+    if (lh_dispatch(&p->ctx) == LH_DISPATCH_SUSPENDED) {
+        enqueue(w, c);
+        return;
+    }
+    c->state = C_HEAD;
+    struct lh_request req = p->req;
+    struct lh_response *resp = &w->resp;
+    lh_response_move(resp, &p->resp);
+    unpark(c, false);
+    if (w->runq)
+        schedule_resume(w);
+    if (respond(c, &req, resp) == AGAIN)
+        process(c);
 }
 
 /* The request in c->in is complete (its head parsed into w->req): answer it. */
@@ -558,9 +692,10 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
                          .dev_loopback = w->set->dev && is_loopback(&c->ip),
                          .pathbuf = w->path,
                          .pathcap = w->pathcap};
-    lh_dispatch(&ctx);
-    log_access(c, req, w->resp.status, lh_response_body_bytes(&w->resp));
-    return send_response(c, req->version, wants_keepalive(c, req, &w->resp));
+    lh_dispatch_init(&ctx);
+    if (lh_dispatch(&ctx) == LH_DISPATCH_SUSPENDED)
+        return park(c, &ctx);
+    return respond(c, req, &w->resp);
 }
 
 /* Bytes of the current request, so the next pipelined one can move to the front. */
@@ -989,7 +1124,8 @@ static int worker_init(struct worker *w, struct server *srv, int id)
     w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
-    if (!w->accept_ev || !w->accept_retry || !w->notify_ev || !w->stop_timer)
+    w->resume_ev = evtimer_new(w->base, on_resume, w);
+    if (!w->accept_ev || !w->accept_retry || !w->notify_ev || !w->stop_timer || !w->resume_ev)
         return -1;
     event_add(w->accept_ev, NULL);
     event_add(w->notify_ev, NULL);
@@ -1006,6 +1142,8 @@ static void worker_free(struct worker *w)
         event_free(w->notify_ev);
     if (w->stop_timer)
         event_free(w->stop_timer);
+    if (w->resume_ev)
+        event_free(w->resume_ev);
     if (w->base)
         event_base_free(w->base);
     if (w->notify_fd > 0)

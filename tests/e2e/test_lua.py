@@ -336,3 +336,65 @@ class DevMode(ServerTest):
         s.rewrite_config('route("GET", "/v", function() return "two" end)\n')
         time.sleep(1.0)
         self.assertEqual(curl(s.url("/v"))[2], b"one")
+
+
+class Preemption(ServerTest):
+    """With one worker, a handler that computes for long does not hold others up."""
+
+    CONFIG = r'''
+workers = 1
+limits = { handler_timeout_ms = 1500 }
+route("GET", "/spin", function(req) while true do end end)
+route("GET", "/sum", function(req)
+  local s = 0
+  for i = 1, 30000000 do s = s + i % 7 end
+  return { sum = s }
+end)
+route("GET", "/quick", function(req) return "quick" end)
+'''
+
+    def test_others_served_while_a_handler_loops(self):
+        s = self.server(self.CONFIG, files={"a.txt": "A"})
+        results = {}
+
+        def spin():
+            results["spin"] = curl(s.url("/spin"), timeout=10)[0]
+
+        t = threading.Thread(target=spin)
+        t0 = time.time()
+        t.start()
+        time.sleep(0.2)  # the handler is looping now
+        for path, want in (("/quick", b"quick"), ("/a.txt", b"A")):
+            t1 = time.time()
+            self.assertEqual(curl(s.url(path), timeout=5)[2], want)
+            self.assertLess(time.time() - t1, 0.5, "%s waited for the looping handler" % path)
+        self.assertNotIn("spin", results)  # still looping while the others were answered
+        t.join(10)
+        self.assertEqual(results["spin"], 503)
+        self.assertGreater(time.time() - t0, 1.3)
+
+    def test_paused_handler_finishes_with_its_result(self):
+        s = self.server(self.CONFIG.replace("1500", "20000"))
+        expected = sum(i % 7 for i in range(1, 30000001))
+        status, _, body = curl(s.url("/sum"), timeout=30)
+        self.assertEqual(status, 200)
+        self.assertEqual(json.loads(body), {"sum": expected})
+
+    def test_reload_while_a_handler_is_paused(self):
+        s = self.server(self.CONFIG.replace("1500", "20000"))
+        results = {}
+
+        def long_sum():
+            results["sum"] = curl(s.url("/sum"), timeout=30)
+
+        t = threading.Thread(target=long_sum)
+        t.start()
+        time.sleep(0.2)
+        s.rewrite_config(self.CONFIG.replace('"quick"', '"reloaded"'))
+        s.signal(signal.SIGHUP)
+        self.wait_for(lambda: curl(s.url("/quick"))[2] == b"reloaded", what="reload")
+        t.join(30)
+        status, _, body = results["sum"]
+        self.assertEqual(status, 200)  # finished on the state it started in
+        self.assertIn("sum", json.loads(body))
+        self.assertIsNone(s.proc.poll())

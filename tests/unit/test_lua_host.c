@@ -22,6 +22,7 @@ struct fx {
     struct lh_response resp;
     char pathbuf[256];
     char raw[512];
+    int slices;         /* how often the last request's handler paused */
 };
 
 static const char CONFIG[] =
@@ -81,15 +82,20 @@ static int get(struct fx *f, const char *target)
     f->pathbuf[plen] = '\0';
     struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .lua = f->lua, .body = "",
                          .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
-                         .pathcap = sizeof f->pathbuf, .path = f->pathbuf,
-                         .query = q ? q + 1 : NULL,
-                         .query_len = q ? strcspn(q + 1, " ") : 0};
+                         .pathcap = sizeof f->pathbuf};
     lh_response_free(&f->resp);
-    lh_response_init(&f->resp, 200);
-    bool answered = lh_lua_route(f->lua, &ctx);
-    lh_lua_request_done(f->lua);
+    lh_dispatch_init(&ctx);
+    ctx.path = f->pathbuf;
+    ctx.query = q ? q + 1 : NULL;
+    ctx.query_len = q ? strcspn(q + 1, " ") : 0;
+    /* a long handler pauses after its time slice: go on until it is done */
+    enum lh_lua_step r;
+    f->slices = 0;
+    while ((r = lh_lua_route(f->lua, &ctx)) == LH_LUA_SUSPENDED)
+        f->slices++;
+    lh_lua_request_done(f->lua, &ctx);
     free(ctx.dev_error);
-    return answered ? f->resp.status : 0;
+    return r == LH_LUA_ANSWERED ? f->resp.status : 0;
 }
 
 static void assert_body(struct fx *f, const char *want)
@@ -102,6 +108,7 @@ static void test_route_and_json(void **state)
 {
     struct fx *f = *state;
     assert_int_equal(get(f, "/hello/ann"), 200);
+    assert_int_equal(f->slices, 0);
     assert_body(f, "{\"hello\":\"ann\"}");
     assert_string_equal(lh_response_get(&f->resp, "Content-Type"), "application/json");
     assert_int_equal(get(f, "/decline"), 0);
@@ -134,6 +141,7 @@ static void test_time_limit(void **state)
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     assert_int_equal(get(f, "/loop"), 503);
+    assert_true(f->slices >= 3); /* 100 ms in slices of 10: it paused for others */
     assert_int_equal(get(f, "/pcall"), 503); /* pcall cannot swallow the timeout */
     clock_gettime(CLOCK_MONOTONIC, &b);
     double secs = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
