@@ -3,6 +3,7 @@
 #   make run      install missing Debian packages, build, serve ./config.lua
 #   make test     install missing Debian packages, build, run unit + end-to-end tests
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench    CPU per request side by side with nginx+lua and lighttpd+magnet
 
 # ---- settings ---------------------------------------------------------------
 CC       ?= cc
@@ -26,7 +27,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit e2e asan deps clean
+.PHONY: all run test unit e2e asan bench deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -62,6 +63,11 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/luahttpd OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    unit e2e
+
+bench:
+	@sh .ci/install-deps bench
+	@$(MAKE) --no-print-directory all
+	LUAHTTPD=$(abspath $(BIN)) $(PYTHON) tests/bench/bench.py
 
 clean:
 	rm -rf build build-asan $(BIN)

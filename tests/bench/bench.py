@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""make bench: luahttpd side by side with nginx + lua-nginx-module and lighttpd +
+mod_magnet, on this machine, in one run.
+
+Each server gets the same docroot and an equivalent Lua handler per workload, runs
+one worker pinned to CPU 1 while wrk runs pinned to CPU 0, and is measured by its own
+CPU time (from /proc/PID/schedstat) per request: on two cores wrk is often the
+bottleneck, so requests per second alone cannot rank servers. Only 127.0.0.1 is
+used and every run is bounded in time.
+
+    LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--quick]
+"""
+
+import argparse
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+LUAHTTPD = os.path.abspath(os.environ.get("LUAHTTPD", os.path.join(REPO, "luahttpd")))
+
+WORKLOADS = [
+    # name, path, expected status
+    ("static 615 B", "/small.html", 200),
+    ("static 1 MiB", "/big.bin", 200),
+    ("lua json", "/api/hello?n=42", 200),
+    ("lua capture", "/api/echo/12345", 200),
+    ("404", "/missing.html", 404),
+]
+
+LUAHTTPD_CONFIG = """
+docroot = "{www}"
+port = {port}
+access_log = false
+error_log = "{dir}/luahttpd-error.log"
+workers = {workers}
+keepalive = {{ timeout = 120, max_per_client = 30000 }}
+max_connections = 30000
+route("GET", "/api/hello", function(req)
+  return {{ hello = "world", n = tonumber(req.query.n) }}
+end)
+route("GET", "/api/echo/:id", function(req)
+  return {{ id = req.params.id }}
+end)
+"""
+
+NGINX_CONFIG = """
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 40000;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log error;
+events {{ worker_connections 30000; }}
+http {{
+  access_log off;
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  keepalive_timeout 120;
+  client_body_temp_path {dir}/nginx-tmp;
+  proxy_temp_path {dir}/nginx-tmp;
+  fastcgi_temp_path {dir}/nginx-tmp;
+  uwsgi_temp_path {dir}/nginx-tmp;
+  scgi_temp_path {dir}/nginx-tmp;
+  lua_package_cpath "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
+  init_by_lua_block {{ cjson = require "cjson" }}
+  server {{
+    listen 127.0.0.1:{port};
+    root {www};
+    location = /api/hello {{
+      content_by_lua_block {{
+        ngx.header.content_type = "application/json"
+        ngx.print(cjson.encode({{ hello = "world", n = tonumber(ngx.var.arg_n) }}))
+      }}
+    }}
+    location ~ ^/api/echo/([^/]+)$ {{
+      content_by_lua_block {{
+        ngx.header.content_type = "application/json"
+        ngx.print(cjson.encode({{ id = ngx.var[1] }}))
+      }}
+    }}
+  }}
+}}
+"""
+
+LIGHTTPD_CONFIG = """
+server.document-root = "{www}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.modules += ("mod_magnet")
+magnet.attract-raw-url-to = ("{dir}/magnet.lua")
+server.errorlog = "{dir}/lighttpd-error.log"
+server.max-fds = 40000
+server.max-connections = 30000
+server.max-keep-alive-idle = 120
+mimetype.assign = (".html" => "text/html; charset=utf-8", ".bin" => "application/octet-stream")
+"""
+
+# mod_magnet has no JSON encoder of its own; lua-cjson is not built for lighttpd's
+# Lua here, so these build the same small documents by concatenation.
+MAGNET = r"""
+local r = lighty.r
+local path = r.req_attr["uri.path"]
+if path == "/api/hello" then
+  local n = (r.req_attr["uri.query"] or ""):match("n=(%d+)")
+  r.resp_header["Content-Type"] = "application/json"
+  r.resp_body:set({ '{"hello":"world","n":', n or "null", '}' })
+  return 200
+end
+local id = path:match("^/api/echo/([^/]+)$")
+if id then
+  r.resp_header["Content-Type"] = "application/json"
+  r.resp_body:set({ '{"id":"', id, '"}' })
+  return 200
+end
+return 0
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, proc, timeout=10):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def cpu_ns(pid):
+    """CPU time the process has used, in nanoseconds (all its threads)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError):
+            pass
+    return total
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class Server:
+    def __init__(self, name, argv, port, cpu="1"):
+        self.name, self.port = name, port
+        self.proc = subprocess.Popen(["taskset", "-c", cpu, *argv], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        if not wait_port(port, self.proc):
+            self.stop()
+            raise RuntimeError("%s did not start" % name)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wrk(port, path, seconds, threads=1, cpu="0"):
+    argv = ["wrk", "-t%d" % threads, "-c50", "-d%ds" % seconds, "--latency",
+            "http://127.0.0.1:%d%s" % (port, path)]
+    if cpu:
+        argv = ["taskset", "-c", cpu] + argv
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30).stdout
+    reqs = int(re.search(r"(\d+) requests in", out).group(1))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 1, "ms": 1e3, "s": 1e6}[m.group(2)] if m else float("nan")
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    non2xx = int(m.group(1)) if m else 0
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return reqs, rps, p99, non2xx, errors
+
+
+def make_site(d):
+    www = os.path.join(d, "www")
+    os.mkdir(www)
+    small = b"<!DOCTYPE html><title>bench</title>" + b"x" * (615 - 34)
+    with open(os.path.join(www, "small.html"), "wb") as f:
+        f.write(small[:615])
+    with open(os.path.join(www, "big.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+    return www
+
+
+def start(name, d, www, port, workers=1, cpu="1"):
+    fmt = dict(dir=d, www=www, port=port, workers=workers)
+    if name == "luahttpd":
+        path = os.path.join(d, "luahttpd.lua")
+        with open(path, "w") as f:
+            f.write(LUAHTTPD_CONFIG.format(**fmt))
+        return Server(name, [LUAHTTPD, "-c", path], port, cpu)
+    if name == "nginx":
+        os.makedirs(os.path.join(d, "nginx-tmp"), exist_ok=True)
+        path = os.path.join(d, "nginx.conf")
+        with open(path, "w") as f:
+            f.write(NGINX_CONFIG.format(**fmt))
+        return Server(name, ["nginx", "-c", path, "-p", d], port, cpu)
+    path = os.path.join(d, "lighttpd.conf")
+    with open(path, "w") as f:
+        f.write(LIGHTTPD_CONFIG.format(**fmt))
+    with open(os.path.join(d, "magnet.lua"), "w") as f:
+        f.write(MAGNET)
+    return Server(name, ["lighttpd", "-D", "-f", path], port, cpu)
+
+
+def run_workloads(servers, d, www, seconds):
+    results = {}
+    for name in servers:
+        port = free_port()
+        try:
+            srv = start(name, d, www, port)
+        except RuntimeError as e:
+            print("  %s: %s" % (name, e))
+            continue
+        try:
+            for wl, path, want in WORKLOADS:
+                wrk(port, path, 1)  # warm up
+                before = cpu_ns(srv.proc.pid)
+                reqs, rps, p99, non2xx, errors = wrk(port, path, seconds)
+                used = cpu_ns(srv.proc.pid) - before
+                wrong = (non2xx if want < 300 else reqs - non2xx) + errors
+                results[(name, wl)] = (rps, used / 1e3 / max(reqs, 1), p99, wrong)
+                print("  %-9s %-13s %9.0f req/s %8.1f us/req  p99 %7.0f us  wrong %d" %
+                      (name, wl, rps, used / 1e3 / max(reqs, 1), p99, wrong), flush=True)
+        finally:
+            srv.stop()
+    return results
+
+
+def hold_idle(port, n):
+    """Open n keep-alive connections, one request each, and keep them open."""
+    conns = []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"GET /small.html HTTP/1.1\r\nHost: b\r\n\r\n")
+        conns.append(s)
+    for s in conns:
+        s.recv(4096)
+    return conns
+
+
+def idle_memory(servers, d, www, n):
+    out = {}
+    for name in servers:
+        port = free_port()
+        try:
+            srv = start(name, d, www, port)
+        except RuntimeError:
+            continue
+        try:
+            hold_idle(port, 1)  # the first request's one-time allocations
+            time.sleep(0.3)
+            base = rss_bytes(srv.proc.pid)
+            conns = hold_idle(port, n)
+            time.sleep(0.5)
+            out[name] = (rss_bytes(srv.proc.pid) - base) / n
+            for s in conns:
+                s.close()
+            print("  %-9s %6.0f B per idle keep-alive connection (%d held)" %
+                  (name, out[name], n), flush=True)
+        finally:
+            srv.stop()
+    return out
+
+
+def scaling(d, www, seconds):
+    rates = {}
+    for workers in (1, 2):
+        port = free_port()
+        srv = start("luahttpd", d, www, port, workers=workers, cpu="0,1")
+        try:
+            wrk(port, "/api/hello?n=1", 1, threads=2, cpu=None)
+            rates[workers] = wrk(port, "/api/hello?n=1", seconds, threads=2, cpu=None)[1]
+        finally:
+            srv.stop()
+        print("  luahttpd workers=%d: %.0f req/s (lua json, wrk unpinned)" %
+              (workers, rates[workers]), flush=True)
+    return rates
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=4, help="seconds per measured run")
+    ap.add_argument("--idle", type=int, default=10000, help="idle connections to hold")
+    args = ap.parse_args()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    idle = min(args.idle, hard - 200)
+    servers = ["luahttpd"] + [s for s in ("nginx", "lighttpd") if shutil.which(s)]
+    d = tempfile.mkdtemp(prefix="lh-bench-")
+    try:
+        www = make_site(d)
+        print("luahttpd benchmark, %s, %d cores, %ds per run" %
+              (time.strftime("%Y-%m-%d"), os.cpu_count(), args.seconds))
+        results = run_workloads(servers, d, www, args.seconds)
+        mem = idle_memory(servers, d, www, idle)
+        rates = scaling(d, www, max(1, args.seconds // 3))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+    print("\n| workload | luahttpd µs/req | nginx µs/req | lighttpd µs/req | ratio to best peer "
+          "| luahttpd req/s | p99 µs | wrong |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    worst = 0.0
+    for wl, _, _ in WORKLOADS:
+        ours = results.get(("luahttpd", wl))
+        peers = [results[(p, wl)][1] for p in ("nginx", "lighttpd") if (p, wl) in results]
+        cell = lambda p: "%.1f" % results[(p, wl)][1] if (p, wl) in results else "-"
+        ratio = ours[1] / min(peers) if ours and peers else float("nan")
+        worst = max(worst, ratio) if ratio == ratio else worst
+        print("| %s | %s | %s | %s | %.2f | %.0f | %.0f | %d |" %
+              (wl, cell("luahttpd"), cell("nginx"), cell("lighttpd"), ratio, ours[0], ours[2],
+               ours[3]))
+    if mem:
+        peers = [mem[p] for p in ("nginx", "lighttpd") if p in mem]
+        print("| idle keep-alive memory | %.0f B | %s | %s | %.2f | | | |" %
+              (mem.get("luahttpd", float("nan")),
+               "%.0f B" % mem["nginx"] if "nginx" in mem else "-",
+               "%.0f B" % mem["lighttpd"] if "lighttpd" in mem else "-",
+               mem["luahttpd"] / min(peers) if peers and "luahttpd" in mem else float("nan")))
+    if rates:
+        print("\nworkers=2 / workers=1: %.2f x req/s" % (rates[2] / rates[1]))
+    print("worst CPU ratio to the best peer: %.2f" % worst)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
