@@ -19,9 +19,9 @@ void lh_http_date(time_t t, char *out);
 int lh_http_date_parse(const char *s, size_t len, time_t *t);
 
 /*
- * Write the strong entity tag for a file of this size and modification time,
- * quotes included (e.g. "\"5f1c2b3a-267\""), into out (at least 48 bytes).
- * Returns its length.
+ * Write the strong entity tag for a file of this size and modification time
+ * (nanoseconds included), quotes included (e.g. "\"5f1c2b3a.1d2e3f-267\""), into
+ * out (at least 48 bytes). Returns its length.
  */
 size_t lh_etag(int64_t size, int64_t mtime_sec, long mtime_nsec, char *out);
 

@@ -18,6 +18,7 @@ struct lh_ctx {
     const struct lh_request *req;
     struct lh_response *resp;     /* filled by lh_dispatch */
     const struct lh_static *st;
+    struct lh_fcache *fcache;     /* the worker's small-file cache (may be NULL) */
     struct lh_lua *lua;           /* the worker's Lua state */
     const char *body;             /* the request body (decoded), body_len bytes */
     size_t body_len;

@@ -16,17 +16,29 @@ struct lh_static {
     bool dotfiles;          /* serve paths with a segment starting with '.' */
 };
 
+/*
+ * A worker's cache of small files (up to 32 KiB, at most 512 of them): contents and
+ * validators in memory, checked against the file system at most once a second (a
+ * file changed within the same second may be served as it was for the rest of it).
+ * Confinement holds: entries are only ever filled and checked through the docroot.
+ */
+struct lh_fcache;
+struct lh_fcache *lh_fcache_new(void);
+void lh_fcache_free(struct lh_fcache *c);
+
 /* Open the docroot for lh_static: returns an O_DIRECTORY fd, or -1 with errno set. */
 int lh_static_open_root(const char *path);
 
 /*
- * Answer a request for the normalised path (from lh_path_normalize) from the docroot.
+ * Answer a request for the normalised path (from lh_path_normalize) from the docroot,
+ * through cache when it is not NULL.
  * query/query_len is the raw query string, kept in redirects. head: the request is
  * HEAD. Returns true when resp was filled (a file, a 301, 304, 206, 403, 405, 416,
  * a listing), false when there is nothing at that path (the caller goes on: 404).
  */
-bool lh_static_serve(const struct lh_static *s, const char *path, const char *query,
-                     size_t query_len, const struct lh_request *req, struct lh_response *resp);
+bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const char *path,
+                     const char *query, size_t query_len, const struct lh_request *req,
+                     struct lh_response *resp);
 
 /* Fill resp with a 404: docroot/404.html when it exists, else a built-in page. */
 void lh_static_not_found(const struct lh_static *s, struct lh_response *resp);

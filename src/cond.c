@@ -142,11 +142,10 @@ ok:
 
 size_t lh_etag(int64_t size, int64_t mtime_sec, long mtime_nsec, char *out)
 {
-    /* seconds and size, like nginx; the nanoseconds are left out so the tag stays
-     * stable on file systems that do not keep them */
-    (void)mtime_nsec;
-    return (size_t)snprintf(out, 48, "\"%llx-%llx\"", (unsigned long long)mtime_sec,
-                            (unsigned long long)size);
+    /* the nanoseconds are in: an edit that keeps the size within the same second must
+     * still change the tag (file systems without them give 0, which is stable) */
+    return (size_t)snprintf(out, 48, "\"%llx.%lx-%llx\"", (unsigned long long)mtime_sec,
+                            (unsigned long)mtime_nsec, (unsigned long long)size);
 }
 
 /* Walk a comma-separated list of entity tags; compare each to etag. */

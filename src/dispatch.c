@@ -42,8 +42,8 @@ static enum lh_lua_step step_routes(struct lh_ctx *ctx) { return lh_lua_route(ct
 
 static enum lh_lua_step step_static(struct lh_ctx *ctx)
 {
-    return answered(lh_static_serve(ctx->st, ctx->path, ctx->query, ctx->query_len, ctx->req,
-                                    ctx->resp));
+    return answered(lh_static_serve(ctx->st, ctx->fcache, ctx->path, ctx->query,
+                                    ctx->query_len, ctx->req, ctx->resp));
 }
 
 static enum lh_lua_step step_method_not_allowed(struct lh_ctx *ctx)

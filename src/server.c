@@ -173,6 +173,7 @@ struct worker {
     struct lh_response resp;      /* scratch: its response */
     char *out;                    /* scratch: OUT_SCRATCH bytes to render into */
     char *path;                   /* scratch: normalised paths */
+    struct lh_fcache *fcache;     /* small files in memory */
     size_t pathcap;
 };
 
@@ -598,6 +599,14 @@ static enum step park(struct conn *c, const struct lh_ctx *ctx)
     if (ctx->req->host)
         p->req.host = &p->req.headers[ctx->req->host - ctx->req->headers];
     lh_response_move(&p->resp, ctx->resp);
+    if (p->resp.body_kind == LH_BODY_MEM && !p->resp.body_owned && p->resp.body_len &&
+        !(p->resp.body >= p->resp.page && p->resp.body < p->resp.page + sizeof p->resp.page)) {
+        /* a body borrowed from the file cache may be gone when the request goes on */
+        char *copy = malloc(p->resp.body_len);
+        if (copy)
+            memcpy(copy, p->resp.body, p->resp.body_len);
+        lh_response_body(&p->resp, copy, copy ? p->resp.body_len : 0, copy);
+    }
     memcpy(pathbuf, ctx->pathbuf, ctx->pathcap);
     snprintf(p->ip, sizeof p->ip, "%s", ctx->remote_addr);
     p->ctx = *ctx;
@@ -685,6 +694,7 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
     struct lh_ctx ctx = {.req = req,
                          .resp = &w->resp,
                          .st = &w->set->st,
+                         .fcache = w->fcache,
                          .lua = w->set->lua[w->id],
                          .body = body,
                          .body_len = body_len,
@@ -1118,7 +1128,8 @@ static int worker_init(struct worker *w, struct server *srv, int id)
     event_config_free(ec);
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->out = malloc(OUT_SCRATCH);
-    if (!w->base || w->notify_fd < 0 || !w->out)
+    w->fcache = lh_fcache_new();
+    if (!w->base || w->notify_fd < 0 || !w->out || !w->fcache)
         return -1;
     w->accept_ev = event_new(w->base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
@@ -1152,6 +1163,7 @@ static void worker_free(struct worker *w)
     settings_release(w->set);
     free(w->out);
     free(w->path);
+    lh_fcache_free(w->fcache);
 }
 
 /* ---- configuration, listening, signals ------------------------------------------------ */

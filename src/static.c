@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 int lh_static_open_root(const char *path)
@@ -84,49 +85,181 @@ static const char *hdr(const struct lh_request *req, const char *name, size_t *l
     return h ? h->value : NULL;
 }
 
-/* A regular file: validators, 304, Range, then the body. Takes ownership of fd. */
-static void serve_file(const char *name, int fd, const struct stat *st,
-                       const struct lh_request *req, struct lh_response *resp)
+/* What the response to a file depends on. */
+struct file_meta {
+    int64_t size;
+    time_t mtime;
+    long mtime_nsec;
+    dev_t dev;
+    ino_t ino;
+    const char *type;
+    char etag[48];
+    char date[LH_HTTP_DATE_LEN + 1];
+};
+
+static void meta_of(const char *name, const struct stat *st, struct file_meta *m)
 {
-    char etag[48], date[LH_HTTP_DATE_LEN + 1];
-    lh_etag(st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, etag);
-    lh_http_date(st->st_mtim.tv_sec, date);
+    m->size = st->st_size;
+    m->mtime = st->st_mtim.tv_sec;
+    m->mtime_nsec = st->st_mtim.tv_nsec;
+    m->dev = st->st_dev;
+    m->ino = st->st_ino;
+    m->type = lh_mime_type(name);
+    lh_etag(st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, m->etag);
+    lh_http_date(st->st_mtim.tv_sec, m->date);
+}
+
+/*
+ * The headers for a file: 304, 416, or 200/206 with validators. Returns true when a
+ * body goes with them: bytes [*first, *first + *len) of the file.
+ */
+static bool answer_file(const struct file_meta *m, const struct lh_request *req,
+                        struct lh_response *resp, int64_t *first, int64_t *len)
+{
     size_t inm_len, ims_len, range_len, ifr_len;
     const char *inm = hdr(req, "if-none-match", &inm_len);
     const char *ims = hdr(req, "if-modified-since", &ims_len);
     const char *range = hdr(req, "range", &range_len);
     const char *ifr = hdr(req, "if-range", &ifr_len);
 
-    if (lh_not_modified(inm, inm_len, ims, ims_len, etag, st->st_mtim.tv_sec)) {
-        close(fd);
+    if (lh_not_modified(inm, inm_len, ims, ims_len, m->etag, m->mtime)) {
         lh_response_init(resp, 304);
-        lh_response_header(resp, "ETag", etag);
-        lh_response_header(resp, "Last-Modified", date);
-        return;
+        lh_response_header(resp, "ETag", m->etag);
+        lh_response_header(resp, "Last-Modified", m->date);
+        return false;
     }
-    int64_t first = 0, last = st->st_size - 1;
+    int64_t a = 0, b = m->size - 1;
     enum lh_range_result rr = LH_RANGE_NONE;
-    if (range && (!ifr || lh_if_range_ok(ifr, ifr_len, etag, st->st_mtim.tv_sec)))
-        rr = lh_range_parse(range, range_len, st->st_size, &first, &last);
+    if (range && (!ifr || lh_if_range_ok(ifr, ifr_len, m->etag, m->mtime)))
+        rr = lh_range_parse(range, range_len, m->size, &a, &b);
     char cr[96];
     if (rr == LH_RANGE_UNSATISFIABLE) {
-        close(fd);
         lh_response_error(resp, 416);
-        snprintf(cr, sizeof cr, "bytes */%lld", (long long)st->st_size);
+        snprintf(cr, sizeof cr, "bytes */%lld", (long long)m->size);
         lh_response_header(resp, "Content-Range", cr);
-        return;
+        return false;
     }
     lh_response_init(resp, rr == LH_RANGE_OK ? 206 : 200);
-    lh_response_header(resp, "Content-Type", lh_mime_type(name));
-    lh_response_header(resp, "Last-Modified", date);
-    lh_response_header(resp, "ETag", etag);
+    lh_response_header(resp, "Content-Type", m->type);
+    lh_response_header(resp, "Last-Modified", m->date);
+    lh_response_header(resp, "ETag", m->etag);
     lh_response_header(resp, "Accept-Ranges", "bytes");
     if (rr == LH_RANGE_OK) {
-        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)first, (long long)last,
-                 (long long)st->st_size);
+        snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)a, (long long)b,
+                 (long long)m->size);
         lh_response_header(resp, "Content-Range", cr);
     }
-    lh_response_file(resp, fd, first, last - first + 1);
+    *first = a;
+    *len = b - a + 1;
+    return true;
+}
+
+/* ---- the small-file cache ----------------------------------------------------------- */
+
+#define CACHE_SLOTS 512          /* direct-mapped: a new file takes its slot over */
+#define CACHE_FILE_MAX (32 * 1024)
+
+struct cached {
+    char *key;                   /* docroot path, '\n', request path */
+    char *data;                  /* the whole file */
+    time_t checked;              /* the second it was last found unchanged */
+    struct file_meta meta;
+};
+
+struct lh_fcache {
+    struct cached slot[CACHE_SLOTS];
+};
+
+struct lh_fcache *lh_fcache_new(void) { return calloc(1, sizeof(struct lh_fcache)); }
+
+void lh_fcache_free(struct lh_fcache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        free(c->slot[i].key);
+        free(c->slot[i].data);
+    }
+    free(c);
+}
+
+static struct cached *cache_slot(struct lh_fcache *c, const char *root, const char *path,
+                                 bool *hit)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const char *p = root; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    h = (h ^ '\n') * 1099511628211ULL;
+    for (const char *p = path; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    struct cached *e = &c->slot[h % CACHE_SLOTS];
+    size_t rl = strlen(root);
+    *hit = e->key && strncmp(e->key, root, rl) == 0 && e->key[rl] == '\n' &&
+           strcmp(e->key + rl + 1, path) == 0;
+    return e;
+}
+
+/* Keep fd's contents in slot e (the file is small). Returns false if it can't. */
+static bool cache_fill(struct cached *e, const char *root, const char *path, int fd,
+                       const struct file_meta *m, time_t now)
+{
+    char *data = malloc(m->size ? (size_t)m->size : 1);
+    size_t klen = strlen(root) + strlen(path) + 2;
+    char *key = malloc(klen);
+    if (!data || !key || pread(fd, data, (size_t)m->size, 0) != m->size) {
+        free(data);
+        free(key);
+        return false;
+    }
+    snprintf(key, klen, "%s\n%s", root, path);
+    free(e->key);
+    free(e->data);
+    e->key = key;
+    e->data = data;
+    e->meta = *m;
+    e->checked = now;
+    return true;
+}
+
+/* Answer from memory; the body points into the cache (copied when sent). */
+static void serve_cached(const struct cached *e, const struct lh_request *req,
+                         struct lh_response *resp)
+{
+    int64_t first, len;
+    if (answer_file(&e->meta, req, resp, &first, &len))
+        lh_response_body(resp, e->data + first, (size_t)len, NULL);
+}
+
+static bool same_file(const struct file_meta *a, const struct file_meta *b)
+{
+    return a->size == b->size && a->mtime == b->mtime && a->mtime_nsec == b->mtime_nsec &&
+           a->ino == b->ino && a->dev == b->dev;
+}
+
+/* A regular file: from the cache when it is small, else from fd. Takes ownership of
+ * fd. `name` gives the Content-Type; `path` is the cache key. */
+static void serve_file(const struct lh_static *s, struct lh_fcache *cache, const char *name,
+                       const char *path, int fd, const struct stat *st,
+                       const struct lh_request *req, struct lh_response *resp)
+{
+    struct file_meta m;
+    meta_of(name, st, &m);
+    if (cache && st->st_size <= CACHE_FILE_MAX) {
+        bool hit;
+        struct cached *e = cache_slot(cache, s->root_path, path, &hit);
+        time_t now = time(NULL);
+        if ((hit && same_file(&e->meta, &m)) || cache_fill(e, s->root_path, path, fd, &m, now)) {
+            e->checked = now;
+            close(fd);
+            serve_cached(e, req, resp);
+            return;
+        }
+    }
+    int64_t first, len;
+    if (answer_file(&m, req, resp, &first, &len))
+        lh_response_file(resp, fd, first, len);
+    else
+        close(fd);
 }
 
 /* 301 to the same path with a slash, the query kept. */
@@ -291,15 +424,15 @@ static void serve_listing(const struct lh_static *s, const char *path, int dirfd
 }
 
 /* A directory asked for with its trailing slash: index, listing, or 403. */
-static void serve_dir(const struct lh_static *s, const char *path, int dirfd,
-                      const struct lh_request *req, struct lh_response *resp)
+static void serve_dir(const struct lh_static *s, struct lh_fcache *cache, const char *path,
+                      int dirfd, const struct lh_request *req, struct lh_response *resp)
 {
     char rel[PATH_MAX];
     int n = snprintf(rel, sizeof rel, "%s%s", path + 1, s->index);
     int fd = n < (int)sizeof rel ? open_beneath(s, rel) : -1;
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        serve_file(s->index, fd, &st, req, resp);
+        serve_file(s, cache, s->index, path, fd, &st, req, resp);
         return;
     }
     if (fd >= 0)
@@ -310,11 +443,21 @@ static void serve_dir(const struct lh_static *s, const char *path, int dirfd,
         lh_response_error(resp, 403);
 }
 
-bool lh_static_serve(const struct lh_static *s, const char *path, const char *query,
-                     size_t query_len, const struct lh_request *req, struct lh_response *resp)
+bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const char *path,
+                     const char *query, size_t query_len, const struct lh_request *req,
+                     struct lh_response *resp)
 {
     if (!s->dotfiles && lh_path_has_dotfile(path))
         return false;
+    if (cache && is_get_or_head(req)) {
+        /* checked this second already: no system call at all */
+        bool hit;
+        struct cached *e = cache_slot(cache, s->root_path, path, &hit);
+        if (hit && e->checked == time(NULL)) {
+            serve_cached(e, req, resp);
+            return true;
+        }
+    }
     int fd = open_beneath(s, path + 1);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
@@ -334,14 +477,14 @@ bool lh_static_serve(const struct lh_static *s, const char *path, const char *qu
         return true;
     }
     if (S_ISREG(st.st_mode)) {
-        serve_file(path, fd, &st, req, resp);
+        serve_file(s, cache, path, path, fd, &st, req, resp);
         return true;
     }
     size_t len = strlen(path);
     if (path[len - 1] != '/')
         redirect_slash(path, query, query_len, resp);
     else
-        serve_dir(s, path, fd, req, resp);
+        serve_dir(s, cache, path, fd, req, resp);
     close(fd);
     return true;
 }

@@ -142,3 +142,51 @@ class Traversal(ServerTest):
 
     def test_symlink_inside_docroot_is_served(self):
         self.assertEqual(curl(self.s.url("/good-link"))[:3:2], (200, b"inside"))
+
+
+class SmallFileCache(ServerTest):
+    """Small files are kept in memory but never served stale for more than a second,
+    and the cache never lets a path out of the docroot."""
+
+    def test_changes_seen_within_a_second(self):
+        import time
+        s = self.server("", files={"a.txt": "one", "index.html": "home"})
+        for _ in range(3):
+            self.assertEqual(curl(s.url("/a.txt"))[2], b"one")
+        etag = curl(s.url("/a.txt"))[1]["etag"]
+        s.write("a.txt", "two")  # same size: only the time and inode tell
+        self.wait_for(lambda: curl(s.url("/a.txt"))[2] == b"two", timeout=2.5, what="new content")
+        self.assertNotEqual(curl(s.url("/a.txt"))[1]["etag"], etag)
+        os.unlink(os.path.join(s.www, "a.txt"))
+        self.wait_for(lambda: curl(s.url("/a.txt"))[0] == 404, timeout=2.5, what="404 after delete")
+        s.write("index.html", "new home")
+        self.wait_for(lambda: curl(s.url("/"))[2] == b"new home", timeout=2.5, what="new index")
+
+    def test_cached_path_cannot_be_redirected_out(self):
+        import time
+        s = self.server("", files={"inside.txt": "inside"})
+        with open(os.path.join(s.dir, "secret.txt"), "w") as f:
+            f.write("TOPSECRET")
+        link = os.path.join(s.www, "link")
+        os.symlink("inside.txt", link)
+        self.assertEqual(curl(s.url("/link"))[2], b"inside")
+        os.unlink(link)
+        os.symlink(os.path.join(s.dir, "secret.txt"), link)
+        deadline = time.time() + 2.5
+        while time.time() < deadline:
+            status, _, body = curl(s.url("/link"))
+            self.assertNotIn(b"TOPSECRET", body)
+            if status in (403, 404):
+                break
+            time.sleep(0.1)
+        self.assertIn(status, (403, 404))
+
+    def test_conditional_and_range_from_cache(self):
+        s = self.server("", files={"r.txt": "0123456789"})
+        _, h, _ = curl(s.url("/r.txt"))
+        for _ in range(2):  # the second time from memory
+            status, _, body = curl("-H", "Range: bytes=2-4", s.url("/r.txt"))
+            self.assertEqual((status, body), (206, b"234"))
+            self.assertEqual(curl("-H", "If-None-Match: " + h["etag"], s.url("/r.txt"))[0], 304)
+            r, _ = request(s.port, b"HEAD /r.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(r.header("Content-Length"), "10")

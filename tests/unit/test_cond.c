@@ -52,10 +52,12 @@ static void test_date_roundtrip(void **state)
 static void test_etag(void **state)
 {
     char e[48];
-    assert_int_equal(lh_etag(615, T, 0, e), strlen("\"2ebc98a1-267\""));
-    assert_string_equal(e, "\"2ebc98a1-267\"");
+    assert_int_equal(lh_etag(615, T, 0, e), strlen("\"2ebc98a1.0-267\""));
+    assert_string_equal(e, "\"2ebc98a1.0-267\"");
     char e2[48];
     lh_etag(616, T, 0, e2);
+    assert_string_not_equal(e, e2);
+    lh_etag(615, T, 999999999, e2); /* same second, same size, another write */
     assert_string_not_equal(e, e2);
 }
 
