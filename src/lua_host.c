@@ -879,7 +879,7 @@ static int api_log(lua_State *L)
     const char *where = line > 0 ? ar.short_src : "?";
     const struct lh_ctx *ctx = ctx_of(L);
     if (ctx)
-        lh_log_error("info", "lua: %s:%d: [%.*s %s] %s", where, line,
+        lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line, ctx->lua_what,
                      (int)ctx->req->method_len, ctx->req->method, ctx->path,
                      lua_tostring(L, -1));
     else

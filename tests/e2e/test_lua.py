@@ -207,7 +207,8 @@ class Routes(ServerTest):
     def test_log_helper(self):
         self.assertEqual(curl(self.s.url("/log"))[2], b"logged")
         self.wait_for(lambda: "hello from\t/log\t42" in self.errlog(), what="log line")
-        self.assertRegex(self.errlog(), r"config\.lua:\d+: \[GET /log\] hello from")
+        self.assertRegex(self.errlog(),
+                         r"config\.lua:\d+: \[route GET /log\] \[GET /log\] hello from")
 
     def test_bad_return_values_500(self):
         self.assertEqual(curl(self.s.url("/bad-status"))[0], 500)
