@@ -4,6 +4,7 @@
 #   make test     install missing Debian packages, build, run unit + end-to-end tests
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    CPU per request side by side with nginx+lua and lighttpd+magnet
+#   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 
 # ---- settings ---------------------------------------------------------------
 CC       ?= cc
@@ -27,7 +28,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit e2e asan bench deps clean
+.PHONY: all run test unit e2e asan bench fuzz fuzz-build deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -69,7 +70,37 @@ bench:
 	@$(MAKE) --no-print-directory all
 	LUAHTTPD=$(abspath $(BIN)) $(PYTHON) tests/bench/bench.py
 
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c against the pure modules, built with
+# clang in build-fuzz/; new inputs go to build-fuzz/corpus, the seeds stay as they are.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_MODULES := http path cond
+
+build-fuzz/%.o: src/%.c | build-fuzz
+	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(patsubst %,build-fuzz/%.o,$(FUZZ_MODULES))
+	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^
+
+build-fuzz:
+	mkdir -p $@
+
+fuzz-build: $(addprefix build-fuzz/,$(FUZZ_TARGETS))
+
+fuzz:
+	@sh .ci/install-deps fuzz
+	@$(MAKE) --no-print-directory fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	    name=$${t#fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
+	    echo "== $$t for $(FUZZ_SECONDS)s"; \
+	    build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	        build-fuzz/corpus/$$name tests/fuzz/corpus/$$name > build-fuzz/$$t.log 2>&1; \
+	    rc=$$?; grep -E '^Done|number_of_executed_units' build-fuzz/$$t.log; \
+	    if [ $$rc != 0 ]; then tail -40 build-fuzz/$$t.log; exit 1; fi; \
+	done
+
 clean:
-	rm -rf build build-asan $(BIN)
+	rm -rf build build-asan build-fuzz $(BIN)
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
