@@ -20,8 +20,9 @@ int lh_http_date_parse(const char *s, size_t len, time_t *t);
 
 /*
  * Write the strong entity tag for a file of this size and modification time
- * (nanoseconds included), quotes included (e.g. "\"5f1c2b3a.1d2e3f-267\""), into
- * out (at least 48 bytes). Returns its length.
+ * (nanoseconds included), quotes included, into out (at least 48 bytes): lower-case
+ * hex "\"<mtime_sec>.<mtime_nsec>-<size>\"", e.g. "\"5f1c2b3a.1d2e3f-267\"". An
+ * nsec outside 0..999999999 counts as 0. Returns its length (at most 44).
  */
 size_t lh_etag(int64_t size, int64_t mtime_sec, long mtime_nsec, char *out);
 

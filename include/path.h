@@ -18,15 +18,17 @@ void lh_path_split(const char *target, size_t len, size_t *path_len,
  * always starting with '/').
  *
  * - percent-decodes exactly once ("%252e" stays "%2e" literally);
- * - rejects (returns 404) a decoded NUL, an encoded separator ("%2f", "%5c"),
- *   a raw or decoded backslash, and bad percent escapes ("%zz", "%4") (400);
+ * - refuses with 404 a raw or decoded NUL, an encoded slash ("%2f"), a raw or
+ *   decoded backslash ("\\", "%5c"); with 400 a bad percent escape ("%zz", "%4")
+ *   or a path that does not start with '/';
  * - removes "." segments and empty segments ("//"); ".." removes the previous
  *   segment, and a ".." that would climb above "/" is refused with 403;
  * - keeps a trailing slash if the target had one ("/a/b/" stays "/a/b/",
  *   "/a/b/.." becomes "/a/").
  *
- * Returns 0 on success, or an HTTP status (400, 403, 404) describing the refusal.
- * outsz must be at least len + 2; returns 414 if out is too small.
+ * Returns 0 on success, or an HTTP status (400, 403, 404) describing the refusal;
+ * decoding comes first, so its refusals (400, 404) win over a 403. out must hold at
+ * least len + 2 bytes, else 414. After a refusal out is "" (when outsz > 0).
  */
 int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz);
 
@@ -34,20 +36,24 @@ int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz);
 bool lh_path_has_dotfile(const char *norm);
 
 /*
- * Percent-decode a query component in place semantics: '+' becomes ' ', "%XX" its
- * byte; a bad escape is kept literally. Writes at most outsz-1 bytes plus NUL to out
- * and returns the decoded length. Used for query keys and values.
+ * Percent-decode a query component (in[0..len), need not be NUL-terminated) into out:
+ * '+' becomes ' ', "%XX" its byte (which may be NUL); a bad escape is kept literally.
+ * Writes at most outsz-1 bytes plus a NUL (nothing when outsz is 0) and returns the
+ * number of bytes written before that NUL; outsz = len + 1 never truncates.
+ * Used for query keys and values.
  */
 size_t lh_query_decode(const char *in, size_t len, char *out, size_t outsz);
 
 /*
- * Append to out (capacity outsz, NUL-terminated) an HTML-escaped copy of s
- * (& < > " ' escaped). Returns the length written, or (size_t)-1 if it did not fit.
+ * Write into out (capacity outsz, NUL-terminated) an HTML-escaped copy of s
+ * (& < > " ' escaped). Returns the length written, or (size_t)-1 if it did not fit
+ * (out's contents are then unspecified).
  */
 size_t lh_html_escape(const char *s, char *out, size_t outsz);
 
 /*
- * Percent-encode s for use in a URL path (keeps unreserved characters and '/').
+ * Percent-encode s into out for use in a URL path (keeps the unreserved characters
+ * A-Z a-z 0-9 - . _ ~ and '/'; everything else becomes %XX, upper-case hex).
  * Returns the length written, or (size_t)-1 if it did not fit in outsz (incl. NUL).
  */
 size_t lh_url_escape_path(const char *s, char *out, size_t outsz);

@@ -17,11 +17,22 @@ static char *two(char *p, int v)
     return p;
 }
 
+/* The instants an IMF-fixdate can show: years 0000 to 9999. */
+#define DATE_MIN (-62167219200LL) /* 0000-01-01 00:00:00 */
+#define DATE_MAX 253402300799LL   /* 9999-12-31 23:59:59 */
+
 void lh_http_date(time_t t, char *out)
 {
+    /* clamp rather than print nonsense for a wild mtime (gmtime_r fails past int years) */
+    int64_t v = (int64_t)t;
+    v = v < DATE_MIN ? DATE_MIN : v > DATE_MAX ? DATE_MAX : v;
+    time_t ct = (time_t)v;
     struct tm tm;
-    gmtime_r(&t, &tm);
-    int year = (tm.tm_year + 1900) % 10000;
+    if (!gmtime_r(&ct, &tm)) {
+        ct = 0;
+        gmtime_r(&ct, &tm);
+    }
+    int year = tm.tm_year + 1900;
     char *p = out;
     memcpy(p, days[tm.tm_wday], 3);
     p += 3;
@@ -99,6 +110,25 @@ static bool day_name(struct cur *c, bool long_form)
     return false;
 }
 
+static bool leap(int year)
+{
+    return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+}
+
+/* Is the broken-down date (tm_year a full year here) a real calendar date? */
+static bool valid_date(const struct tm *tm)
+{
+    static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int max = mdays[tm->tm_mon] + (tm->tm_mon == 1 && leap(tm->tm_year));
+    return tm->tm_mday >= 1 && tm->tm_mday <= max && tm->tm_hour <= 23 &&
+           tm->tm_min <= 59 && tm->tm_sec <= 60; /* 60: a leap second */
+}
+
+/*
+ * The three forms of RFC 9110 5.6.7, exactly (case-sensitive names, single spaces
+ * except asctime's padded day, "GMT"). The weekday must be a valid name but is not
+ * checked against the date. RFC 850 two-digit years: 70-99 are 19xx, 00-69 are 20xx.
+ */
 int lh_http_date_parse(const char *s, size_t len, time_t *t)
 {
     struct tm tm;
@@ -132,10 +162,9 @@ int lh_http_date_parse(const char *s, size_t len, time_t *t)
     }
     return -1;
 ok:
-    if (tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
-        tm.tm_sec > 60)
+    if (!valid_date(&tm))
         return -1;
-    tm.tm_year -= tm.tm_year >= 1900 ? 1900 : 0;
+    tm.tm_year -= 1900;
     *t = timegm(&tm);
     return 0;
 }
@@ -143,7 +172,10 @@ ok:
 size_t lh_etag(int64_t size, int64_t mtime_sec, long mtime_nsec, char *out)
 {
     /* the nanoseconds are in: an edit that keeps the size within the same second must
-     * still change the tag (file systems without them give 0, which is stable) */
+     * still change the tag (file systems without them give 0, which is stable). With
+     * nsec below 10^9 the tag is at most 1+16+1+8+1+16+1 = 44 bytes. */
+    if (mtime_nsec < 0 || mtime_nsec > 999999999)
+        mtime_nsec = 0;
     return (size_t)snprintf(out, 48, "\"%llx.%lx-%llx\"", (unsigned long long)mtime_sec,
                             (unsigned long)mtime_nsec, (unsigned long long)size);
 }
@@ -202,9 +234,10 @@ static int64_t number(const char *s, size_t len, size_t *i)
     size_t start = *i;
     int64_t v = 0;
     while (*i < len && s[*i] >= '0' && s[*i] <= '9') {
-        if (v > (INT64_MAX - 9) / 10)
+        int d = s[(*i)++] - '0';
+        if (v > (INT64_MAX - d) / 10)
             return -1;
-        v = v * 10 + (s[(*i)++] - '0');
+        v = v * 10 + d;
     }
     return *i == start ? -1 : v;
 }
@@ -257,7 +290,8 @@ enum lh_range_result lh_range_parse(const char *v, size_t len, int64_t size, int
 
 bool lh_if_range_ok(const char *v, size_t len, const char *etag, time_t mtime)
 {
-    if (len > 0 && (v[0] == '"' || v[0] == 'W'))
+    /* an entity tag starts with '"' or "W/"; a date may start with 'W' ("Wed, ...") */
+    if ((len > 0 && v[0] == '"') || (len > 1 && v[0] == 'W' && v[1] == '/'))
         return etag_list_match(v, len, etag, false) && len == strlen(etag);
     time_t t;
     return lh_http_date_parse(v, len, &t) == 0 && t == mtime;

@@ -1,7 +1,8 @@
 /* iptable.c - connections per client IP, shared by the workers. See iptable.h.
  * An open-addressing hash table under one mutex; taken once per connection, never
  * per request. Entries whose count drops to zero are removed (backward-shift
- * deletion), so the table holds only the IPs connected now. */
+ * deletion), so the table holds only the IPs connected now; its slot array keeps the
+ * largest size it grew to, which the peak number of connected IPs bounds. */
 #include "iptable.h"
 
 #include <pthread.h>
@@ -35,11 +36,11 @@ struct lh_iptable *lh_iptable_new(void)
         return NULL;
     t->cap = 64;
     t->slots = calloc(t->cap, sizeof *t->slots);
-    if (!t->slots) {
+    if (!t->slots || pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->slots);
         free(t);
         return NULL;
     }
-    pthread_mutex_init(&t->lock, NULL);
     return t;
 }
 

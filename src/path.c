@@ -26,68 +26,106 @@ static int hexval(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* Close the segment that ends at out[*o] (exclusive): drop "." and "", resolve "..".
- * seg is where the segment starts (just after its '/'). Returns 0 or 403. */
-static int close_segment(char *out, size_t *o, size_t seg)
+/* 1 for ".", 2 for "..", 0 for any other segment s[0..n). */
+static int dots(const char *s, size_t n)
 {
-    size_t n = *o - seg;
-    if (n == 0 || (n == 1 && out[seg] == '.')) {
-        *o = seg; /* empty or "." segment: nothing, keep the slash */
-        return 0;
+    if (n == 1 && s[0] == '.')
+        return 1;
+    return n == 2 && s[0] == '.' && s[1] == '.' ? 2 : 0;
+}
+
+/*
+ * Pass 1: percent-decode in[0..len) into out, exactly once. After it every '/' in out
+ * is a real separator, because an encoded one is refused. Returns 0, 400 or 404.
+ */
+static int decode(const char *in, size_t len, char *out, size_t *n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)in[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hexval((unsigned char)in[i + 1]) : -1;
+            int lo = hi >= 0 ? hexval((unsigned char)in[i + 2]) : -1;
+            if (lo < 0)
+                return 400;
+            c = (unsigned char)(hi * 16 + lo);
+            i += 2;
+            if (c == '/')
+                return 404; /* an encoded separator names no file */
+        }
+        if (c == '\\' || c == '\0')
+            return 404; /* a Windows separator or a NUL names no file either */
+        out[o++] = (char)c;
     }
-    if (n == 2 && out[seg] == '.' && out[seg + 1] == '.') {
+    *n = o;
+    return 0;
+}
+
+/*
+ * Close the segment p[seg..*w) of the path being resolved: drop it if it is "." or
+ * empty (the slash before it stays), let ".." remove it and the segment before it,
+ * else keep it and write its closing '/'. Returns 0, or 403 for a ".." at the root.
+ */
+static int close_segment(char *p, size_t *w, size_t seg)
+{
+    switch (dots(p + seg, *w - seg)) {
+    case 1:
+        *w = seg;
+        return 0;
+    case 2:
         if (seg == 1)
             return 403; /* would climb above the root */
-        size_t p = seg - 1; /* the slash before ".." */
-        while (p > 0 && out[p - 1] != '/')
-            p--;
-        *o = p;
+        *w = seg - 1; /* the slash that ends the previous segment */
+        while (p[*w - 1] != '/')
+            (*w)--;
+        return 0;
+    default:
+        if (*w > seg)
+            p[(*w)++] = '/';
         return 0;
     }
-    out[(*o)++] = '/';
+}
+
+/*
+ * Pass 2: resolve the segments of p[0..*n) (p[0] is '/') in place; the write index
+ * never passes the read index. Returns 0 and the new length in *n, or 403.
+ */
+static int resolve(char *p, size_t *n)
+{
+    size_t w = 1, seg = 1;
+    for (size_t r = 1; r < *n; r++) {
+        if (p[r] != '/') {
+            p[w++] = p[r];
+            continue;
+        }
+        int st = close_segment(p, &w, seg);
+        if (st)
+            return st;
+        seg = w;
+    }
+    /* a last "." or ".." names a directory: resolve it, leaving a trailing slash */
+    if (dots(p + seg, w - seg)) {
+        int st = close_segment(p, &w, seg);
+        if (st)
+            return st;
+    }
+    *n = w;
     return 0;
 }
 
 int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz)
 {
+    size_t n = 0;
+    int st;
     if (len == 0 || path[0] != '/')
-        return 400;
-    if (outsz < len + 2)
-        return 414;
-    size_t o = 1, seg = 1;
-    out[0] = '/';
-    for (size_t i = 1; i < len; i++) {
-        unsigned char c = (unsigned char)path[i];
-        if (c == '%') {
-            int hi = i + 2 < len ? hexval((unsigned char)path[i + 1]) : -1;
-            int lo = hi >= 0 ? hexval((unsigned char)path[i + 2]) : -1;
-            if (lo < 0)
-                return 400;
-            c = (unsigned char)(hi * 16 + lo);
-            i += 2;
-            if (c == '/' || c == '\\' || c == '\0')
-                return 404; /* an encoded separator or NUL names no file */
-        } else if (c == '/') {
-            int st = close_segment(out, &o, seg);
-            if (st)
-                return st;
-            seg = o;
-            continue;
-        }
-        if (c == '\\' || c == '\0')
-            return 404;
-        out[o++] = (char)c;
-    }
-    /* the last segment: "." and ".." end in a directory, so keep a trailing slash */
-    size_t n = o - seg;
-    bool dots = (n == 1 && out[seg] == '.') || (n == 2 && out[seg] == '.' && out[seg + 1] == '.');
-    if (n > 0 && dots) {
-        int st = close_segment(out, &o, seg);
-        if (st)
-            return st;
-    }
-    out[o] = '\0';
-    return 0;
+        st = 400;
+    else if (outsz < len + 2)
+        st = 414;
+    else if ((st = decode(path, len, out, &n)) == 0)
+        st = resolve(out, &n);
+    if (outsz > 0)
+        out[st ? 0 : n] = '\0'; /* "" after a refusal: a careless caller gets no path */
+    return st;
 }
 
 bool lh_path_has_dotfile(const char *norm)
