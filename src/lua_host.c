@@ -661,27 +661,36 @@ static enum lh_lua_step handler_step(struct lh_lua *lua, struct lh_ctx *ctx, int
 
 /* ---- steps -------------------------------------------------------------------------------- */
 
-/* Run the list's hooks from ctx->lua_index on, or go on with a paused one. */
-enum lh_lua_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
+/* Push the next hook of the list at key, and the request, for ctx; false (nothing
+ * pushed, the index reset) at the end of the list. */
+static bool push_next_hook(struct lh_lua *lua, struct lh_ctx *ctx, const void *key,
+                           const char *kind)
 {
     lua_State *L = lua->L;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+    lua_rawgeti(L, -1, ++ctx->lua_index);
+    lua_remove(L, -2);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        ctx->lua_index = 0;
+        return false;
+    }
+    push_req(lua, ctx);
+    snprintf(ctx->lua_what, sizeof ctx->lua_what, "%s hook %d", kind, ctx->lua_index);
+    return true;
+}
+
+/* Run the before hooks from ctx->lua_index on, or go on with a paused one. */
+enum lh_lua_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
+{
     for (;;) {
         enum lh_lua_step r;
-        if (ctx->co_ref != LUA_NOREF) {
+        if (ctx->co_ref != LUA_NOREF)
             r = handler_step(lua, ctx, 0);
-        } else {
-            lua_rawgetp(L, LUA_REGISTRYINDEX, &key_before);
-            lua_rawgeti(L, -1, ++ctx->lua_index);
-            lua_remove(L, -2);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                ctx->lua_index = 0;
-                return LH_LUA_DECLINED;
-            }
-            push_req(lua, ctx);
-            snprintf(ctx->lua_what, sizeof ctx->lua_what, "before hook %d", ctx->lua_index);
+        else if (push_next_hook(lua, ctx, &key_before, "before"))
             r = handler_step(lua, ctx, 1);
-        }
+        else
+            return LH_LUA_DECLINED;
         if (r != LH_LUA_DECLINED) {
             if (r == LH_LUA_ANSWERED)
                 ctx->lua_index = 0;
@@ -801,20 +810,12 @@ enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
         if (ctx->co_ref != LUA_NOREF) {
             r = run_co(lua, ctx, 0, &nres);
         } else {
-            lua_rawgetp(L, LUA_REGISTRYINDEX, &key_after);
-            lua_rawgeti(L, -1, ++ctx->lua_index);
-            lua_remove(L, -2);
-            if (lua_isnil(L, -1)) {
-                lua_pop(L, 1);
-                ctx->lua_index = 0;
+            if (!push_next_hook(lua, ctx, &key_after, "after"))
                 return LH_LUA_ANSWERED;
-            }
-            push_req(lua, ctx);
             push_res(L, ctx->resp);
             lua_pushvalue(L, -1);
             luaL_unref(L, LUA_REGISTRYINDEX, ctx->res_ref);
             ctx->res_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-            snprintf(ctx->lua_what, sizeof ctx->lua_what, "after hook %d", ctx->lua_index);
             r = run_co(lua, ctx, 2, &nres);
         }
         if (r == CALL_YIELD)
