@@ -22,7 +22,7 @@ class Server:
     """A luahttpd process with its own folder, config.lua and docroot (www/)."""
 
     def __init__(self, config="", files=None, args=(), config_name="config.lua",
-                 expect_start=True, dirfiles=None):
+                 expect_start=True, dirfiles=None, preexec=None):
         self.dir = tempfile.mkdtemp(prefix="lh-e2e-")
         self.www = os.path.join(self.dir, "www")
         os.mkdir(self.www)
@@ -39,7 +39,7 @@ class Server:
         self._err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
             [BINARY, "-c", self.config_path, "-p", "0", *args],
-            stdout=self._out, stderr=self._err, cwd=self.dir)
+            stdout=self._out, stderr=self._err, cwd=self.dir, preexec_fn=preexec)
         self.port = None
         if expect_start:
             self.port = self._wait_listening()

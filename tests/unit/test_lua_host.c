@@ -37,7 +37,8 @@ static const char CONFIG[] =
     "route('GET', '/loop', function(req) while true do end end)\n"
     "route('GET', '/pcall', function(req) while true do pcall(function() while true do end end) end end)\n"
     "route('GET', '/big', function(req) return string.rep('x', 16 * 1024 * 1024) end)\n"
-    "route('GET', '/grow', function(req) local t = {} for i = 1, 1e8 do t[i] = i end end)\n"
+    "route('GET', '/grow', function(req)\n"
+    "  local t = {} for i = 1, 1e6 do t[i] = string.rep('x', 65536) .. i end end)\n"
     "route('GET', '/ok', function(req) return 'fine' end)\n"
     "route('GET', '/exit', function(req) os.exit(3) end)\n";
 

@@ -1,0 +1,154 @@
+"""Hostile clients and bad luck (issue 5): slow-loris, resets, readers that never
+read, descriptor exhaustion, files that change under a download, a full disk."""
+
+import os
+import resource
+import socket
+import struct
+import time
+
+from harness import ServerTest, connect, curl, get
+
+BIG = 5 * 1024 * 1024
+
+
+def rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+class Hostile(ServerTest):
+    def test_slowloris_1000_while_others_served(self):
+        if raise_nofile() < 2500:
+            self.skipTest("not enough file descriptors here")
+        s = self.server("keepalive = { max_per_client = 5000 }\nmax_connections = 5000\n"
+                        "limits = { request_timeout = 30 }\n", files={"a.txt": "A"})
+        held = []
+        try:
+            for _ in range(1000):
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+                c.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                held.append(c)
+            for _ in range(10):
+                t = time.time()
+                self.assertEqual(curl(s.url("/a.txt"), timeout=5)[2], b"A")
+                self.assertLess(time.time() - t, 1.0)
+        finally:
+            for c in held:
+                c.close()
+        self.assertIsNone(s.proc.poll())
+
+    def test_reset_mid_response(self):
+        s = self.server("", files={"big.bin": b"x" * BIG, "a.txt": "A"})
+        for _ in range(20):
+            c = connect(s.port)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+            c.sendall(get("/big.bin"))
+            c.recv(4096)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # RST while the server is still sending
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+        self.assertIsNone(s.proc.poll())
+
+    def test_readers_that_never_read_cost_little_memory(self):
+        s = self.server("", files={"big.bin": b"x" * BIG, "a.txt": "A"})
+        curl(s.url("/a.txt"))
+        base = rss(s.proc.pid)
+        held = []
+        for _ in range(50):
+            c = connect(s.port)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            c.sendall(get("/big.bin"))
+            held.append(c)
+        time.sleep(1.0)
+        grown = rss(s.proc.pid) - base
+        self.assertLess(grown, 10 << 20, "%d bytes for 50 stalled 5 MiB downloads" % grown)
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+        for c in held:
+            c.close()
+
+    def test_descriptor_exhaustion_no_spin_and_recovery(self):
+        limit = 48
+
+        def low_limit():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        s = self.server("keepalive = { max_per_client = 1000 }\n", files={"a.txt": "A"},
+                        preexec=low_limit)
+        held = []
+        for _ in range(limit + 20):
+            try:
+                c = socket.create_connection(("127.0.0.1", s.port), timeout=2)
+                held.append(c)
+            except OSError:
+                break
+        time.sleep(0.5)
+        before = cpu_seconds(s.proc.pid)
+        time.sleep(2.0)
+        used = cpu_seconds(s.proc.pid) - before
+        self.assertLess(used, 0.5, "the server spun while out of descriptors")
+        self.assertIn("Too many open files", s.stderr())  # it really ran out
+        for c in held:
+            c.close()
+        deadline = time.time() + 5
+        body = None
+        while time.time() < deadline:
+            try:
+                body = curl(s.url("/a.txt"), timeout=2)[2]
+                if body == b"A":
+                    break
+            except AssertionError:
+                pass
+            time.sleep(0.2)
+        self.assertEqual(body, b"A")
+
+    def test_file_truncated_while_sent(self):
+        s = self.server("", files={"big.bin": b"x" * BIG, "a.txt": "A"})
+        c = connect(s.port, timeout=5)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        c.sendall(get("/big.bin"))
+        got = c.recv(8192)
+        with open(os.path.join(s.www, "big.bin"), "r+b") as f:
+            f.truncate(1000)
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            try:
+                d = c.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not d:
+                break
+            got += d
+        c.close()
+        # the promised length cannot be met: the connection ends short, nothing else
+        self.assertLess(len(got), BIG)
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+
+    def test_access_log_on_a_full_disk(self):
+        s = self.server('access_log = "/dev/full"\n', files={"a.txt": "A"})
+        for _ in range(20):
+            self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+        self.assertIsNone(s.proc.poll())
+
+    def test_access_log_removed(self):
+        s = self.server('access_log = "access.log"\n', files={"a.txt": "A"})
+        curl(s.url("/a.txt"))
+        os.unlink(os.path.join(s.dir, "access.log"))
+        for _ in range(5):
+            self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+        self.assertIsNone(s.proc.poll())
