@@ -1,10 +1,12 @@
 # luahttpd - a Lua-scriptable HTTP server.
 #   make          build ./luahttpd
 #   make run      install missing Debian packages, build, serve ./config.lua
-#   make test     install missing Debian packages, build, run unit + end-to-end tests
+#   make test     install missing Debian packages, build, run the unit tests, each
+#                 fuzz target for FUZZ_SMOKE_SECONDS, then the end-to-end tests
 #   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    CPU per request side by side with nginx+lua and lighttpd+magnet
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
+#   make soak     a million mixed requests at 1000 connections; errors and memory
 
 # ---- settings ---------------------------------------------------------------
 CC       ?= cc
@@ -28,7 +30,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit e2e asan bench fuzz fuzz-build deps clean
+.PHONY: all run test unit e2e asan bench soak fuzz fuzz-build deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -51,8 +53,12 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	./$(BIN) -c ./config.lua
 
+# the end-to-end suite runs last so that its summary line closes the output
 test: deps
-	@$(MAKE) --no-print-directory unit e2e
+	@sh .ci/install-deps fuzz
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+	@$(MAKE) --no-print-directory e2e
 
 unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
@@ -70,9 +76,16 @@ bench:
 	@$(MAKE) --no-print-directory all
 	LUAHTTPD=$(abspath $(BIN)) $(PYTHON) tests/bench/bench.py
 
+soak:
+	@sh .ci/install-deps bench
+	@$(MAKE) --no-print-directory all
+	LUAHTTPD=$(abspath $(BIN)) $(PYTHON) tests/bench/soak.py
+
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c against the pure modules, built with
 # clang in build-fuzz/; new inputs go to build-fuzz/corpus, the seeds stay as they are.
 FUZZ_SECONDS ?= 60
+# what make test gives each target
+FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_MODULES := http path cond
