@@ -137,8 +137,9 @@ def main():
             for c in conns:
                 c.recv(4096)
             held = rss(srv.pid)
-            time.sleep(3.5)  # keepalive.timeout = 2: the server closes them all
+            time.sleep(3.0)  # keepalive.timeout = 2: the server closes them all
             closed = sum(1 for c in conns if c.recv(1) == b"")
+            time.sleep(1.0)
             after = rss(srv.pid)
             for c in conns:
                 c.close()
