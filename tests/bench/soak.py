@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from bench import free_port, rss_bytes as rss
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 LUAHTTPD = os.path.abspath(os.environ.get("LUAHTTPD", os.path.join(HERE, "..", "..", "luahttpd")))
 
@@ -64,14 +66,6 @@ end
 """
 
 
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 def run_wrk(port, script, seconds, threads=2, conns=1000):
     out = subprocess.run(
         ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % seconds, "-s", script,
@@ -97,10 +91,7 @@ def main():
         os.mkdir(www)
         with open(os.path.join(www, "small.html"), "wb") as f:
             f.write(b"x" * 615)
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = free_port()
         cfg = os.path.join(d, "config.lua")
         with open(cfg, "w") as f:
             f.write(CONFIG.format(www=www, port=port, dir=d))
