@@ -2,8 +2,10 @@
 #   make          build ./luahttpd
 #   make run      install missing Debian packages, build, serve ./config.lua
 #   make test     install missing Debian packages, build, run the unit tests, each
-#                 fuzz target for FUZZ_SMOKE_SECONDS, then the end-to-end tests
-#   make asan     the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#                 fuzz target for FUZZ_SMOKE_SECONDS, make asan, make valgrind,
+#                 then the end-to-end tests
+#   make asan     the unit and end-to-end tests under AddressSanitizer + UBSan
+#   make valgrind the end-to-end tests with every server under valgrind memcheck
 #   make bench    CPU per request side by side with nginx+lua and lighttpd+magnet
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make soak     a million mixed requests at 1000 connections; errors and memory
@@ -30,7 +32,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit e2e asan bench soak fuzz fuzz-build deps clean
+.PHONY: all run test unit e2e asan valgrind bench soak fuzz fuzz-build deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -58,6 +60,8 @@ test: deps
 	@sh .ci/install-deps fuzz
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory valgrind
 	@$(MAKE) --no-print-directory e2e
 
 unit: $(UNIT_BINS)
@@ -70,6 +74,12 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/luahttpd OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    unit e2e
+
+# memcheck: any error or definite leak in any server process fails its test
+valgrind: deps
+	@sh .ci/install-deps valgrind
+	@$(MAKE) --no-print-directory all
+	LUAHTTPD=$(abspath $(BIN)) LUAHTTPD_VALGRIND=1 $(PYTHON) tests/e2e/run.py
 
 bench:
 	@sh .ci/install-deps bench

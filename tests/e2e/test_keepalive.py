@@ -2,7 +2,7 @@
 
 import time
 
-from harness import Reader, ServerTest, connect, curl, get, request
+from harness import SLOW, Reader, ServerTest, connect, curl, get, request
 
 
 class KeepAlive(ServerTest):
@@ -26,7 +26,7 @@ class KeepAlive(ServerTest):
         t = time.time()
         self.assertTrue(rd.closed(timeout=4))
         self.assertGreater(time.time() - t, 0.7)
-        self.assertLess(time.time() - t, 3)
+        self.assertLess(time.time() - t, 3 * SLOW)
         rd.sock.close()
 
     def test_max_requests(self):
@@ -98,11 +98,11 @@ class KeepAlive(ServerTest):
         slow.sendall(b"GET /a.txt HTTP/1.1\r\nHost: x\r\nX-Slow: ")
         t = time.time()
         self.assertEqual(curl(s.url("/b.txt"))[2], b"B")
-        self.assertLess(time.time() - t, 0.9)
+        self.assertLess(time.time() - t, 0.9 * SLOW)
         rd = Reader(slow)
         r = rd.response()
         self.assertEqual(r.status, 408)
-        self.assertLess(time.time() - t, 3)
+        self.assertLess(time.time() - t, 3 * SLOW)
         self.assertTrue(rd.closed())
         slow.close()
 
@@ -128,5 +128,5 @@ class KeepAlive(ServerTest):
         except ConnectionResetError:
             data = b""
         self.assertTrue(data == b"" or data.startswith(b"HTTP/1.1 408"), data)
-        self.assertLess(time.time() - t, 5)
+        self.assertLess(time.time() - t, 5 * SLOW)
         c.close()

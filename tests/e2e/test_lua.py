@@ -7,7 +7,7 @@ import signal
 import threading
 import time
 
-from harness import Reader, ServerTest, connect, curl, get, request, run
+from harness import SLOW, Reader, ServerTest, connect, curl, get, request, run
 
 API = r'''
 route("GET", "/hello/:name", function(req)
@@ -190,7 +190,7 @@ class Routes(ServerTest):
         self.assertEqual(curl(self.s.url("/text"), timeout=5)[2], b"plain body")
         t.join(10)
         self.assertEqual(results["/loop"], 503)
-        self.assertLess(time.time() - t0, 3)
+        self.assertLess(time.time() - t0, 3 * SLOW)
         self.assertEqual(curl(self.s.url("/pcall-loop"), timeout=10)[0], 503)
         self.assertEqual(curl(self.s.url("/text"))[2], b"plain body")
 
@@ -323,7 +323,7 @@ class DevMode(ServerTest):
         s.rewrite_config('require("greeting")\nroute("GET", "/v", function() return "two" end)\n')
         t = time.time()
         self.wait_for(lambda: curl(s.url("/v"))[2] == b"two", timeout=3, what="config edit")
-        self.assertLess(time.time() - t, 1.5)
+        self.assertLess(time.time() - t, 1.5 * SLOW)
         with open(os.path.join(s.dir, "scripts", "greeting.lua"), "w") as f:
             f.write('route("GET", "/g", function() return "hello" end)\n')
         self.wait_for(lambda: curl(s.url("/g"))[2] == b"hello", timeout=3, what="module edit")
@@ -368,7 +368,7 @@ route("GET", "/quick", function(req) return "quick" end)
         for path, want in (("/quick", b"quick"), ("/a.txt", b"A")):
             t1 = time.time()
             self.assertEqual(curl(s.url(path), timeout=5)[2], want)
-            self.assertLess(time.time() - t1, 0.5, "%s waited for the looping handler" % path)
+            self.assertLess(time.time() - t1, 0.5 * SLOW, "%s waited for the looping handler" % path)
         self.assertNotIn("spin", results)  # still looping while the others were answered
         t.join(10)
         self.assertEqual(results["spin"], 503)
