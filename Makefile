@@ -97,14 +97,16 @@ FUZZ_SECONDS ?= 60
 # what make test gives each target
 FUZZ_SMOKE_SECONDS ?= 10
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
-FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_MODULES := http path cond
+# LH_FUZZING: generated config.lua files get no io/os/package/debug and 200 ms to run
+FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -DLH_FUZZING -DLH_CONFIG_MS=200
+FUZZ_OBJS    := $(patsubst src/%.c,build-fuzz/%.o,$(filter-out src/main.c,$(SRCS)))
 
 build-fuzz/%.o: src/%.c | build-fuzz
-	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(patsubst %,build-fuzz/%.o,$(FUZZ_MODULES))
-	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	clang -std=c11 $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer -pthread -o $@ $^ $(LDLIBS)
 
 build-fuzz:
 	mkdir -p $@
@@ -117,7 +119,7 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 	    name=$${t#fuzz_}; mkdir -p build-fuzz/corpus/$$name; \
 	    echo "== $$t for $(FUZZ_SECONDS)s"; \
-	    build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    build-fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
 	        build-fuzz/corpus/$$name tests/fuzz/corpus/$$name > build-fuzz/$$t.log 2>&1; \
 	    rc=$$?; grep -E '^Done|number_of_executed_units' build-fuzz/$$t.log; \
 	    if [ $$rc != 0 ]; then tail -40 build-fuzz/$$t.log; exit 1; fi; \
@@ -126,4 +128,4 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz $(BIN)
 
--include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d)
+-include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d build-fuzz/*.d)
