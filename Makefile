@@ -68,7 +68,7 @@ unit: $(UNIT_BINS)
 	@fail=0; for t in $(UNIT_BINS); do $$t || fail=1; done; exit $$fail
 
 e2e: $(BIN)
-	LUAHTTPD=$(abspath $(BIN)) $(PYTHON) tests/e2e/run.py
+	LUAHTTPD=$(abspath $(BIN)) LUAHTTPD_SANITIZED=$(if $(SAN),1,0) $(PYTHON) tests/e2e/run.py
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/luahttpd OPT="-O1 -g" \

@@ -10,6 +10,13 @@ struct lh_ipkey {
     uint8_t b[16];
 };
 
+/* Longest text lh_ipkey_format writes, NUL included (INET6_ADDRSTRLEN). */
+#define LH_IP_STRLEN 46
+
+/* ip as text into out (LH_IP_STRLEN bytes): "127.0.0.1" for an IPv4-mapped key,
+ * "::1" for IPv6. Returns out. */
+char *lh_ipkey_format(const struct lh_ipkey *ip, char *out);
+
 struct lh_iptable;
 
 /* Create an empty table. Returns NULL when out of memory. Thread-safe operations. */

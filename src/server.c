@@ -20,6 +20,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "response.h"
+#include "sanitizer.h"
 #include "static.h"
 
 #include <arpa/inet.h>
@@ -38,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <dirent.h>
@@ -148,6 +150,7 @@ fail:
 /* ---- the server and its workers ------------------------------------------------ */
 
 struct conn;
+struct slab;
 
 struct worker {
     struct server *srv;
@@ -175,6 +178,9 @@ struct worker {
     char *path;                   /* scratch: normalised paths */
     struct lh_fcache *fcache;     /* small files in memory */
     size_t pathcap;
+    struct slab *slabs;           /* slabs with a free connection slot */
+    struct slab *spare;           /* an empty slab kept for the next connection */
+    char *spare_in;               /* an IN_INITIAL request buffer kept for the next */
 };
 
 struct server {
@@ -209,13 +215,14 @@ struct parked {
     struct lh_request req;
     struct lh_response resp;
     struct settings *set;
-    char ip[INET6_ADDRSTRLEN];
+    char ip[LH_IP_STRLEN];
     char *pathbuf;
 };
 
 struct conn {
     struct event ev;
     struct worker *w;
+    struct slab *slab;       /* where it was allocated (NULL: calloc) */
     struct conn *prev, *next;
     int fd;
     uint8_t state;
@@ -283,13 +290,119 @@ static void arm(struct conn *c, short what, double timeout)
     event_add(&c->ev, &tv);
 }
 
-static void ip_string(const struct lh_ipkey *k, char *out, size_t outsz)
+/* ---- connection memory ----------------------------------------------------------
+ * Connections come from per-worker slabs of 64 KiB, mapped when needed and unmapped
+ * when their last connection closes (one empty slab is kept for the next), so that
+ * the memory of 10,000 idle connections goes back to the system once they are
+ * closed. From malloc it would not: libevent's per-descriptor records, allocated
+ * between the connections and kept for reuse, pin the pages. And a worker keeps one
+ * request buffer for the next request, so a request that arrives whole costs no
+ * malloc. Builds under AddressSanitizer use plain calloc/malloc/free, so that it
+ * checks every connection and buffer on its own. */
+#define OWN_POOLS (!LH_ASAN)
+
+#define SLAB_BYTES (64 * 1024)
+
+union slot {
+    union slot *next_free;
+    struct conn c;
+};
+
+struct slab {
+    struct slab *prev, *next;     /* in the worker's list of slabs with room */
+    union slot *free;             /* free slots */
+    unsigned used;
+    bool listed;
+    _Alignas(max_align_t) union slot slots[];
+};
+
+#define SLAB_SLOTS ((SLAB_BYTES - sizeof(struct slab)) / sizeof(union slot))
+
+static void slab_list(struct worker *w, struct slab *s)
 {
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (memcmp(k->b, v4mapped, 12) == 0)
-        inet_ntop(AF_INET, k->b + 12, out, (socklen_t)outsz);
+    s->prev = NULL;
+    s->next = w->slabs;
+    if (w->slabs)
+        w->slabs->prev = s;
+    w->slabs = s;
+    s->listed = true;
+}
+
+static void slab_unlist(struct worker *w, struct slab *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
     else
-        inet_ntop(AF_INET6, k->b, out, (socklen_t)outsz);
+        w->slabs = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->listed = false;
+}
+
+static struct conn *conn_alloc(struct worker *w)
+{
+    if (!OWN_POOLS)
+        return calloc(1, sizeof(struct conn));
+    struct slab *s = w->slabs;
+    if (!s) {
+        s = w->spare;
+        w->spare = NULL;
+        if (!s) {
+            s = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+            if (s == MAP_FAILED)
+                return NULL;
+            s->used = 0;
+            s->free = NULL;
+            for (size_t i = SLAB_SLOTS; i-- > 0;) {
+                s->slots[i].next_free = s->free;
+                s->free = &s->slots[i];
+            }
+        }
+        slab_list(w, s);
+    }
+    union slot *slot = s->free;
+    s->free = slot->next_free;
+    s->used++;
+    if (!s->free)
+        slab_unlist(w, s);
+    memset(&slot->c, 0, sizeof slot->c);
+    slot->c.slab = s;
+    return &slot->c;
+}
+
+static void conn_release(struct worker *w, struct conn *c)
+{
+    struct slab *s = c->slab;
+    if (!s) {
+        free(c);
+        return;
+    }
+    union slot *slot = (union slot *)c;
+    slot->next_free = s->free;
+    s->free = slot;
+    s->used--;
+    if (!s->listed)
+        slab_list(w, s);
+    if (s->used > 0)
+        return;
+    slab_unlist(w, s);
+    if (w->spare)
+        munmap(s, SLAB_BYTES);
+    else
+        w->spare = s;
+}
+
+/* The connection is done with its request buffer (see above). */
+static void in_release(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (OWN_POOLS && c->in && c->in_cap == IN_INITIAL && !w->spare_in)
+        w->spare_in = c->in;
+    else
+        free(c->in);
+    c->in = NULL;
+    c->in_len = c->in_cap = 0;
 }
 
 static void unpark(struct conn *c, bool abandon);
@@ -304,7 +417,7 @@ static void conn_free(struct conn *c)
     close(c->fd);
     if (c->file_fd >= 0)
         close(c->file_fd);
-    free(c->in);
+    in_release(c);
     free(c->out);
     if (c->counted) {
         atomic_fetch_sub(&w->srv->nconns, 1);
@@ -317,7 +430,7 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     w->nconns--;
-    free(c);
+    conn_release(w, c);
     if (w->stopping && w->nconns == 0)
         event_base_loopbreak(w->base);
 }
@@ -330,9 +443,7 @@ static void conn_linger(struct conn *c)
         conn_free(c);
         return;
     }
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    in_release(c);
     c->state = C_LINGER;
     c->deadline = now_mono() + LINGER_TIMEOUT; /* in all, however the client drips */
     arm(c, EV_READ, LINGER_TIMEOUT);
@@ -500,8 +611,8 @@ static void log_access(struct conn *c, const struct lh_request *req, int status,
     int fd = c->w->set->access_fd;
     if (fd < 0)
         return;
-    char ip[INET6_ADDRSTRLEN];
-    ip_string(&c->ip, ip, sizeof ip);
+    char ip[LH_IP_STRLEN];
+    lh_ipkey_format(&c->ip, ip);
     struct lh_access a = {.ip = ip, .status = status, .bytes = bytes};
     if (req) {
         const struct lh_header *ref = lh_http_header(req, "referer");
@@ -689,8 +800,8 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
         w->path = p;
         w->pathcap = cap;
     }
-    char ip[INET6_ADDRSTRLEN];
-    ip_string(&c->ip, ip, sizeof ip);
+    char ip[LH_IP_STRLEN];
+    lh_ipkey_format(&c->ip, ip);
     struct lh_ctx ctx = {.req = req,
                          .resp = &w->resp,
                          .st = &w->set->st,
@@ -741,6 +852,12 @@ static int reserve(struct conn *c, size_t need)
 {
     if (need <= c->in_cap)
         return 0;
+    if (!c->in && c->w->spare_in && need <= IN_INITIAL) {
+        c->in = c->w->spare_in;
+        c->w->spare_in = NULL;
+        c->in_cap = IN_INITIAL;
+        return 0;
+    }
     size_t cap = c->in_cap ? c->in_cap : IN_INITIAL;
     while (cap < need)
         cap *= 2;
@@ -809,9 +926,7 @@ static enum step wait_request(struct conn *c)
 static enum step go_idle(struct conn *c)
 {
     const struct lh_config *cfg = cfg_of(c);
-    free(c->in);
-    c->in = NULL;
-    c->in_len = c->in_cap = 0;
+    in_release(c);
     if (c->w->stopping || c->eof) {
         conn_free(c);
         return DONE;
@@ -964,7 +1079,7 @@ static void ipkey_of(const struct sockaddr_storage *ss, struct lh_ipkey *k)
 
 static struct conn *conn_new(struct worker *w, int fd, const struct lh_ipkey *ip)
 {
-    struct conn *c = calloc(1, sizeof *c);
+    struct conn *c = conn_alloc(w);
     if (!c)
         return NULL;
     c->w = w;
@@ -1164,6 +1279,9 @@ static void worker_free(struct worker *w)
     free(w->out);
     free(w->path);
     lh_fcache_free(w->fcache);
+    if (w->spare)
+        munmap(w->spare, SLAB_BYTES);
+    free(w->spare_in);
 }
 
 /* ---- configuration, listening, signals ------------------------------------------------ */

@@ -24,6 +24,8 @@ HOST = "127.0.0.1"
 # CPU burnt while idle, stay as they are).
 VALGRIND = os.environ.get("LUAHTTPD_VALGRIND") == "1"
 SLOW = 10 if VALGRIND else 1
+# make asan sets LUAHTTPD_SANITIZED=1: the binary runs under ASan + UBSan
+SANITIZED = os.environ.get("LUAHTTPD_SANITIZED") == "1"
 VALGRIND_CMD = ["valgrind", "--quiet", "--error-exitcode=97", "--leak-check=full",
                 "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
                 "--track-fds=no", "--num-callers=30"]

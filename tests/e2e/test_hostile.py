@@ -6,8 +6,9 @@ import resource
 import socket
 import struct
 import time
+import unittest
 
-from harness import SLOW, ServerTest, connect, curl, get
+from harness import SANITIZED, SLOW, VALGRIND, ServerTest, connect, curl, get
 
 BIG = 5 * 1024 * 1024
 
@@ -52,6 +53,38 @@ class Hostile(ServerTest):
             for c in held:
                 c.close()
         self.assertIsNone(s.proc.poll())
+
+    @unittest.skipIf(SANITIZED or VALGRIND, "connections come from malloc in sanitizer "
+                     "builds, and under valgrind RSS is valgrind's")
+    def test_idle_connections_memory_returns(self):
+        if raise_nofile() < 4000:
+            self.skipTest("not enough file descriptors here")
+        s = self.server("keepalive = { timeout = 1, max_per_client = 5000 }\n"
+                        "max_connections = 5000\naccess_log = false\n", files={"a.txt": "A"})
+        for rnd in range(2):  # the second round shows the first one's memory came back
+            curl(s.url("/a.txt"))
+            base = rss(s.proc.pid)
+            conns = []
+            try:
+                for _ in range(3000):
+                    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+                    c.sendall(get("/a.txt"))
+                    conns.append(c)
+                for c in conns:
+                    c.recv(4096)
+                held = rss(s.proc.pid)
+                # all of them idle: the server closes each after a second
+                self.wait_for(lambda: all(c.recv(1) == b"" for c in conns), timeout=5,
+                              what="the idle timeout")
+                time.sleep(0.3)
+                after = rss(s.proc.pid)
+            finally:
+                for c in conns:
+                    c.close()
+            grown, kept = held - base, after - base
+            self.assertGreater(grown, 3000 * 200, "3000 idle connections cost nothing?")
+            self.assertLess(kept, grown / 3, "round %d: %d of %d bytes still held after the "
+                            "idle connections closed" % (rnd, kept, grown))
 
     def test_reset_mid_response(self):
         s = self.server("", files={"big.bin": b"x" * BIG, "a.txt": "A"})
