@@ -43,7 +43,12 @@ struct lh_ctx {
     bool timed_out;               /* the running handler is over its time */
     struct timespec deadline;     /* when the running handler's time is up */
     struct timespec slice_end;    /* when it should pause for other clients */
-    char lua_what[160];           /* what runs, for the error log */
+    /* what runs, for the error log ("route GET /x/:id", "before hook 2"): kept as
+     * pointers and formatted only when something is logged */
+    const char *what_kind;        /* "route", "before" or "after" */
+    const char *what_method;      /* a route's method and pattern (the router's strings) */
+    const char *what_pattern;
+    int what_index;               /* a hook's number */
 };
 
 enum lh_dispatch_result { LH_DISPATCH_DONE, LH_DISPATCH_SUSPENDED };

@@ -14,11 +14,13 @@
 #include "lua_json.h"
 #include "path.h"
 #include "router.h"
+#include "sanitizer.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,10 +36,31 @@
 /* Registry slots of this module (light userdata keys). */
 static const char key_routes, key_before, key_after, key_host;
 
+/* Lua's small blocks (up to SMALL_MAX bytes, in 16-byte size classes) come from
+ * free lists of their state, carved out of CHUNK_BYTES chunks: a request makes and
+ * frees a few dozen of them, and a free list does each in a few instructions where
+ * malloc and free take about a hundred. The chunks are freed with the state; what
+ * they hold counts against limits.lua_memory_mb like any block. Under ASan every
+ * block comes from malloc, so that it checks each one. */
+#define SMALL_MAX 256
+#define SMALL_CLASS(n) (((n) - 1) / 16)
+#define CHUNK_BYTES (64 * 1024)
+#define LUA_POOLS (!LH_ASAN)
+
+struct chunk {
+    struct chunk *next;
+    _Alignas(max_align_t) char mem[];
+};
+
 struct lh_lua {
     lua_State *L;
     struct lh_router *router;
     size_t mem_used, mem_limit;
+    bool capped;              /* Lua code runs: mem_limit applies (see limited_alloc) */
+    void *free_small[SMALL_CLASS(SMALL_MAX) + 1]; /* a free list per size class */
+    struct chunk *chunks;     /* every chunk, for lh_lua_free */
+    char *carve;              /* the unused end of the newest chunk */
+    size_t carve_left;
     long timeout_ms;
     bool dev;
     bool timed_out;           /* config.lua ran out of time */
@@ -57,18 +80,77 @@ static void set_ctx(lua_State *L, struct lh_ctx *ctx)
 
 /* ---- memory and time limits ---------------------------------------------------------- */
 
+/* A block of n (1..SMALL_MAX) bytes from the pools, or NULL. */
+static void *small_get(struct lh_lua *lua, size_t n)
+{
+    size_t cls = SMALL_CLASS(n), size = (cls + 1) * 16;
+    void *p = lua->free_small[cls];
+    if (p) {
+        lua->free_small[cls] = *(void **)p;
+        return p;
+    }
+    if (lua->carve_left < size) { /* the old chunk's tail (< SMALL_MAX bytes) is left */
+        struct chunk *c = malloc(CHUNK_BYTES);
+        if (!c)
+            return NULL;
+        c->next = lua->chunks;
+        lua->chunks = c;
+        lua->carve = c->mem;
+        lua->carve_left = CHUNK_BYTES - offsetof(struct chunk, mem);
+    }
+    p = lua->carve;
+    lua->carve += size;
+    lua->carve_left -= size;
+    return p;
+}
+
+static void small_put(struct lh_lua *lua, void *p, size_t n)
+{
+    size_t cls = SMALL_CLASS(n);
+    *(void **)p = lua->free_small[cls];
+    lua->free_small[cls] = p;
+}
+
+/* Free a block of the given size, wherever it came from. */
+static void block_free(struct lh_lua *lua, void *p, size_t n)
+{
+    if (LUA_POOLS && n <= SMALL_MAX)
+        small_put(lua, p, n);
+    else
+        free(p);
+}
+
+/* Lua's allocator: the pools above, malloc for the rest, and the state's memory cap
+ * while Lua code runs (lua->capped). The host's own calls between runs (making the
+ * request object, formatting an error and its traceback) are not capped: they are
+ * small, and they run unprotected, where a failed allocation would abort the process.
+ * A handler that used up the cap with small objects left no room even for the error
+ * message. */
 static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct lh_lua *lua = ud;
     size_t old = ptr ? osize : 0;
     if (nsize == 0) {
-        free(ptr);
+        if (ptr)
+            block_free(lua, ptr, old);
         lua->mem_used -= old;
         return NULL;
     }
-    if (lua->mem_limit && nsize > old && lua->mem_used + (nsize - old) > lua->mem_limit)
+    if (lua->capped && nsize > old && lua->mem_used + (nsize - old) > lua->mem_limit)
         return NULL; /* Lua raises "not enough memory"; the state stays usable */
-    void *p = realloc(ptr, nsize);
+    void *p;
+    if (!LUA_POOLS || (old > SMALL_MAX && nsize > SMALL_MAX)) {
+        p = realloc(ptr, nsize);
+    } else if (ptr && old <= SMALL_MAX && nsize <= SMALL_MAX &&
+               SMALL_CLASS(old) == SMALL_CLASS(nsize)) {
+        p = ptr;
+    } else {
+        p = nsize <= SMALL_MAX ? small_get(lua, nsize) : malloc(nsize);
+        if (p && ptr) {
+            memcpy(p, ptr, old < nsize ? old : nsize);
+            block_free(lua, ptr, old);
+        }
+    }
     if (p)
         lua->mem_used = lua->mem_used - old + nsize;
     return p;
@@ -269,12 +351,23 @@ static void drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
     ctx->co_ref = LUA_NOREF;
 }
 
+/* What ctx is running, for the error log: "route GET /x/:id", "before hook 2". */
+static const char *what_runs(const struct lh_ctx *ctx, char *buf, size_t size)
+{
+    if (ctx->what_method)
+        snprintf(buf, size, "route %s %s", ctx->what_method, ctx->what_pattern);
+    else
+        snprintf(buf, size, "%s hook %d", ctx->what_kind ? ctx->what_kind : "?",
+                 ctx->what_index);
+    return buf;
+}
+
 /*
  * Run ctx's handler for one time slice: start it (the function and its nargs
  * arguments on top of lua->L) or, when ctx->co_ref holds a paused one, resume it.
  * CALL_OK: its results are on lua->L's stack (*nres of them). CALL_YIELD: paused,
  * call again later. Otherwise it failed: the error and traceback are logged under
- * ctx->lua_what and nothing is left on the stack.
+ * what_runs(ctx) and nothing is left on the stack.
  */
 static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs, int *nres)
 {
@@ -293,7 +386,9 @@ static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs
     add_ms(&ctx->slice_end, SLICE_MS);
     lua_sethook(co, on_count, LUA_MASKCOUNT, ctx->timed_out ? 1 : HOOK_EVERY);
     int n = 0;
+    lua->capped = lua->mem_limit > 0;
     int rc = lua_resume(co, L, nargs, &n);
+    lua->capped = false;
     if (rc == LUA_YIELD) {
         lua_pop(co, n); /* a handler's own coroutine.yield() gives nothing to us */
         return CALL_YIELD;
@@ -314,10 +409,12 @@ static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs
     note_error_position(lua, co);
     luaL_traceback(L, co, msg, 0);
     const char *full = lua_tostring(L, -1);
-    lh_log_error("error", "lua: %s: %s", ctx->lua_what, full);
+    char what[160];
+    what_runs(ctx, what, sizeof what);
+    lh_log_error("error", "lua: %s: %s", what, full);
     if (lua->dev && ctx->dev_loopback && res != CALL_TIMEOUT) {
         free(ctx->dev_error);
-        ctx->dev_error = dev_page(lua, ctx, ctx->lua_what, full);
+        ctx->dev_error = dev_page(lua, ctx, what, full);
     }
     lua_pop(L, 1);
     drop_thread(lua, ctx, false);
@@ -597,9 +694,13 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lua_getfield(L, -1, "encode");
         lua_remove(L, -2);
         lua_pushvalue(L, body);
-        if (lua_pcall(L, 1, 1, -3) != LUA_OK) {
+        lua->capped = lua->mem_limit > 0;
+        int rc = lua_pcall(L, 1, 1, -3);
+        lua->capped = false;
+        if (rc != LUA_OK) {
+            char what[160];
             lh_log_error("error", "lua: %s: the returned table is not JSON: %s",
-                         ctx->lua_what, lua_tostring(L, -1));
+                         what_runs(ctx, what, sizeof what), lua_tostring(L, -1));
             lh_response_error(resp, 500);
             return true;
         }
@@ -680,7 +781,9 @@ static bool push_next_hook(struct lh_lua *lua, struct lh_ctx *ctx, const void *k
         return false;
     }
     push_req(lua, ctx);
-    snprintf(ctx->lua_what, sizeof ctx->lua_what, "%s hook %d", kind, ctx->lua_index);
+    ctx->what_kind = kind;
+    ctx->what_method = ctx->what_pattern = NULL;
+    ctx->what_index = ctx->lua_index;
     return true;
 }
 
@@ -726,7 +829,9 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     }
     cache(L, req, "params");
     lua_settop(L, req - 1);
-    snprintf(v->ctx->lua_what, sizeof v->ctx->lua_what, "route %s %s", m->method, m->pattern);
+    v->ctx->what_kind = "route";
+    v->ctx->what_method = m->method;
+    v->ctx->what_pattern = m->pattern;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &key_routes);
     lua_rawgeti(L, -1, m->handler);
     lua_remove(L, -2);
@@ -883,8 +988,10 @@ static int api_log(lua_State *L)
     int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
     const char *where = line > 0 ? ar.short_src : "?";
     const struct lh_ctx *ctx = ctx_of(L);
+    char what[160];
     if (ctx)
-        lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line, ctx->lua_what,
+        lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line,
+                     what_runs(ctx, what, sizeof what),
                      (int)ctx->req->method_len, ctx->req->method, ctx->path,
                      lua_tostring(L, -1));
     else
@@ -995,7 +1102,9 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     lua->mem_limit = 64u << 20;
     lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
     add_ms(&lua->deadline, LH_CONFIG_MS); /* a config that loops fails, not hangs */
+    lua->capped = true;
     int rc = path ? lh_config_load_in(c, path, lua->L, err, errlen) : lh_config_defaults(c);
+    lua->capped = false;
     lua_sethook(lua->L, NULL, 0, 0);
     if (rc < 0) {
         lh_lua_free(lua);
@@ -1018,6 +1127,11 @@ void lh_lua_free(struct lh_lua *lua)
         return;
     if (lua->L)
         lua_close(lua->L);
+    while (lua->chunks) {
+        struct chunk *c = lua->chunks;
+        lua->chunks = c->next;
+        free(c);
+    }
     lh_router_free(lua->router);
     free(lua);
 }

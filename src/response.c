@@ -201,9 +201,14 @@ size_t lh_response_render_head(const struct lh_response *r, int version, bool ke
                                const char *date, char *out, size_t outsz)
 {
     size_t pos = 0;
-    char line[64];
-    int n = snprintf(line, sizeof line, "HTTP/1.%d %d ", version == 10 ? 0 : 1, r->status);
-    put(out, outsz, &pos, line, (size_t)n);
+    char line[24];
+    /* the status is 100..999 (lh_response_init and the Lua side check it) */
+    memcpy(line, "HTTP/1.1 000 ", 13);
+    line[7] = version == 10 ? '0' : '1';
+    line[9] = (char)('0' + r->status / 100 % 10);
+    line[10] = (char)('0' + r->status / 10 % 10);
+    line[11] = (char)('0' + r->status % 10);
+    put(out, outsz, &pos, line, 13);
     const char *reason = lh_status_reason(r->status);
     put(out, outsz, &pos, reason, strlen(reason));
     put(out, outsz, &pos, "\r\n", 2);
@@ -213,8 +218,13 @@ size_t lh_response_render_head(const struct lh_response *r, int version, bool ke
         put_header(out, outsz, &pos, r->headers[i].name, r->headers[i].value);
     if (status_has_body(r->status)) {
         int64_t len = r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
-        n = snprintf(line, sizeof line, "%lld", (long long)len);
-        put_header(out, outsz, &pos, "Content-Length", line);
+        char *p = line + sizeof line;
+        *--p = '\0';
+        uint64_t v = len > 0 ? (uint64_t)len : 0;
+        do
+            *--p = (char)('0' + v % 10);
+        while ((v /= 10) != 0);
+        put_header(out, outsz, &pos, "Content-Length", p);
     }
     if (!keepalive)
         put_header(out, outsz, &pos, "Connection", "close");

@@ -248,7 +248,12 @@ static void allow_add(struct walk *w, const char *m)
             return;
     if (have + n + 3 > w->allowsz)
         return;
-    snprintf(w->allow + have, w->allowsz - have, "%s%s", have ? ", " : "", m);
+    char *end = w->allow + have;
+    if (have) {
+        memcpy(end, ", ", 2);
+        end += 2;
+    }
+    memcpy(end, m, n + 1);
 }
 
 /* Try each route of list with the captures so far (+ the rest, for "*" routes). */

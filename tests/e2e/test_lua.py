@@ -199,6 +199,17 @@ class Routes(ServerTest):
         self.assertEqual(curl(self.s.url("/after-bomb"))[2], b"still alive")
         self.assertIn("lua_memory_mb", self.errlog())
 
+    def test_small_object_bomb_500_then_alive(self):
+        # regression: the error message and traceback were made under the cap that
+        # the handler had used up, and Lua aborted the process
+        s = self.server('limits = { handler_timeout_ms = 60000, lua_memory_mb = 2 }\n'
+                        'route("GET", "/small-bomb", function(req)\n'
+                        '  local t = {} for i = 1, 1e8 do t[i] = { i } end end)\n'
+                        'route("GET", "/alive", function(req) return "still alive" end)\n')
+        self.assertEqual(curl(s.url("/small-bomb"), timeout=30)[0], 500)
+        self.assertEqual(curl(s.url("/alive"))[2], b"still alive")
+        self.assertIsNone(s.proc.poll())
+
     def test_kept_request_object_raises(self):
         self.assertEqual(curl(self.s.url("/keep"))[2], b"kept")
         self.assertEqual(curl(self.s.url("/use-kept"))[0], 500)

@@ -39,6 +39,16 @@ static const char CONFIG[] =
     "route('GET', '/big', function(req) return string.rep('x', 16 * 1024 * 1024) end)\n"
     "route('GET', '/grow', function(req)\n"
     "  local t = {} for i = 1, 1e6 do t[i] = string.rep('x', 65536) .. i end end)\n"
+    "route('GET', '/small', function(req)\n"
+    "  local t = {} for i = 1, 1e7 do t[i] = { i } end end)\n"
+    "route('GET', '/sizes', function(req)\n" /* blocks that grow across the size classes */
+    "  for n = 1, 700 do\n"
+    "    local b = {} for i = 1, n do b[i] = string.char(97 + i % 26) end\n"
+    "    local s = table.concat(b)\n"
+    "    if #s ~= n or s:sub(n) ~= string.char(97 + n % 26) or s:sub(1, 1) ~= 'b' then\n"
+    "      return 'bad ' .. n end\n"
+    "  end\n"
+    "  return 'sizes ok' end)\n"
     "route('GET', '/ok', function(req) return 'fine' end)\n"
     "route('GET', '/exit', function(req) os.exit(3) end)\n";
 
@@ -156,8 +166,13 @@ static void test_memory_cap(void **state)
     struct fx *f = *state;
     assert_int_equal(get(f, "/big"), 500);
     assert_int_equal(get(f, "/grow"), 500);
+    /* small blocks come from the state's own pools: the cap holds for them too */
+    assert_int_equal(get(f, "/small"), 500);
     assert_int_equal(get(f, "/ok"), 200);
     assert_body(f, "fine");
+    lh_response_free(&f->resp);
+    assert_int_equal(get(f, "/sizes"), 200);
+    assert_body(f, "sizes ok");
     lh_response_free(&f->resp);
 }
 
