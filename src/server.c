@@ -1135,7 +1135,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct worker *w = arg;
     const struct lh_config *cfg = &w->set->cfg;
-    for (int i = 0; i < 64 && !w->stopping; i++) {
+    /* With several workers, one connection per wakeup: every idle worker is woken
+     * for the shared socket, so a burst of connections is spread between them rather
+     * than taken whole by the first (which then carries all their requests). */
+    int batch = w->srv->nworkers > 1 ? 1 : 64;
+    for (int i = 0; i < batch && !w->stopping; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);

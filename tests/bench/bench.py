@@ -5,10 +5,12 @@ mod_magnet, on this machine, in one run.
 Each server gets the same docroot and an equivalent Lua handler per workload, runs
 one worker pinned to CPU 1 while wrk runs pinned to CPU 0, and is measured by its own
 CPU time (from /proc/PID/schedstat) per request: on two cores wrk is often the
-bottleneck, so requests per second alone cannot rank servers. Only 127.0.0.1 is
-used and every run is bounded in time.
+bottleneck, so requests per second alone cannot rank servers. The servers take
+turns, workload by workload, for a few rounds, and each figure is the median of its
+rounds: this shared machine drifts by 10-20 % over minutes, and taking turns spreads
+that over every server alike. Only 127.0.0.1 is used and every run is bounded in time.
 
-    LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--quick]
+    LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--rounds N]
 """
 
 import argparse
@@ -50,7 +52,7 @@ end)
 route("GET", "/api/echo/:id", function(req)
   return {{ id = req.params.id }}
 end)
--- only for the workers=2 / workers=1 figure: ~0.3 ms of Lua per request
+-- only for the workers=2 / workers=1 figure: ~1.5 ms of Lua per request here
 route("GET", "/api/work", function(req)
   local x = 0
   for i = 1, 30000 do x = x + math.sqrt(i) end
@@ -241,28 +243,41 @@ def start(name, d, www, port, workers=1, cpu="1"):
     return Server(name, ["lighttpd", "-D", "-f", path], port, cpu)
 
 
-def run_workloads(servers, d, www, seconds):
-    results = {}
-    for name in servers:
-        port = free_port()
-        try:
-            srv = start(name, d, www, port)
-        except RuntimeError as e:
-            print("  %s: %s" % (name, e))
-            continue
-        try:
+def run_workloads(servers, d, www, seconds, rounds):
+    """Every server runs at once (all pinned to CPU 1, idle but for the one being
+    measured). Each round measures every workload on every server in turn, so that
+    the machine's drift over time falls on all of them alike; a figure is the
+    median of its rounds."""
+    running = {}
+    try:
+        for name in servers:
+            port = free_port()
+            try:
+                running[name] = (start(name, d, www, port), port)
+            except RuntimeError as e:
+                print("  %s: %s" % (name, e))
+        runs = {}
+        for rnd in range(rounds):
+            order = list(running)
+            order = order[rnd % len(order):] + order[:rnd % len(order)]
             for wl, path, want in WORKLOADS:
-                wrk(port, path, 1)  # warm up
-                before = cpu_ns(srv.proc.pid)
-                reqs, rps, p99, non2xx, errors = wrk(port, path, seconds)
-                used = cpu_ns(srv.proc.pid) - before
-                wrong = (non2xx if want < 300 else reqs - non2xx) + errors
-                results[(name, wl)] = (rps, used / 1e3 / max(reqs, 1), p99, wrong)
-                print("  %-9s %-13s %9.0f req/s %8.1f us/req  p99 %7.0f us  wrong %d" %
-                      (name, wl, rps, used / 1e3 / max(reqs, 1), p99, wrong), flush=True)
-        finally:
+                for name in order:
+                    srv, port = running[name]
+                    wrk(port, path, 1)  # warm up
+                    before = cpu_ns(srv.proc.pid)
+                    reqs, rps, p99, non2xx, errors = wrk(port, path, seconds)
+                    used = cpu_ns(srv.proc.pid) - before
+                    wrong = (non2xx if want < 300 else reqs - non2xx) + errors
+                    us = used / 1e3 / max(reqs, 1)
+                    runs.setdefault((name, wl), []).append((rps, us, p99, wrong))
+                    print("  round %d  %-9s %-13s %9.0f req/s %8.1f us/req  p99 %7.0f us  "
+                          "wrong %d" % (rnd + 1, name, wl, rps, us, p99, wrong), flush=True)
+    finally:
+        for srv, _ in running.values():
             srv.stop()
-    return results
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    return {k: (med([r[0] for r in v]), med([r[1] for r in v]), med([r[2] for r in v]),
+                sum(r[3] for r in v)) for k, v in runs.items()}
 
 
 def hold_idle(port, n):
@@ -323,7 +338,8 @@ def scaling(d, www, seconds):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=4, help="seconds per measured run")
+    ap.add_argument("--seconds", type=int, default=3, help="seconds per measured run")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each workload per server")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections to hold")
     args = ap.parse_args()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -333,9 +349,9 @@ def main():
     d = tempfile.mkdtemp(prefix="lh-bench-")
     try:
         www = make_site(d)
-        print("luahttpd benchmark, %s, %d cores, %ds per run" %
-              (time.strftime("%Y-%m-%d"), os.cpu_count(), args.seconds))
-        results = run_workloads(servers, d, www, args.seconds)
+        print("luahttpd benchmark, %s, %d cores, %d rounds of %ds per workload" %
+              (time.strftime("%Y-%m-%d"), os.cpu_count(), args.rounds, args.seconds))
+        results = run_workloads(servers, d, www, args.seconds, args.rounds)
         mem = idle_memory(servers, d, www, idle)
         rates = scaling(d, www, max(1, args.seconds // 3))
     finally:
