@@ -172,6 +172,46 @@ class Hostile(ServerTest):
         self.assertLess(len(got), BIG)
         self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
 
+    def test_file_deleted_while_sent(self):
+        # the server reads from the descriptor it opened: the download completes
+        # with the content it started with, as with nginx and lighttpd
+        body = bytes(range(256)) * (BIG // 256)
+        s = self.server("", files={"big.bin": body, "a.txt": "A"})
+        c = connect(s.port, timeout=5)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        c.sendall(get("/big.bin"))
+        got = c.recv(8192)
+        os.unlink(os.path.join(s.www, "big.bin"))
+        head, _, got = got.partition(b"\r\n\r\n")
+        self.assertIn(b" 200 ", head.split(b"\r\n")[0])
+        while len(got) < len(body):
+            d = c.recv(65536)
+            if not d:
+                break
+            got += d
+        c.close()
+        self.assertEqual(got, body)
+        self.assertEqual(curl(s.url("/big.bin"))[0], 404)
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+
+    def test_lua_errors_in_hooks(self):
+        s = self.server('before(function(req) if req.path == "/b" then error("in before") end end)\n'
+                        'after(function(req, res)\n'
+                        '  if req.path == "/a.txt" or req.path == "/r" then error("in after") end\n'
+                        'end)\n'
+                        'route("GET", "/r", function() return "from route" end)\n'
+                        'route("GET", "/ok", function() return "fine" end)\n',
+                        files={"a.txt": "A", "b.txt": "B"})
+        for _ in range(3):
+            self.assertEqual(curl(s.url("/b"))[0], 500)       # before hook raised
+            self.assertEqual(curl(s.url("/r"))[0], 500)       # after hook, Lua response
+            self.assertEqual(curl(s.url("/a.txt"))[0], 500)   # after hook, static file
+            self.assertEqual(curl(s.url("/ok"))[2], b"fine")  # everyone else is served
+            self.assertEqual(curl(s.url("/b.txt"))[2], b"B")
+        self.assertIn("in before", s.stderr())
+        self.assertIn("in after", s.stderr())
+        self.assertIsNone(s.proc.poll())
+
     def test_access_log_on_a_full_disk(self):
         s = self.server('access_log = "/dev/full"\n', files={"a.txt": "A"})
         for _ in range(20):
