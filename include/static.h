@@ -26,6 +26,18 @@ struct lh_fcache;
 struct lh_fcache *lh_fcache_new(void);
 void lh_fcache_free(struct lh_fcache *c);
 
+/*
+ * The cache also remembers names missing at the top of the docroot (a 404 for
+ * /favicon.ico, or no docroot/404.html) for as long as nothing in the docroot
+ * directory changes, which inotify reports: lh_fcache_watch points the watch at a
+ * docroot (call it again when the docroot changes); the caller polls
+ * lh_fcache_watch_fd (-1: no inotify, so nothing is remembered missing) and calls
+ * lh_fcache_changed when it is readable, before it answers any request.
+ */
+void lh_fcache_watch(struct lh_fcache *c, int root_fd);
+int lh_fcache_watch_fd(const struct lh_fcache *c);
+void lh_fcache_changed(struct lh_fcache *c);
+
 /* Open the docroot for lh_static: returns an O_DIRECTORY fd, or -1 with errno set. */
 int lh_static_open_root(const char *path);
 
@@ -40,7 +52,9 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
                      const char *query, size_t query_len, const struct lh_request *req,
                      struct lh_response *resp);
 
-/* Fill resp with a 404: docroot/404.html when it exists, else a built-in page. */
-void lh_static_not_found(const struct lh_static *s, struct lh_response *resp);
+/* Fill resp with a 404: docroot/404.html when it exists, else a built-in page; cache
+ * (may be NULL) remembers that there is none. */
+void lh_static_not_found(const struct lh_static *s, struct lh_fcache *cache,
+                         struct lh_response *resp);
 
 #endif

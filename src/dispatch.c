@@ -53,7 +53,7 @@ static enum lh_lua_step step_method_not_allowed(struct lh_ctx *ctx)
 
 static enum lh_lua_step step_not_found(struct lh_ctx *ctx)
 {
-    lh_static_not_found(ctx->st, ctx->resp);
+    lh_static_not_found(ctx->st, ctx->fcache, ctx->resp);
     return LH_LUA_ANSWERED;
 }
 

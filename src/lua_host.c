@@ -66,6 +66,7 @@ struct lh_lua {
     bool timed_out;           /* config.lua ran out of time */
     struct timespec deadline; /* for config.lua; handlers keep theirs in their ctx */
     int spare_ref;            /* a finished coroutine kept for the next handler */
+    int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
 };
@@ -433,24 +434,24 @@ static struct lh_ctx *check_req(lua_State *L, int idx)
     return *p;
 }
 
-/* Cached fields live in the userdata's user value (a table). */
-static bool cached(lua_State *L, int ud, const char *field)
+/* Cached fields live in the userdata's user values, one slot each: no table to make
+ * for a request whose handler reads nothing. */
+enum { SLOT_HEADERS = 1, SLOT_QUERY, SLOT_PARAMS, SLOT_REWRITTEN, NSLOTS = SLOT_REWRITTEN };
+
+/* Push the value cached in slot and return true, or push nothing and return false. */
+static bool cached(lua_State *L, int ud, int slot)
 {
-    lua_getiuservalue(L, ud, 1);
-    lua_getfield(L, -1, field);
-    lua_remove(L, -2);
-    if (!lua_isnil(L, -1))
+    if (lua_getiuservalue(L, ud, slot) != LUA_TNIL)
         return true;
     lua_pop(L, 1);
     return false;
 }
 
-static void cache(lua_State *L, int ud, const char *field)
+/* Keep the value on top of the stack (it stays there) in slot. */
+static void cache(lua_State *L, int ud, int slot)
 {
-    lua_getiuservalue(L, ud, 1);
-    lua_pushvalue(L, -2);
-    lua_setfield(L, -2, field);
-    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, ud, slot);
 }
 
 static void push_headers(lua_State *L, const struct lh_request *r)
@@ -469,10 +470,25 @@ static void push_headers(lua_State *L, const struct lh_request *r)
     }
 }
 
+/* Push the query-decoded form of s (never longer than s). */
+static void push_decoded(lua_State *L, const char *s, size_t len)
+{
+    char small[256];
+    if (len < sizeof small) { /* the common case: no luaL_Buffer box on the stack */
+        lua_pushlstring(L, small, lh_query_decode(s, len, small, sizeof small));
+        return;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, len + 1);
+    luaL_pushresultsize(&b, lh_query_decode(s, len, out, len + 1));
+}
+
 static void push_query(lua_State *L, const char *q, size_t len)
 {
-    lua_newtable(L);
-    luaL_Buffer b;
+    int pairs = 0;
+    for (size_t i = 0; q && i < len; i++)
+        pairs += q[i] == '&';
+    lua_createtable(L, 0, q && len ? pairs + 1 : 0);
     size_t i = 0;
     while (q && i < len) {
         size_t s = i;
@@ -482,11 +498,8 @@ static void push_query(lua_State *L, const char *q, size_t len)
         while (e < i && q[e] != '=')
             e++;
         if (i > s) {
-            char *out = luaL_buffinitsize(L, &b, e - s + 1);
-            luaL_pushresultsize(&b, lh_query_decode(q + s, e - s, out, e - s + 1));
-            size_t vlen = e < i ? i - e - 1 : 0;
-            out = luaL_buffinitsize(L, &b, vlen + 1);
-            luaL_pushresultsize(&b, e < i ? lh_query_decode(q + e + 1, vlen, out, vlen + 1) : 0);
+            push_decoded(L, q + s, e - s);
+            push_decoded(L, e < i ? q + e + 1 : "", e < i ? i - e - 1 : 0);
             lua_rawset(L, -3); /* the last value wins */
         }
         i++;
@@ -510,7 +523,21 @@ static int req_index(lua_State *L)
 {
     struct lh_ctx *ctx = check_req(L, 1);
     const char *k = luaL_checkstring(L, 2);
-    if (strcmp(k, "method") == 0) {
+    int slot = strcmp(k, "query") == 0     ? SLOT_QUERY
+               : strcmp(k, "params") == 0  ? SLOT_PARAMS
+               : strcmp(k, "headers") == 0 ? SLOT_HEADERS
+                                           : 0;
+    if (slot) {
+        if (cached(L, 1, slot))
+            return 1;
+        if (slot == SLOT_HEADERS)
+            push_headers(L, ctx->req);
+        else if (slot == SLOT_QUERY)
+            push_query(L, ctx->query, ctx->query_len);
+        else
+            lua_newtable(L); /* a route without captures */
+        cache(L, 1, slot);
+    } else if (strcmp(k, "method") == 0) {
         lua_pushlstring(L, ctx->req->method, ctx->req->method_len);
     } else if (strcmp(k, "path") == 0) {
         lua_pushstring(L, ctx->path);
@@ -520,17 +547,6 @@ static int req_index(lua_State *L)
         lua_pushstring(L, ctx->remote_addr);
     } else if (strcmp(k, "json") == 0) {
         lua_pushcfunction(L, req_json);
-    } else if (strcmp(k, "headers") == 0 || strcmp(k, "query") == 0 ||
-               strcmp(k, "params") == 0) {
-        if (cached(L, 1, k))
-            return 1;
-        if (k[0] == 'h')
-            push_headers(L, ctx->req);
-        else if (k[0] == 'q')
-            push_query(L, ctx->query, ctx->query_len);
-        else
-            lua_newtable(L);
-        cache(L, 1, k);
     } else {
         lua_pushnil(L);
     }
@@ -548,7 +564,7 @@ static int req_newindex(lua_State *L)
     if (p[0] != '/')
         return luaL_error(L, "req.path must start with '/'");
     lua_pushvalue(L, 3);
-    cache(L, 1, "rewritten"); /* keeps the string alive while ctx->path points at it */
+    cache(L, 1, SLOT_REWRITTEN); /* keeps the string alive while ctx->path points at it */
     lua_pop(L, 1);
     ctx->path = lua_tostring(L, 3);
     return 0;
@@ -579,10 +595,8 @@ static void push_req(struct lh_lua *lua, struct lh_ctx *ctx)
         lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->req_ref);
         return;
     }
-    struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, 1);
+    struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, NSLOTS);
     *p = ctx;
-    lua_newtable(L);
-    lua_setiuservalue(L, -2, 1);
     luaL_setmetatable(L, REQ_META);
     lua_pushvalue(L, -1);
     ctx->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -772,6 +786,8 @@ static bool push_next_hook(struct lh_lua *lua, struct lh_ctx *ctx, const void *k
                            const char *kind)
 {
     lua_State *L = lua->L;
+    if ((key == &key_before ? lua->nbefore : lua->nafter) == 0)
+        return false;
     lua_rawgetp(L, LUA_REGISTRYINDEX, key);
     lua_rawgeti(L, -1, ++ctx->lua_index);
     lua_remove(L, -2);
@@ -820,15 +836,22 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     if (v->seen++ < v->skip)
         return false;
     lua_State *L = v->lua->L;
-    push_req(v->lua, v->ctx);
-    int req = lua_gettop(L);
-    lua_createtable(L, 0, (int)m->nparams);
-    for (size_t i = 0; i < m->nparams; i++) {
-        lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
-        lua_setfield(L, -2, m->params[i].name);
+    if (m->nparams > 0) { /* the match is gone once the handler runs: copy it now */
+        push_req(v->lua, v->ctx);
+        int req = lua_gettop(L);
+        lua_createtable(L, 0, (int)m->nparams);
+        for (size_t i = 0; i < m->nparams; i++) {
+            lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
+            lua_setfield(L, -2, m->params[i].name);
+        }
+        cache(L, req, SLOT_PARAMS);
+        lua_settop(L, req - 1);
+    } else if (v->ctx->req_ref != LUA_NOREF) { /* an earlier route's captures go */
+        push_req(v->lua, v->ctx);
+        lua_pushnil(L);
+        lua_setiuservalue(L, -2, SLOT_PARAMS);
+        lua_pop(L, 1);
     }
-    cache(L, req, "params");
-    lua_settop(L, req - 1);
     v->ctx->what_kind = "route";
     v->ctx->what_method = m->method;
     v->ctx->what_pattern = m->pattern;
@@ -965,6 +988,8 @@ static int add_hook(lua_State *L, const void *key)
     lua_rawgetp(L, LUA_REGISTRYINDEX, key);
     lua_pushvalue(L, 1);
     lua_rawseti(L, -2, luaL_len(L, -2) + 1);
+    struct lh_lua *lua = host_of(L);
+    (*(key == &key_before ? &lua->nbefore : &lua->nafter))++;
     return 0;
 }
 

@@ -162,6 +162,7 @@ struct worker {
     struct event *notify_ev;
     struct event *stop_timer;
     struct event *resume_ev;      /* runs the next slice of a paused Lua handler */
+    struct event *docroot_ev;     /* the docroot changed (fcache's inotify), or NULL */
     struct conn *runq, *runq_tail;/* connections whose handler paused, oldest first */
     int notify_fd;                /* eventfd the main thread pokes */
     _Atomic(struct settings *) pending; /* a new configuration to switch to */
@@ -1211,6 +1212,7 @@ static void on_notify(evutil_socket_t fd, short what, void *arg)
     if (s) {
         settings_release(w->set);
         w->set = s;
+        lh_fcache_watch(w->fcache, s->root_fd);
     }
     if (atomic_load(&w->stop_requested))
         worker_stop(w);
@@ -1232,6 +1234,12 @@ static void notify(struct worker *w)
         lh_log_error("error", "cannot wake worker: %s", strerror(errno));
 }
 
+static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    lh_fcache_changed(w->fcache);
+}
+
 static int worker_init(struct worker *w, struct server *srv, int id)
 {
     w->srv = srv;
@@ -1245,6 +1253,9 @@ static int worker_init(struct worker *w, struct server *srv, int id)
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     w->base = event_base_new_with_config(ec);
     event_config_free(ec);
+    /* two priorities: news of the docroot (0) is read before any request (1) */
+    if (w->base && event_base_priority_init(w->base, 2) < 0)
+        return -1;
     w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->out = malloc(OUT_SCRATCH);
     w->fcache = lh_fcache_new();
@@ -1259,6 +1270,14 @@ static int worker_init(struct worker *w, struct server *srv, int id)
         return -1;
     event_add(w->accept_ev, NULL);
     event_add(w->notify_ev, NULL);
+    lh_fcache_watch(w->fcache, w->set->root_fd);
+    int wfd = lh_fcache_watch_fd(w->fcache);
+    if (wfd >= 0) {
+        w->docroot_ev = event_new(w->base, wfd, EV_READ | EV_PERSIST, on_docroot_change, w);
+        if (!w->docroot_ev || event_priority_set(w->docroot_ev, 0) < 0 ||
+            event_add(w->docroot_ev, NULL) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -1274,6 +1293,8 @@ static void worker_free(struct worker *w)
         event_free(w->stop_timer);
     if (w->resume_ev)
         event_free(w->resume_ev);
+    if (w->docroot_ev)
+        event_free(w->docroot_ev);
     if (w->base)
         event_base_free(w->base);
     if (w->notify_fd > 0)

@@ -16,9 +16,11 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -166,16 +168,120 @@ struct cached {
     struct file_meta meta;
 };
 
-struct lh_fcache {
-    struct cached slot[CACHE_SLOTS];
+/* Names found missing at the top of the docroot. An entry holds while `epoch` has not
+ * moved: every creation, removal or rename in the docroot directory moves it (inotify),
+ * and the worker reads those events before it reads any request (higher priority), so
+ * a file created before a request is never answered with a stale 404. */
+#define MISS_SLOTS 64
+#define MISS_NAME 48
+
+struct missing {
+    uint64_t epoch;              /* 0: empty */
+    char name[MISS_NAME];        /* the request path without its '/' */
 };
 
-struct lh_fcache *lh_fcache_new(void) { return calloc(1, sizeof(struct lh_fcache)); }
+struct lh_fcache {
+    struct cached slot[CACHE_SLOTS];
+    int inotify_fd;              /* -1 when inotify is unavailable: nothing is missing */
+    int wd;                      /* the watch on the docroot, -1 when none */
+    int watched_root;            /* the docroot fd it watches, -1 when none */
+    uint64_t epoch;              /* moves at every change in that directory */
+    struct missing miss[MISS_SLOTS];
+};
+
+struct lh_fcache *lh_fcache_new(void)
+{
+    struct lh_fcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    c->wd = c->watched_root = -1;
+    c->epoch = 1;
+    return c;
+}
+
+int lh_fcache_watch_fd(const struct lh_fcache *c) { return c->inotify_fd; }
+
+void lh_fcache_watch(struct lh_fcache *c, int root_fd)
+{
+    c->epoch++;
+    if (c->inotify_fd < 0)
+        return;
+    if (c->wd >= 0)
+        inotify_rm_watch(c->inotify_fd, c->wd);
+    c->wd = c->watched_root = -1;
+    /* by the open fd, so the watch is on the very directory that requests open from */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", root_fd);
+    c->wd = inotify_add_watch(c->inotify_fd, path,
+                              IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_ATTRIB |
+                                  IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR);
+    if (c->wd >= 0)
+        c->watched_root = root_fd;
+}
+
+void lh_fcache_changed(struct lh_fcache *c)
+{
+    _Alignas(struct inotify_event) char buf[4096];
+    ssize_t n;
+    while ((n = read(c->inotify_fd, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->mask & (IN_IGNORED | IN_Q_OVERFLOW | IN_UNMOUNT))
+                c->wd = c->watched_root = -1; /* no watch any more: stop trusting misses */
+            p += sizeof *ev + ev->len;
+        }
+    }
+    c->epoch++;
+}
+
+/* The miss slot for path ("/name"), or NULL when path is not a short top-level name. */
+static struct missing *miss_slot(struct lh_fcache *c, const struct lh_static *s,
+                                 const char *path)
+{
+    if (c->watched_root < 0 || c->watched_root != s->root_fd)
+        return NULL;
+    const char *name = path + 1;
+    size_t len = strlen(name);
+    if (len == 0 || len >= MISS_NAME || memchr(name, '/', len))
+        return NULL;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    return &c->miss[h % MISS_SLOTS];
+}
+
+static bool known_missing(struct lh_fcache *c, const struct lh_static *s, const char *path)
+{
+    struct missing *m = c ? miss_slot(c, s, path) : NULL;
+    return m && m->epoch == c->epoch && strcmp(m->name, path + 1) == 0;
+}
+
+/* path was just found missing by an open that started at `epoch` (0: no watch then). A
+ * dangling symbolic link is not remembered: its target can appear anywhere. */
+static void note_missing(struct lh_fcache *c, const struct lh_static *s, const char *path,
+                         uint64_t epoch)
+{
+    struct missing *m = c && epoch ? miss_slot(c, s, path) : NULL;
+    struct stat st;
+    if (!m || fstatat(s->root_fd, path + 1, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT)
+        return;
+    m->epoch = epoch;
+    strcpy(m->name, path + 1);
+}
+
+/* The epoch a lookup of path starts in, 0 when a miss could not be remembered. */
+static uint64_t miss_epoch(const struct lh_fcache *c, const struct lh_static *s)
+{
+    return c && c->watched_root >= 0 && c->watched_root == s->root_fd ? c->epoch : 0;
+}
 
 void lh_fcache_free(struct lh_fcache *c)
 {
     if (!c)
         return;
+    if (c->inotify_fd >= 0)
+        close(c->inotify_fd);
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         free(c->slot[i].key);
         free(c->slot[i].data);
@@ -458,11 +564,17 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
             return true;
         }
     }
+    if (known_missing(cache, s, path))
+        return false;
+    uint64_t epoch = miss_epoch(cache, s);
     int fd = open_beneath(s, path + 1);
     if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
+        int err = errno;
+        if (err == ENOENT)
+            note_missing(cache, s, path, epoch);
+        if (err == ENOENT || err == ENOTDIR || err == ENAMETOOLONG)
             return false;
-        lh_response_error(resp, errno == EMFILE || errno == ENFILE ? 503 : 403);
+        lh_response_error(resp, err == EMFILE || err == ENFILE ? 503 : 403);
         return true;
     }
     struct stat st;
@@ -489,9 +601,18 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
     return true;
 }
 
-void lh_static_not_found(const struct lh_static *s, struct lh_response *resp)
+void lh_static_not_found(const struct lh_static *s, struct lh_fcache *cache,
+                         struct lh_response *resp)
 {
-    int fd = open_beneath(s, "404.html");
+    static const char page[] = "/404.html";
+    if (known_missing(cache, s, page)) {
+        lh_response_error(resp, 404);
+        return;
+    }
+    uint64_t epoch = miss_epoch(cache, s);
+    int fd = open_beneath(s, page + 1);
+    if (fd < 0 && errno == ENOENT)
+        note_missing(cache, s, page, epoch);
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
         lh_response_init(resp, 404);

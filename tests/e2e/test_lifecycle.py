@@ -89,6 +89,24 @@ class Signals(ServerTest):
         kept.close()
         self.assertIsNone(s.proc.poll())
 
+    def test_sighup_to_another_docroot_forgets_misses(self):
+        s = self.server("workers = 2\n")
+        for _ in range(4):
+            self.assertEqual(curl(s.url("/only2.txt"))[0], 404)
+        os.mkdir(os.path.join(s.dir, "www2"))  # outside the watched docroot: no event
+        with open(os.path.join(s.dir, "www2", "only2.txt"), "w") as f:
+            f.write("second root")
+        s.rewrite_config('docroot = "www2"\nworkers = 2\n')
+        s.signal(signal.SIGHUP)
+        # both workers switch; neither answers from what it remembered of the old root
+        self.wait_for(lambda: all(curl(s.url("/only2.txt"))[2] == b"second root"
+                                  for _ in range(6)), what="reload")
+        for _ in range(4):
+            self.assertEqual(curl(s.url("/later.txt"))[0], 404)
+        with open(os.path.join(s.dir, "www2", "later.txt"), "w") as f:
+            f.write("later")
+        self.assertEqual(curl(s.url("/later.txt"))[:3:2], (200, b"later"))
+
     def test_sighup_with_broken_file_keeps_old_config(self):
         s = self.server('index = "one.html"\n', files={"one.html": "one", "two.html": "two"})
         self.assertEqual(curl(s.url("/"))[2], b"one")

@@ -144,6 +144,56 @@ class Traversal(ServerTest):
         self.assertEqual(curl(self.s.url("/good-link"))[:3:2], (200, b"inside"))
 
 
+class MissingNames(ServerTest):
+    """A name found missing at the top of the docroot (and the absence of 404.html) is
+    remembered until the docroot directory changes: a file created, renamed into place
+    or reached through a link that now resolves is served on the very next request."""
+
+    def test_created_file_served_at_once(self):
+        s = self.server("workers = 2\n")  # each worker keeps its own memory of misses
+        for i in range(10):
+            name = "new%d.txt" % i
+            for _ in range(4):
+                self.assertEqual(curl(s.url("/" + name))[0], 404)
+            s.write(name, "made %d" % i)
+            self.assertEqual(curl(s.url("/" + name))[:3:2], (200, b"made %d" % i))
+        tmp = os.path.join(s.dir, "staged.txt")
+        with open(tmp, "w") as f:
+            f.write("renamed in")
+        for _ in range(4):
+            self.assertEqual(curl(s.url("/moved.txt"))[0], 404)
+        os.rename(tmp, os.path.join(s.www, "moved.txt"))
+        self.assertEqual(curl(s.url("/moved.txt"))[:3:2], (200, b"renamed in"))
+
+    def test_404_page_appears_at_once(self):
+        s = self.server("")
+        for _ in range(4):
+            status, _, body = curl(s.url("/nothing"))
+            self.assertEqual(status, 404)
+            self.assertNotIn(b"custom", body)
+        s.write("404.html", "custom not found")
+        self.assertEqual(curl(s.url("/nothing"))[:3:2], (404, b"custom not found"))
+        os.unlink(os.path.join(s.www, "404.html"))
+        status, _, body = curl(s.url("/nothing"))
+        self.assertEqual(status, 404)
+        self.assertNotIn(b"custom", body)
+
+    def test_link_whose_target_appears(self):
+        s = self.server("", files={"sub/other.txt": "x"})
+        os.symlink("sub/target.txt", os.path.join(s.www, "link.txt"))
+        for _ in range(4):
+            self.assertEqual(curl(s.url("/link.txt"))[0], 404)
+        s.write("sub/target.txt", "through the link")  # no change at the top level
+        self.assertEqual(curl(s.url("/link.txt"))[:3:2], (200, b"through the link"))
+
+    def test_nested_missing_then_created(self):
+        s = self.server("", files={"sub/other.txt": "x"})
+        for _ in range(4):
+            self.assertEqual(curl(s.url("/sub/late.txt"))[0], 404)
+        s.write("sub/late.txt", "late")
+        self.assertEqual(curl(s.url("/sub/late.txt"))[:3:2], (200, b"late"))
+
+
 class SmallFileCache(ServerTest):
     """Small files are kept in memory but never served stale for more than a second,
     and the cache never lets a path out of the docroot."""

@@ -66,6 +66,13 @@ static void test_error_page(void **state)
     assert_string_equal(lh_response_get(&r, "content-type"), "text/html; charset=utf-8");
     assert_non_null(strstr(r.body, "404 Not Found"));
     assert_non_null(strstr(render(11, 1), "HTTP/1.1 404 Not Found\r\n"));
+    static const char page503[] =
+        "<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n"
+        "<body><h1>503 Service Unavailable</h1><hr><p>luahttpd</p></body></html>\n";
+    lh_response_error(&r, 503);
+    assert_int_equal(r.body_len, strlen(page503));
+    assert_memory_equal(r.body, page503, strlen(page503));
+    assert_non_null(strstr(render(11, 1), "Content-Length: 146\r\n"));
 }
 
 static void test_get_unset(void **state)
