@@ -93,22 +93,34 @@ static void copy_marked(lua_State *L, int idx, int depth)
     }
 }
 
+/* Does "{}" occur in s? (memmem's set-up costs more than this whole search) */
+static bool has_empty_object(const char *s, size_t len)
+{
+    for (const char *p = s, *end = s + len; (p = memchr(p, '{', (size_t)(end - p)));)
+        if (++p < end && *p == '}')
+            return true;
+    return false;
+}
+
 static int json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
     lua_settop(L, 1);
-    bool copy = needs_copy(L, 1, 0);
+    /* cjson writes every empty table as {}: an output without one holds no empty
+     * marked array, and the value need not be walked (the common case) */
     lua_pushvalue(L, UP_ENCODE);
-    if (copy)
-        copy_marked(L, 1, 0);
-    else
-        lua_pushvalue(L, 1);
+    lua_pushvalue(L, 1);
     lua_call(L, 1, 1);
-    if (!copy)
-        return 1;
-    /* the placeholder stands in the output as "ENCODED": put [] there */
     size_t olen, elen;
     const char *out = lua_tolstring(L, -1, &olen);
+    if (!has_empty_object(out, olen) || !needs_copy(L, 1, 0))
+        return 1;
+    lua_settop(L, 1);
+    lua_pushvalue(L, UP_ENCODE);
+    copy_marked(L, 1, 0);
+    lua_call(L, 1, 1);
+    /* the placeholder stands in the output as "ENCODED": put [] there */
+    out = lua_tolstring(L, -1, &olen);
     const char *enc = lua_tolstring(L, UP_ENCODED, &elen);
     luaL_Buffer b;
     luaL_buffinit(L, &b);

@@ -341,7 +341,7 @@ def scaling(d, www, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=3, help="seconds per measured run")
-    ap.add_argument("--rounds", type=int, default=3, help="runs of each workload per server")
+    ap.add_argument("--rounds", type=int, default=5, help="runs of each workload per server")
     ap.add_argument("--idle", type=int, default=10000, help="idle connections to hold")
     ap.add_argument("--workload", action="append", metavar="NAME",
                     help="measure only this workload (repeatable); skips memory and workers")

@@ -63,6 +63,9 @@ static void test_empty_arrays(void **state)
 {
     lua_State *L = *state;
     check(L, "return json.encode(json.empty_array) == '[]'");
+    check(L, "return json.encode({}) == '{}'"); /* a plain empty table stays an object */
+    check(L, "return json.encode({s = '{}', t = {}}) == '{\"s\":\"{}\",\"t\":{}}' or "
+             "json.encode({s = '{}', t = {}}) == '{\"t\":{},\"s\":\"{}\"}'");
     check(L, "return json.encode({a = json.empty_array}) == '{\"a\":[]}'");
     check(L, "return json.encode(json.array({})) == '[]'");
     check(L, "return json.encode({{}, json.array({})}) == '[{},[]]'");
