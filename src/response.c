@@ -154,19 +154,15 @@ void lh_response_error(struct lh_response *r, int status)
         rlen = sizeof title - tlen;
     memcpy(title + tlen, reason, rlen);
     tlen += rlen;
-    static const char *const frame[] = {
-        "<!DOCTYPE html>\n<html><head><title>", "</title></head>\n<body><h1>",
-        "</h1><hr><p>luahttpd</p></body></html>\n"};
-    size_t n = 0;
-    for (size_t i = 0; i < 3; i++) {
-        size_t flen = strlen(frame[i]);
-        memcpy(r->page + n, frame[i], flen);
-        n += flen;
-        if (i < 2) {
-            memcpy(r->page + n, title, tlen);
-            n += tlen;
-        }
-    }
+    static const char head[] = "<!DOCTYPE html>\n<html><head><title>",
+                      mid[] = "</title></head>\n<body><h1>",
+                      tail[] = "</h1><hr><p>luahttpd</p></body></html>\n";
+    char *p = mempcpy(r->page, head, sizeof head - 1);
+    p = mempcpy(p, title, tlen);
+    p = mempcpy(p, mid, sizeof mid - 1);
+    p = mempcpy(p, title, tlen);
+    p = mempcpy(p, tail, sizeof tail - 1);
+    size_t n = (size_t)(p - r->page);
     lh_response_header(r, "Content-Type", "text/html; charset=utf-8");
     lh_response_body(r, r->page, n, NULL);
 }

@@ -227,8 +227,11 @@ void lh_fcache_changed(struct lh_fcache *c)
     while ((n = read(c->inotify_fd, buf, sizeof buf)) > 0) {
         for (char *p = buf; p < buf + n;) {
             const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->mask & (IN_IGNORED | IN_Q_OVERFLOW | IN_UNMOUNT))
-                c->wd = c->watched_root = -1; /* no watch any more: stop trusting misses */
+            /* the watch is gone (not the one lh_fcache_watch replaced, whose IN_IGNORED
+             * comes later), or events were lost: stop trusting misses */
+            if ((ev->mask & IN_Q_OVERFLOW) ||
+                ((ev->mask & (IN_IGNORED | IN_UNMOUNT)) && ev->wd == c->wd))
+                c->wd = c->watched_root = -1;
             p += sizeof *ev + ev->len;
         }
     }
