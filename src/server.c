@@ -192,7 +192,8 @@ struct server {
     struct lh_iptable *per_ip;
     struct settings *current;
     const struct lh_options *opts;
-    struct event_base *main_base;
+    struct event_base *main_base; /* signals, --dev polling; workers[0].base if single */
+    bool single;                  /* one worker, run on the main thread */
     struct event *watch;          /* --dev: polls the Lua files for changes */
     uint64_t watched;             /* signature of what the last poll saw */
 };
@@ -1507,7 +1508,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         atomic_store(&srv->workers[i].stop_requested, true);
         notify(&srv->workers[i]);
     }
-    event_base_loopbreak(srv->main_base);
+    if (!srv->single) /* the lone worker stops its own loop once it has drained */
+        event_base_loopbreak(srv->main_base);
 }
 
 static void print_listening(const char *host, int port)
@@ -1517,7 +1519,7 @@ static void print_listening(const char *host, int port)
     fflush(stdout);
 }
 
-static int start_workers(struct server *srv, int n)
+static int init_workers(struct server *srv, int n)
 {
     srv->workers = calloc((size_t)n, sizeof *srv->workers);
     if (!srv->workers)
@@ -1527,18 +1529,22 @@ static int start_workers(struct server *srv, int n)
         if (worker_init(&srv->workers[i], srv, i) < 0)
             return -1;
     }
+    return 0;
+}
+
+static int start_threads(struct server *srv)
+{
     /* workers never take signals: the main thread's loop handles them */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     int started = 0;
-    for (; started < n; started++)
+    for (; started < srv->nworkers; started++)
         if (pthread_create(&srv->workers[started].thread, NULL, worker_main,
                            &srv->workers[started]) != 0)
             break;
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    srv->nworkers = started;
-    return started == n ? 0 : -1;
+    return started == srv->nworkers ? 0 : -1;
 }
 
 int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
@@ -1566,20 +1572,31 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
     srv.listen_fd = open_listener(c->host, c->port, &port, err, sizeof err);
     if (!srv.per_ip || srv.listen_fd < 0)
         goto fail;
-    srv.main_base = event_base_new();
-    if (!srv.main_base)
+    if (init_workers(&srv, c->workers) < 0) {
+        snprintf(err, sizeof err, "cannot start %d workers", c->workers);
         goto fail;
+    }
+    /* One worker runs on the main thread: a process with a single thread skips the
+     * kernel's file reference counting on every socket call and glibc's locks. */
+    srv.single = srv.nworkers == 1;
+    srv.main_base = srv.single ? srv.workers[0].base : event_base_new();
+    if (!srv.main_base) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     const int signums[3] = {SIGINT, SIGTERM, SIGHUP};
     for (int i = 0; i < 3; i++) {
         sigs[i] = evsignal_new(srv.main_base, signums[i], on_signal, &srv);
-        if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0)
+        if (!sigs[i] || evsignal_add(sigs[i], NULL) < 0) {
+            snprintf(err, sizeof err, "cannot handle signal %d", signums[i]);
             goto fail;
+        }
     }
     if (o->dev && start_watching(&srv) < 0) {
         snprintf(err, sizeof err, "--dev: cannot watch the Lua files");
         goto fail;
     }
-    if (start_workers(&srv, c->workers) < 0) {
+    if (!srv.single && start_threads(&srv) < 0) {
         snprintf(err, sizeof err, "cannot start %d workers", c->workers);
         goto fail;
     }
@@ -1587,14 +1604,17 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
     lh_log_error("notice", "luahttpd %s started: pid %d, %d worker(s), docroot %s, config %s",
                  LH_VERSION, (int)getpid(), c->workers, srv.current->root_real,
                  c->path ? c->path : "(built-in defaults)");
-    event_base_dispatch(srv.main_base);
+    if (srv.single)
+        worker_main(&srv.workers[0]);
+    else
+        event_base_dispatch(srv.main_base);
     status = 0;
     goto out;
 fail:
     fprintf(stderr, "luahttpd: %s\n", err);
     lh_log_error("error", "%s", err);
-    if (srv.nworkers > 0)
-        for (int i = 0; i < srv.nworkers; i++) {
+    for (int i = 0; i < srv.nworkers; i++)
+        if (srv.workers[i].thread) {
             atomic_store(&srv.workers[i].stop_requested, true);
             notify(&srv.workers[i]);
         }
@@ -1604,16 +1624,17 @@ out:
             pthread_join(srv.workers[i].thread, NULL);
     if (status == 0)
         lh_log_error("notice", "stopped");
-    for (int i = 0; srv.workers && i < srv.nworkers; i++)
-        worker_free(&srv.workers[i]);
-    free(srv.workers);
+    /* events of main_base go before it, and it may be a worker's base */
     for (int i = 0; i < 3; i++)
         if (sigs[i])
             event_free(sigs[i]);
     if (srv.watch)
         event_free(srv.watch);
-    if (srv.main_base)
+    if (srv.main_base && !srv.single)
         event_base_free(srv.main_base);
+    for (int i = 0; srv.workers && i < srv.nworkers; i++)
+        worker_free(&srv.workers[i]);
+    free(srv.workers);
     if (srv.listen_fd >= 0)
         close(srv.listen_fd);
     lh_iptable_free(srv.per_ip);

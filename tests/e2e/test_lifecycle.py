@@ -14,8 +14,10 @@ BIG = 5 * 1024 * 1024
 
 class Signals(ServerTest):
     def test_sigterm_and_sigint_exit_0(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            s = self.server("shutdown_timeout = 2\n", files={"a.txt": "A"})
+        # workers = 1 serves on the main thread, which also takes the signals
+        for sig, workers in ((signal.SIGTERM, 1), (signal.SIGINT, 1), (signal.SIGTERM, 2)):
+            s = self.server("shutdown_timeout = 2\nworkers = %d\n" % workers,
+                            files={"a.txt": "A"})
             self.assertEqual(curl(s.url("/a.txt"))[0], 200)
             t = time.time()
             s.signal(sig)
@@ -32,8 +34,14 @@ class Signals(ServerTest):
         self.assertEqual(s.wait(timeout=6), 0)
 
     def test_download_in_flight_completes(self):
+        for workers in (1, 2):
+            with self.subTest(workers=workers):
+                self.download_in_flight_completes(workers)
+
+    def download_in_flight_completes(self, workers):
         data = os.urandom(BIG)
-        s = self.server("shutdown_timeout = 10\n", files={"big.bin": data})
+        s = self.server("shutdown_timeout = 10\nworkers = %d\n" % workers,
+                        files={"big.bin": data})
         c = connect(s.port, timeout=5)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
         c.sendall(get("/big.bin"))

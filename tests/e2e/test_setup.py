@@ -101,6 +101,16 @@ class Setup(ServerTest):
         self.wait_for(lambda: re.search(r"\b%d worker\(s\)" % os.cpu_count(), s2.stderr()),
                       what="the workers line")
 
+    def test_one_worker_runs_on_the_main_thread(self):
+        # a single-threaded process makes every socket call cheaper (no shared file
+        # table to reference-count); more workers are threads beside the main one
+        for workers, threads in ((1, 1), (2, 3)):
+            s = self.server("workers = %d\n" % workers, files={"a.txt": "A"})
+            self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+            self.assertEqual(len(os.listdir("/proc/%d/task" % s.proc.pid)), threads)
+            s.signal(signal.SIGTERM)
+            self.assertEqual(s.wait(timeout=6), 0)
+
     def test_ipv6_host(self):
         if not socket.has_ipv6 or not port_free(0, "::1"):
             self.skipTest("no IPv6 loopback here")
