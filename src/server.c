@@ -1576,8 +1576,8 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
         snprintf(err, sizeof err, "cannot start %d workers", c->workers);
         goto fail;
     }
-    /* One worker runs on the main thread: a process with a single thread skips the
-     * kernel's file reference counting on every socket call and glibc's locks. */
+    /* One worker runs on the main thread: in a process with a single thread the
+     * kernel skips the shared file-table reference on every socket call. */
     srv.single = srv.nworkers == 1;
     srv.main_base = srv.single ? srv.workers[0].base : event_base_new();
     if (!srv.main_base) {
