@@ -18,7 +18,7 @@ struct lh_limits {
     long header_bytes;       /* request line + headers; over: 431 (414 for the URI) */
     long body_bytes;         /* request body; over: 413 */
     double request_timeout;  /* seconds to receive a whole request once started */
-    long handler_timeout_ms; /* wall time of one Lua handler */
+    long handler_timeout_ms; /* Lua run time of one request (summed over its resumes) */
     long lua_memory_mb;      /* memory of one Lua state */
 };
 
@@ -33,6 +33,7 @@ struct lh_config {
     char *index;         /* file served for a directory */
     bool autoindex;
     bool dotfiles;
+    bool unsafe_libs;    /* handlers get os.execute, io.popen, debug.*, binary chunks */
     char *access_log;    /* path, "-" for stdout, NULL for off */
     char *error_log;     /* path or "-" for stderr */
     double shutdown_timeout;

@@ -6,13 +6,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
-#include <time.h>
+#include <stdint.h>
 
 #include "http.h"
 #include "response.h"
 #include "static.h"
 
 struct lh_lua;
+struct lua_State;
 
 struct lh_ctx {
     const struct lh_request *req;
@@ -31,18 +32,26 @@ struct lh_ctx {
     const char *query;            /* raw query string after '?', NULL when none */
     size_t query_len;
     bool route_matched;           /* a route's pattern matched the path */
-    bool bad_json;                /* req:json() failed: the error is the client's (400) */
+    const void *bad_json;         /* the error req:json() raised (the client's fault: 400) */
     char allow[128];              /* methods of the routes whose pattern matched */
     char *dev_error;              /* --dev: the page for the last Lua error */
     /* progress, so that a request whose Lua handler paused can go on later */
     int step;                     /* the next step of the chain */
     int lua_index;                /* hooks or routes already run in the current step */
-    int co_ref;                   /* the paused handler's coroutine (Lua registry) */
+    int co_ref;                   /* the running or paused call's coroutine (Lua registry) */
+    struct lua_State *co;         /* that coroutine, while co_ref holds it */
+    struct lua_State *wrapped_co; /* the innermost coroutine the handler resumed (lua_coro.c) */
     int req_ref;                  /* the request object (Lua registry) */
     int res_ref;                  /* an after hook's res table (Lua registry) */
-    bool timed_out;               /* the running handler is over its time */
-    struct timespec deadline;     /* when the running handler's time is up */
-    struct timespec slice_end;    /* when it should pause for other clients */
+    /* the time limit (lua_host.c): Lua run time, summed over every resume */
+    int64_t lua_ns;               /* run time so far, of the request or its after hooks */
+    int64_t resumed_at;           /* CLOCK_MONOTONIC ns: start of the running slice, or
+                                   * of a wait that counts (charge_wait) */
+    int64_t slice_end;            /* when the running slice should pause */
+    bool timed_out;               /* the running call is over its time */
+    bool hook_paused;             /* the last pause was the server's, at a slice's end */
+    bool charge_wait;             /* the handler yielded by itself: the wait counts */
+    bool in_after;                /* the after hooks run, with an allowance of their own */
     /* what runs, for the error log ("route GET /x/:id", "before hook 2"): kept as
      * pointers and formatted only when something is logged */
     const char *what_kind;        /* "route", "before" or "after" */

@@ -16,9 +16,20 @@ int lh_log_open(const char *path, int std_fd);
  * stderr). Safe to call while other threads log. */
 void lh_log_set_error_fd(int fd);
 
-/* "YYYY/MM/DD HH:MM:SS [level] message\n", written with one write(2). */
+/* "YYYY/MM/DD HH:MM:SS [level] message\n", written with one write(2). The message
+ * is one line whatever it holds: control bytes in it (from a client, from Lua) are
+ * written as \n, \r or \xHH, so no client can forge an entry. Tabs stay. */
 void lh_log_error(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* The same, followed by the lines of trace (a Lua traceback, may be NULL), each on a
+ * line of its own that starts with a tab and is escaped the same way. */
+void lh_log_error_trace(const char *level, const char *trace, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Escape s[0..len) for the error log into out (capacity outsz >= 1, NUL-terminated,
+ * truncated to fit). Returns the length written. */
+size_t lh_log_escape(char *out, size_t outsz, const char *s, size_t len);
 
 /* What one access-log line is made of. Strings need not be NUL-terminated. */
 struct lh_access {

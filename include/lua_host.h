@@ -11,6 +11,7 @@
 #include "dispatch.h"
 
 struct lh_lua;
+struct lua_State;
 
 /*
  * Make a state and run config.lua (path) in it: settings go into c (which must be
@@ -56,6 +57,10 @@ enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx);
 /* ctx was copied to a new address (a paused request moved off the worker's scratch):
  * point the Lua side at the new one. */
 void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx);
+
+/* The request whose Lua code runs in L's state now (NULL outside requests): for the
+ * modules that add Lua functions. */
+struct lh_ctx *lh_lua_running(struct lua_State *L);
 
 /* End of a request (or its abandonment): the request object handlers may have kept
  * stops working, and a paused handler is dropped. */

@@ -8,6 +8,7 @@
  * setting is read back from the real globals and validated again: that catches
  * fields of keepalive/limits changed later (reported at the line the table was
  * assigned) and values stored around the proxy (through _G, from a module).
+ * Once the chunk has run, its _ENV is the real globals again.
  *
  * The settings are a table of data (`settings` below): name, kind, range, the
  * "must be ..." text, and where the value goes in struct lh_config.
@@ -116,6 +117,8 @@ static const struct setting settings[] = {
       .imin = 1, .imax = LONG_MAX, .off = offsetof(struct lh_config, max_connections) },
     { .name = "limits", .kind = K_TABLE, .what = "a table", .fields = limits_fields,
       .off = offsetof(struct lh_config, limits) },
+    { .name = "unsafe_libs", .kind = K_BOOL, .what = "true or false",
+      .off = offsetof(struct lh_config, unsafe_libs) },
     { .name = NULL },
 };
 
@@ -673,6 +676,11 @@ static int config_main(lua_State *L)
         lua_pop(L, 1);
     lua_pushvalue(L, -4);
     lua_call(L, 0, 0);
+    /* The handlers the chunk defined share its _ENV: give them the real globals, so
+     * that a global a handler assigns at request time is not taken for a setting. */
+    lua_pushglobaltable(L);
+    if (lua_setupvalue(L, -5, 1) == NULL)
+        lua_pop(L, 1);
 
     read_settings(L, r, lines);
     resolve_paths(L, r->c);

@@ -132,7 +132,11 @@ void lh_dispatch_init(struct lh_ctx *ctx)
     ctx->step = 0;
     ctx->lua_index = 0;
     ctx->co_ref = ctx->req_ref = ctx->res_ref = LUA_NOREF;
-    ctx->route_matched = ctx->bad_json = ctx->timed_out = false;
+    ctx->co = ctx->wrapped_co = NULL;
+    ctx->bad_json = NULL;
+    ctx->lua_ns = 0;
+    ctx->route_matched = ctx->timed_out = ctx->hook_paused = ctx->charge_wait = false;
+    ctx->in_after = false;
     ctx->allow[0] = '\0';
     ctx->dev_error = NULL;
     lh_response_init(ctx->resp, 200);

@@ -39,21 +39,87 @@ static void write_all(int fd, const char *p, size_t n)
     }
 }
 
-void lh_log_error(const char *level, const char *fmt, ...)
+size_t lh_log_escape(char *out, size_t outsz, const char *s, size_t len)
 {
-    char line[4096];
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[4];
+        size_t n = 1;
+        esc[0] = (char)c;
+        if (c == '\n' || c == '\r') {
+            esc[0] = '\\';
+            esc[1] = c == '\n' ? 'n' : 'r';
+            n = 2;
+        } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'x';
+            esc[2] = hex[c >> 4];
+            esc[3] = hex[c & 15];
+            n = 4;
+        }
+        if (o + n >= outsz)
+            break;
+        memcpy(out + o, esc, n);
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+#define LINE_MAX_BYTES 16384 /* one entry, traceback included; longer ones are cut */
+
+/* The entry's head, "YYYY/MM/DD HH:MM:SS [level] " and the escaped message, into
+ * line; returns its length. */
+static size_t format_head(char *line, size_t cap, const char *level, const char *fmt,
+                          va_list ap)
+{
+    char msg[4096];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
-    size_t n = strftime(line, sizeof line, "%Y/%m/%d %H:%M:%S ", &tm);
-    n += (size_t)snprintf(line + n, sizeof line - n, "[%s] ", level);
-    va_list ap;
-    va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
-    va_end(ap);
+    size_t n = strftime(line, cap, "%Y/%m/%d %H:%M:%S ", &tm);
+    n += (size_t)snprintf(line + n, cap - n, "[%s] ", level);
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
     if (m < 0)
         m = 0;
-    n += (size_t)m < sizeof line - n - 1 ? (size_t)m : sizeof line - n - 2;
+    size_t mlen = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    return n + lh_log_escape(line + n, cap - n, msg, mlen);
+}
+
+void lh_log_error(const char *level, const char *fmt, ...)
+{
+    char line[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = format_head(line, sizeof line - 1, level, fmt, ap);
+    va_end(ap);
+    line[n++] = '\n';
+    write_all(atomic_load(&error_fd), line, n);
+}
+
+void lh_log_error_trace(const char *level, const char *trace, const char *fmt, ...)
+{
+    char line[LINE_MAX_BYTES];
+    size_t cap = sizeof line - 1; /* room for the last newline */
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = format_head(line, cap, level, fmt, ap);
+    va_end(ap);
+    while (trace && *trace && n + 2 < cap) {
+        const char *eol = strchr(trace, '\n');
+        size_t len = eol ? (size_t)(eol - trace) : strlen(trace);
+        const char *text = trace;
+        if (len > 0 && text[0] == '\t') { /* Lua's own indent: ours replaces it */
+            text++;
+            len--;
+        }
+        line[n++] = '\n';
+        line[n++] = '\t';
+        n += lh_log_escape(line + n, cap - n, text, len);
+        trace = eol ? eol + 1 : text + len;
+    }
     line[n++] = '\n';
     write_all(atomic_load(&error_fd), line, n);
 }

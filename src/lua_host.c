@@ -1,16 +1,28 @@
 /* lua_host.c - Lua states, the request object, hooks and routes. See lua_host.h.
  *
- * Every handler and hook runs in a coroutine through run_co(). Its count hook does
- * two things: after SLICE_MS of running it yields (when it can), so the worker serves
- * other clients and resumes the handler later; past limits.handler_timeout_ms it
- * raises, and from then on raises again at every instruction until the handler has
- * returned, so a pcall in a loop cannot swallow it. The allocator enforces
+ * The time limit. Every handler and hook runs in a coroutine of its own (ctx->co)
+ * through run_co(), which sets lua->running to the request for exactly as long as
+ * lua_resume runs. Lua code that runs meanwhile, in ctx->co or in a coroutine the
+ * handler created, belongs to that request: the count hook (on_count) reads
+ * lua->running, never the thread's own state. (lua_newthread gives a new coroutine
+ * the creating thread's hook but the main thread's extra space, so per-thread data
+ * would be wrong for every coroutine a handler makes.) The request's run time
+ * (ctx->lua_ns) is summed over its resumes, and checked before each resume and by
+ * the hook every HOOK_EVERY instructions; past limits.handler_timeout_ms the hook
+ * raises, and from then on at every instruction until the call has ended, so a
+ * pcall in a loop cannot swallow it. After SLICE_MS of running, the hook pauses
+ * ctx->co (not a coroutine of the handler's own: that would look to the handler as
+ * if its coroutine had yielded) so the worker serves other clients and resumes the
+ * handler later. A handler's own coroutine.yield() in ctx->co gives other clients a
+ * turn too; the time until it is resumed counts as run time, so a loop around
+ * coroutine.yield() runs out of time like any other loop. The allocator enforces
  * limits.lua_memory_mb. A single long call into C (string.rep, a backtracking find)
  * runs no Lua instructions: neither pauses nor timeouts reach it, only the memory
  * limit. */
 #include "lua_host.h"
 
 #include "log.h"
+#include "lua_coro.h"
 #include "lua_json.h"
 #include "path.h"
 #include "router.h"
@@ -31,10 +43,11 @@
 #ifndef LH_CONFIG_MS
 #define LH_CONFIG_MS 5000 /* config.lua itself must finish within this */
 #endif
-#define SLICE_MS 10      /* a handler pauses for other clients after this much time */
+#define SLICE_NS (10 * 1000000LL) /* a handler pauses for other clients after this long */
 
 /* Registry slots of this module (light userdata keys). */
-static const char key_routes, key_before, key_after, key_host;
+static const char key_routes, key_before, key_after, key_host, key_encode, key_decode,
+    key_stdin;
 
 /* Lua's small blocks (up to SMALL_MAX bytes, in 16-byte size classes) come from
  * free lists of their state, carved out of CHUNK_BYTES chunks: a request makes and
@@ -62,22 +75,18 @@ struct lh_lua {
     char *carve;              /* the unused end of the newest chunk */
     size_t carve_left;
     long timeout_ms;
+    int64_t timeout_ns;
     bool dev;
-    bool timed_out;           /* config.lua ran out of time */
-    struct timespec deadline; /* for config.lua; handlers keep theirs in their ctx */
+    bool unsafe;              /* unsafe_libs: handlers get the guarded functions back */
+    bool loading;             /* config.lua runs (under config_deadline) */
+    bool config_timed_out;
+    int64_t config_deadline;
+    struct lh_ctx *running;   /* the request whose Lua code runs now, or NULL */
     int spare_ref;            /* a finished coroutine kept for the next handler */
     int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
 };
-
-/* The request a coroutine works for (NULL in the main thread). */
-static struct lh_ctx *ctx_of(lua_State *L) { return *(struct lh_ctx **)lua_getextraspace(L); }
-
-static void set_ctx(lua_State *L, struct lh_ctx *ctx)
-{
-    *(struct lh_ctx **)lua_getextraspace(L) = ctx;
-}
 
 /* ---- memory and time limits ---------------------------------------------------------- */
 
@@ -157,51 +166,56 @@ static void *limited_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
+/* The state's host: the allocator's user data, so no registry lookup is needed. */
 static struct lh_lua *host_of(lua_State *L)
 {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_host);
-    struct lh_lua *lua = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    return lua;
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
 }
 
-static bool past(const struct timespec *t)
+static int64_t now_ns(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
 }
 
-static void add_ms(struct timespec *t, long ms)
+/* From now on, fire at every instruction until the call has ended, so that a
+ * pcall cannot swallow the error. */
+static void raise_every_instruction(lua_State *L, lua_Hook hook)
 {
-    clock_gettime(CLOCK_MONOTONIC, t);
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
 }
 
 static void on_count(lua_State *L, lua_Debug *ar)
 {
     struct lh_lua *lua = host_of(L);
-    struct lh_ctx *ctx = ctx_of(L);
-    bool *timed_out = ctx ? &ctx->timed_out : &lua->timed_out;
-    if (!*timed_out && !past(ctx ? &ctx->deadline : &lua->deadline)) {
-        if (ctx && past(&ctx->slice_end) && lua_isyieldable(L))
-            lua_yield(L, 0); /* the VM pauses the coroutine once the hook returns */
-        return;
+    struct lh_ctx *ctx = lua->running;
+    if (!ctx) { /* config.lua, at load time; nothing else runs Lua outside a request */
+        if (!lua->loading)
+            return;
+        if (!lua->config_timed_out && now_ns() < lua->config_deadline)
+            return;
+        lua->config_timed_out = true;
+        raise_every_instruction(L, on_count);
+        luaL_error(L, "config.lua ran longer than %d ms", LH_CONFIG_MS);
     }
-    if (!*timed_out) {
-        *timed_out = true;
-        /* from now on, fire at every instruction until the handler is left */
-        lua_sethook(L, on_count, LUA_MASKCOUNT, 1);
+    if (!ctx->timed_out) {
+        int64_t now = now_ns();
+        if (ctx->lua_ns + (now - ctx->resumed_at) < lua->timeout_ns) {
+            if (now >= ctx->slice_end && (L == ctx->co || L == ctx->wrapped_co) &&
+                lua_isyieldable(L)) {
+                ctx->hook_paused = true;
+                lua_yield(L, 0); /* the VM pauses the coroutine once the hook returns */
+            }
+            return;
+        }
+        ctx->timed_out = true;
     }
-    if (ctx)
-        luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
-                   (int)lua->timeout_ms);
-    luaL_error(L, "config.lua ran longer than %d ms", LH_CONFIG_MS);
+    raise_every_instruction(L, on_count);
+    luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
+               (int)lua->timeout_ms);
 }
 
 /* ---- calling into Lua ------------------------------------------------------------------- */
@@ -232,7 +246,14 @@ static int traceback(lua_State *L)
     return 1;
 }
 
-enum call_result { CALL_OK, CALL_YIELD, CALL_ERROR, CALL_TIMEOUT, CALL_MEMORY };
+enum call_result {
+    CALL_OK,
+    CALL_YIELD,
+    CALL_ERROR,
+    CALL_TIMEOUT,
+    CALL_MEMORY,
+    CALL_BAD_JSON, /* the error req:json() raised reached the top: the client's (400) */
+};
 
 static void put_html(FILE *f, const char *s, size_t len)
 {
@@ -331,7 +352,7 @@ static lua_State *take_thread(struct lh_lua *lua, struct lh_ctx *ctx)
     }
     lua_State *co = lua_tothread(L, -1);
     lua_pop(L, 1);
-    set_ctx(co, ctx);
+    ctx->co = co;
     return co;
 }
 
@@ -340,10 +361,8 @@ static void drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
 {
     if (ctx->co_ref == LUA_NOREF)
         return;
-    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
-    lua_State *co = lua_tothread(lua->L, -1);
-    lua_pop(lua->L, 1);
-    set_ctx(co, NULL);
+    lua_State *co = ctx->co;
+    ctx->co = NULL;
     if (reusable && lua->spare_ref == LUA_NOREF && lua_status(co) == LUA_OK &&
         lua_gettop(co) == 0)
         lua->spare_ref = ctx->co_ref;
@@ -363,35 +382,82 @@ static const char *what_runs(const struct lh_ctx *ctx, char *buf, size_t size)
     return buf;
 }
 
+/* The error on top of co becomes the failure res of ctx's call: logged with co's
+ * traceback under what_runs(ctx), and kept for the --dev page. Pops the error. */
+static void log_failure(struct lh_lua *lua, struct lh_ctx *ctx, lua_State *co,
+                        enum call_result res)
+{
+    lua_State *L = lua->L;
+    int base = lua_gettop(L);
+    lua_xmove(co, L, 1);
+    /* no __tostring: it would run the handler's code outside its limits */
+    const char *msg = res == CALL_MEMORY ? "not enough memory (limits.lua_memory_mb)"
+                      : lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                          ? lua_tostring(L, -1)
+                          : lua_pushfstring(L, "(error object is a %s value)",
+                                            luaL_typename(L, -1));
+    note_error_position(lua, co);
+    luaL_traceback(L, co, NULL, 0);
+    const char *trace = lua_tostring(L, -1);
+    char what[160];
+    what_runs(ctx, what, sizeof what);
+    lh_log_error_trace("error", trace, "lua: %s: %s", what, msg);
+    if (lua->dev && ctx->dev_loopback && res != CALL_TIMEOUT) {
+        free(ctx->dev_error);
+        ctx->dev_error = dev_page(lua, ctx, what, lua_pushfstring(L, "%s\n%s", msg, trace));
+    }
+    lua_settop(L, base);
+}
+
 /*
  * Run ctx's handler for one time slice: start it (the function and its nargs
  * arguments on top of lua->L) or, when ctx->co_ref holds a paused one, resume it.
  * CALL_OK: its results are on lua->L's stack (*nres of them). CALL_YIELD: paused,
  * call again later. Otherwise it failed: the error and traceback are logged under
- * what_runs(ctx) and nothing is left on the stack.
+ * what_runs(ctx) and nothing is left on the stack. A call whose request has used up
+ * its time is not resumed at all.
  */
 static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs, int *nres)
 {
     lua_State *L = lua->L, *co;
+    int64_t now = now_ns();
     if (ctx->co_ref == LUA_NOREF) {
         co = take_thread(lua, ctx);
         lua_xmove(L, co, nargs + 1);
         ctx->timed_out = false;
-        add_ms(&ctx->deadline, lua->timeout_ms);
+        /* once per call, not per resume: lua_sethook restarts the count */
+        lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_EVERY);
     } else {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_ref);
-        co = lua_tothread(L, -1);
-        lua_pop(L, 1);
+        co = ctx->co;
         nargs = 0;
+        if (ctx->charge_wait)
+            ctx->lua_ns += now - ctx->resumed_at;
     }
-    add_ms(&ctx->slice_end, SLICE_MS);
-    lua_sethook(co, on_count, LUA_MASKCOUNT, ctx->timed_out ? 1 : HOOK_EVERY);
+    ctx->charge_wait = ctx->hook_paused = false;
+    if (ctx->lua_ns >= lua->timeout_ns) {
+        ctx->timed_out = true;
+        lua_pushfstring(co, "handler ran longer than limits.handler_timeout_ms (%d ms)",
+                        (int)lua->timeout_ms);
+        log_failure(lua, ctx, co, CALL_TIMEOUT);
+        drop_thread(lua, ctx, false);
+        return CALL_TIMEOUT;
+    }
+    ctx->resumed_at = now;
+    ctx->slice_end = now + SLICE_NS;
     int n = 0;
+    lua->running = ctx;
     lua->capped = lua->mem_limit > 0;
     int rc = lua_resume(co, L, nargs, &n);
     lua->capped = false;
+    lua->running = NULL;
+    now = now_ns();
+    ctx->lua_ns += now - ctx->resumed_at;
     if (rc == LUA_YIELD) {
         lua_pop(co, n); /* a handler's own coroutine.yield() gives nothing to us */
+        if (!ctx->hook_paused) { /* it asked for the pause: the wait counts */
+            ctx->charge_wait = true;
+            ctx->resumed_at = now;
+        }
         return CALL_YIELD;
     }
     if (rc == LUA_OK) {
@@ -400,24 +466,12 @@ static enum call_result run_co(struct lh_lua *lua, struct lh_ctx *ctx, int nargs
         drop_thread(lua, ctx, true);
         return CALL_OK;
     }
-    enum call_result res = ctx->timed_out ? CALL_TIMEOUT
-                           : rc == LUA_ERRMEM ? CALL_MEMORY : CALL_ERROR;
-    const char *msg = lua_tostring(co, -1);
-    if (res == CALL_MEMORY)
-        msg = "not enough memory (limits.lua_memory_mb)";
-    else if (!msg)
-        msg = lua_pushfstring(co, "(error object is a %s value)", luaL_typename(co, -1));
-    note_error_position(lua, co);
-    luaL_traceback(L, co, msg, 0);
-    const char *full = lua_tostring(L, -1);
-    char what[160];
-    what_runs(ctx, what, sizeof what);
-    lh_log_error("error", "lua: %s: %s", what, full);
-    if (lua->dev && ctx->dev_loopback && res != CALL_TIMEOUT) {
-        free(ctx->dev_error);
-        ctx->dev_error = dev_page(lua, ctx, what, full);
-    }
-    lua_pop(L, 1);
+    enum call_result res = ctx->timed_out     ? CALL_TIMEOUT
+                           : rc == LUA_ERRMEM ? CALL_MEMORY
+                           : ctx->bad_json && lua_topointer(co, -1) == ctx->bad_json
+                               ? CALL_BAD_JSON
+                               : CALL_ERROR;
+    log_failure(lua, ctx, co, res);
     drop_thread(lua, ctx, false);
     lua_gc(L, LUA_GCCOLLECT);
     return res;
@@ -436,7 +490,14 @@ static struct lh_ctx *check_req(lua_State *L, int idx)
 
 /* Cached fields live in the userdata's user values, one slot each: no table to make
  * for a request whose handler reads nothing. */
-enum { SLOT_HEADERS = 1, SLOT_QUERY, SLOT_PARAMS, SLOT_REWRITTEN, NSLOTS = SLOT_REWRITTEN };
+enum {
+    SLOT_HEADERS = 1,
+    SLOT_QUERY,
+    SLOT_PARAMS,
+    SLOT_REWRITTEN,
+    SLOT_BAD_JSON,
+    NSLOTS = SLOT_BAD_JSON
+};
 
 /* Push the value cached in slot and return true, or push nothing and return false. */
 static bool cached(lua_State *L, int ud, int slot)
@@ -506,14 +567,20 @@ static void push_query(lua_State *L, const char *q, size_t len)
     }
 }
 
+/* req:json(). Its error, if it reaches the top uncaught, answers 400 (the body is the
+ * client's fault): run_co recognises the very string raised here, kept alive in a
+ * user value of the request. A handler that catches it and fails for another reason
+ * answers 500. json.decode is the one config.lua started with, whatever the global
+ * `json` holds now. */
 static int req_json(lua_State *L)
 {
     struct lh_ctx *ctx = check_req(L, 1);
-    lua_getglobal(L, "json");
-    lua_getfield(L, -1, "decode");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_decode);
     lua_pushlstring(L, ctx->body, ctx->body_len);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
-        ctx->bad_json = true; /* becomes 400, not 500 */
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, SLOT_BAD_JSON);
+        ctx->bad_json = lua_topointer(L, -1);
         return lua_error(L);
     }
     return 1;
@@ -615,11 +682,6 @@ static void retarget_req(struct lh_lua *lua, struct lh_ctx *ctx, struct lh_ctx *
 void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     retarget_req(lua, ctx, ctx);
-    if (ctx->co_ref != LUA_NOREF) {
-        lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
-        set_ctx(lua_tothread(lua->L, -1), ctx);
-        lua_pop(lua->L, 1);
-    }
 }
 
 void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
@@ -704,9 +766,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         ctype = "text/html; charset=utf-8";
     } else if (lua_istable(L, body)) {
         lua_pushcfunction(L, traceback);
-        lua_getglobal(L, "json");
-        lua_getfield(L, -1, "encode");
-        lua_remove(L, -2);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &key_encode);
         lua_pushvalue(L, body);
         lua->capped = lua->mem_limit > 0;
         int rc = lua_pcall(L, 1, 1, -3);
@@ -750,7 +810,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
  * JSON, 500 otherwise. */
 static void answer_failure(struct lh_ctx *ctx, enum call_result r)
 {
-    int status = r == CALL_TIMEOUT ? 503 : ctx->bad_json ? 400 : 500;
+    int status = r == CALL_TIMEOUT ? 503 : r == CALL_BAD_JSON ? 400 : 500;
     lh_response_error(ctx->resp, status);
     if (status == 500 && ctx->dev_error && ctx->dev_loopback) {
         /* --dev, asked from this machine: show what went wrong */
@@ -936,6 +996,11 @@ static void apply_headers(lua_State *L, int idx, struct lh_response *resp)
 enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
+    if (!ctx->in_after) { /* the hooks see every response, a 503 for a timeout too */
+        ctx->in_after = true;
+        ctx->lua_ns = 0;
+        ctx->charge_wait = false;
+    }
     for (;;) {
         int nres = 0;
         enum call_result r;
@@ -999,9 +1064,9 @@ static int api_after(lua_State *L) { return add_hook(L, &key_after); }
 /* log(...): its arguments, tostring'ed and tab-separated, to the error log. */
 static int api_log(lua_State *L)
 {
+    int n = lua_gettop(L); /* before luaL_buffinit, which may push a placeholder */
     luaL_Buffer b;
     luaL_buffinit(L, &b);
-    int n = lua_gettop(L);
     for (int i = 1; i <= n; i++) {
         if (i > 1)
             luaL_addchar(&b, '\t');
@@ -1012,7 +1077,7 @@ static int api_log(lua_State *L)
     lua_Debug ar;
     int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
     const char *where = line > 0 ? ar.short_src : "?";
-    const struct lh_ctx *ctx = ctx_of(L);
+    const struct lh_ctx *ctx = host_of(L)->running;
     char what[160];
     if (ctx)
         lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line,
@@ -1024,56 +1089,216 @@ static int api_log(lua_State *L)
     return 0;
 }
 
-static int forbidden(lua_State *L)
+/* ---- the sandbox ---------------------------------------------------------------------
+ * What could block the worker, end the process or undo the time limit is replaced by
+ * a guard: a closure with upvalues (the original, its name, why it is guarded) that
+ * raises an error naming both and unsafe_libs. With unsafe_libs = true the guards
+ * are swapped back for the originals once config.lua has loaded; while it loads, a
+ * guard asks the global unsafe_libs, so that the file can use what it allowed. */
+
+/* Does the state let handlers have the guarded functions now? */
+static bool unsafe_now(lua_State *L)
 {
-    return luaL_error(L, "%s is not available in luahttpd (it would block or end the server)",
-                      lua_tostring(L, lua_upvalueindex(1)));
+    struct lh_lua *lua = host_of(L);
+    if (lua->unsafe || !lua->loading)
+        return lua->unsafe;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_pushliteral(L, "unsafe_libs");
+    bool yes = lua_rawget(L, -2) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+    lua_pop(L, 2);
+    return yes;
 }
 
-static void forbid(lua_State *L, const char *lib, const char *name)
+static int refuse(lua_State *L)
 {
-    lua_getglobal(L, lib);
-    lua_pushfstring(L, "%s.%s", lib, name);
-    lua_pushcclosure(L, forbidden, 1);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
+    return luaL_error(L, "%s is not available to luahttpd handlers: %s "
+                         "(unsafe_libs = true in config.lua allows it)",
+                      lua_tostring(L, lua_upvalueindex(2)), lua_tostring(L, lua_upvalueindex(3)));
 }
 
-/* io.lines() and io.input() without a file name read stdin: refuse those forms. */
-static int io_named_only(lua_State *L)
+/* Call the original with this call's arguments (only while config.lua loads). */
+static int call_original(lua_State *L)
 {
-    if (lua_isnoneornil(L, 1))
-        return luaL_error(L, "%s without a file name reads stdin, which is not available "
-                             "in luahttpd", lua_tostring(L, lua_upvalueindex(2)));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
     return lua_gettop(L);
 }
 
-static void named_only(lua_State *L, const char *name)
+static int guard(lua_State *L)
 {
-    lua_getglobal(L, "io");
-    lua_getfield(L, -1, name);
-    lua_pushfstring(L, "io.%s", name);
-    lua_pushcclosure(L, io_named_only, 2);
-    lua_setfield(L, -2, name);
-    lua_pop(L, 1);
+    return unsafe_now(L) ? call_original(L) : refuse(L);
 }
 
-/* Protected: standard libraries without what blocks or ends the process, our API. */
+/* io.lines() and io.input() without a file name read stdin; with one they are safe. */
+static int guard_stdin(lua_State *L)
+{
+    return lua_isnoneornil(L, 1) && !unsafe_now(L) ? refuse(L) : call_original(L);
+}
+
+/* load, loadfile, dofile: text chunks only. A binary chunk is not checked by the Lua
+ * VM: a crafted one can crash the process. */
+static int text_load(lua_State *L)
+{
+    if (unsafe_now(L))
+        return call_original(L);
+    if (lua_type(L, 1) == LUA_TSTRING && lua_tostring(L, 1)[0] == LUA_SIGNATURE[0])
+        return refuse(L);
+    lua_settop(L, 4);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 3);
+    int n = call_original(L);
+    if (lua_isnil(L, 1) && lua_type(L, 2) == LUA_TSTRING &&
+        strstr(lua_tostring(L, 2), "binary chunk"))
+        return refuse(L); /* a reader function gave a binary chunk */
+    return n;
+}
+
+static int text_loadfile(lua_State *L)
+{
+    if (unsafe_now(L))
+        return call_original(L);
+    lua_settop(L, 3);
+    lua_pushliteral(L, "t");
+    lua_replace(L, 2);
+    return call_original(L);
+}
+
+static int dofile_cont(lua_State *L, int status, lua_KContext k)
+{
+    return lua_gettop(L) - 1;
+}
+
+/* dofile(name) as Lua's own, but text only, and yieldable like it. */
+static int text_dofile(lua_State *L)
+{
+    if (unsafe_now(L))
+        return call_original(L);
+    const char *name = luaL_optstring(L, 1, NULL);
+    if (!name)
+        return refuse(L); /* dofile() reads stdin */
+    lua_settop(L, 1);
+    if (luaL_loadfilex(L, name, "t") != LUA_OK)
+        return lua_error(L);
+    lua_callk(L, 0, LUA_MULTRET, 0, dofile_cont);
+    return dofile_cont(L, LUA_OK, 0);
+}
+
+static const lua_CFunction guards[] = {guard, guard_stdin, text_load, text_loadfile,
+                                       text_dofile};
+
+static bool is_guard(lua_CFunction f)
+{
+    for (size_t i = 0; i < sizeof guards / sizeof guards[0]; i++)
+        if (f == guards[i])
+            return true;
+    return false;
+}
+
+/* Replace field `name` of the table at index t with fn guarding it. */
+static void guard_field(lua_State *L, int t, const char *lib, const char *name,
+                        lua_CFunction fn, const char *why)
+{
+    if (lua_getfield(L, t, name) == LUA_TNIL) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (lib)
+        lua_pushfstring(L, "%s.%s", lib, name);
+    else
+        lua_pushstring(L, name);
+    lua_pushstring(L, why);
+    lua_pushcclosure(L, fn, 3);
+    lua_setfield(L, t, name);
+}
+
+/* Push library lib of the globals at g; its absolute index. */
+static int push_lib(lua_State *L, int g, const char *lib)
+{
+    lua_getfield(L, g, lib);
+    return lua_gettop(L);
+}
+
+static void guard_library(lua_State *L)
+{
+    static const char blocks[] = "it blocks every client of the worker while the command runs",
+                      ends[] = "it would end the server",
+                      stdin_[] = "it reads the server's standard input",
+                      binary[] = "binary chunks are not checked by Lua and can crash the server",
+                      hooks[] = "it can switch off the handler time limit and reach into "
+                                "other code's variables";
+    lua_pushglobaltable(L);
+    int g = lua_gettop(L), t;
+    guard_field(L, g, NULL, "load", text_load, binary);
+    guard_field(L, g, NULL, "loadfile", text_loadfile, binary);
+    guard_field(L, g, NULL, "dofile", text_dofile, stdin_);
+    t = push_lib(L, g, "os");
+    guard_field(L, t, "os", "exit", guard, ends);
+    guard_field(L, t, "os", "execute", guard, blocks);
+    t = push_lib(L, g, "io");
+    guard_field(L, t, "io", "popen", guard, blocks);
+    guard_field(L, t, "io", "read", guard, stdin_);
+    guard_field(L, t, "io", "lines", guard_stdin, stdin_);
+    guard_field(L, t, "io", "input", guard_stdin, stdin_);
+    lua_getfield(L, t, "stdin"); /* kept for unsafe_libs */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_stdin);
+    lua_pushnil(L);
+    lua_setfield(L, t, "stdin");
+    t = push_lib(L, g, "string");
+    guard_field(L, t, "string", "dump", guard, binary);
+    t = push_lib(L, g, "debug");
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "traceback") != 0)
+            guard_field(L, t, "debug", lua_tostring(L, -1), guard, hooks);
+    }
+    lua_settop(L, g - 1);
+}
+
+/* unsafe_libs: every guard in the table on top gives way to its original. */
+static void unguard_table(lua_State *L)
+{
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && is_guard(lua_tocfunction(L, -1))) {
+            lua_getupvalue(L, -1, 1);
+            lua_pushvalue(L, -3);
+            lua_insert(L, -2);
+            lua_rawset(L, -5); /* replacing an existing key keeps lua_next valid */
+        }
+        lua_pop(L, 1);
+    }
+}
+
+static void unguard_library(lua_State *L)
+{
+    static const char *const libs[] = {"os", "io", "string", "debug"};
+    lua_pushglobaltable(L);
+    unguard_table(L);
+    for (size_t i = 0; i < sizeof libs / sizeof libs[0]; i++) {
+        if (lua_getfield(L, -1, libs[i]) == LUA_TTABLE)
+            unguard_table(L);
+        lua_pop(L, 1);
+    }
+    if (lua_getfield(L, -1, "io") == LUA_TTABLE) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &key_stdin);
+        lua_setfield(L, -2, "stdin");
+    }
+    lua_pop(L, 2);
+}
+
+/* Protected: the standard libraries, guarded (see above), and our API. */
 static int install(lua_State *L)
 {
     luaL_openlibs(L);
-    forbid(L, "os", "exit");
-    forbid(L, "io", "read");
-    named_only(L, "lines");
-    named_only(L, "input");
-    lua_getglobal(L, "io");
-    lua_pushnil(L);
-    lua_setfield(L, -2, "stdin");
-    lua_pop(L, 1);
+    lh_lua_coro_install(L);
+    guard_library(L);
     luaL_requiref(L, "json", lh_luaopen_json, 1);
+    lua_getfield(L, -1, "encode"); /* for returned tables and req:json(), whatever */
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_encode); /* the global json becomes */
+    lua_getfield(L, -1, "decode");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_decode);
     lua_pop(L, 1);
     lua_register(L, "route", api_route);
     lua_register(L, "before", api_before);
@@ -1090,16 +1315,14 @@ static int install(lua_State *L)
     lua_pop(L, 1);
 #ifdef LH_FUZZING
     /* tests/fuzz/fuzz_config.c runs generated config.lua files: take away everything
-     * that reaches the machine (files, processes, C modules, the registry) and
-     * binary chunks, which the Lua VM does not check */
+     * that reaches the machine (files, processes, C modules, the registry); the
+     * guards already keep binary chunks out */
     static const char *const gone[] = {"io", "os", "package", "require", "dofile",
                                        "loadfile", "debug", NULL};
     for (const char *const *g = gone; *g; g++) {
         lua_pushnil(L);
         lua_setglobal(L, *g);
     }
-    luaL_dostring(L, "local text_only = load\n"
-                     "load = function(c, n, _, ...) return text_only(c, n, 't', ...) end");
 #endif
     return 0;
 }
@@ -1116,31 +1339,36 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     lua->L = lua_newstate(limited_alloc, lua);
     if (!lua->router || !lua->L)
         goto oom;
-    set_ctx(lua->L, NULL);
     lua_pushlightuserdata(lua->L, lua);
     lua_rawsetp(lua->L, LUA_REGISTRYINDEX, &key_host);
     lua_pushcfunction(lua->L, install);
     if (lua_pcall(lua->L, 0, 0, 0) != LUA_OK)
         goto oom;
-    /* config.lua runs under the limits it is about to set: the defaults */
-    lua->timeout_ms = 2000;
+    /* config.lua runs under the memory limit it is about to set: the default */
     lua->mem_limit = 64u << 20;
     lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
-    add_ms(&lua->deadline, LH_CONFIG_MS); /* a config that loops fails, not hangs */
-    lua->capped = true;
+    lua->config_deadline = now_ns() + LH_CONFIG_MS * 1000000LL; /* a loop fails, not hangs */
+    lua->loading = lua->capped = true;
     int rc = path ? lh_config_load_in(c, path, lua->L, err, errlen) : lh_config_defaults(c);
-    lua->capped = false;
+    lua->loading = lua->capped = false;
     lua_sethook(lua->L, NULL, 0, 0);
     if (rc < 0) {
         lh_lua_free(lua);
         return NULL;
     }
     lua->timeout_ms = c->limits.handler_timeout_ms;
+    lua->timeout_ns = c->limits.handler_timeout_ms * 1000000LL;
     lua->mem_limit = (size_t)c->limits.lua_memory_mb << 20;
+#ifndef LH_FUZZING
+    lua->unsafe = c->unsafe_libs;
+#endif
+    if (lua->unsafe)
+        unguard_library(lua->L);
     lua_gc(lua->L, LUA_GCCOLLECT);
     return lua;
 oom:
-    snprintf(err, errlen, "%s: not enough memory for a Lua state", path);
+    snprintf(err, errlen, "%s: not enough memory for a Lua state",
+             path ? path : "(built-in defaults)");
     lh_config_free(c);
     lh_lua_free(lua);
     return NULL;
@@ -1159,6 +1387,11 @@ void lh_lua_free(struct lh_lua *lua)
     }
     lh_router_free(lua->router);
     free(lua);
+}
+
+struct lh_ctx *lh_lua_running(lua_State *L)
+{
+    return host_of(L)->running;
 }
 
 size_t lh_lua_route_count(const struct lh_lua *lua)

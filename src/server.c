@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -55,6 +56,7 @@
 #define SEND_TIMEOUT 60.0            /* seconds a stalled client may block a response */
 #define LINGER_TIMEOUT 2.0           /* seconds we drain a client after our close */
 #define MAX_PIPELINED_PER_EVENT 16   /* then yield to other connections */
+#define PARKED_WATCH 3600.0          /* a paused handler's socket: re-armed when it fires */
 
 /* ---- settings: a configuration with its opened resources, shared by refcount ---- */
 
@@ -667,6 +669,26 @@ static bool is_loopback(const struct lh_ipkey *k)
            memcmp(k->b, v6loop, 16) == 0;
 }
 
+/* --dev shows error detail to this machine only. A proxy or tunnel on this machine
+ * makes every visitor a loopback peer, so the Host asked for must be this machine's
+ * too (a tunnel's public name is not). */
+static bool host_is_local(const struct lh_request *req)
+{
+    static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
+    if (!req->host)
+        return false;
+    const char *v = req->host->value;
+    size_t n = req->host->value_len;
+    const char *colon = n && v[0] == '[' ? memchr(v, ']', n) : v;
+    colon = colon ? memchr(colon, ':', n - (size_t)(colon - v)) : NULL;
+    if (colon)
+        n = (size_t)(colon - v);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (n == strlen(names[i]) && strncasecmp(v, names[i], n) == 0)
+            return true;
+    return false;
+}
+
 /* The response to req is ready: log it and send it. */
 static enum step respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
 {
@@ -734,11 +756,38 @@ static enum step park(struct conn *c, const struct lh_ctx *ctx)
     lh_lua_ctx_moved(p->ctx.lua, &p->ctx);
     c->parked = p;
     c->state = C_LUA;
-    if (c->armed)
-        event_del(&c->ev);
-    c->armed = 0;
+    /* A client that half-closed right after its request (`printf ... | nc -N`) wants
+     * the answer: its FIN is in by now, a slice after the request was read. */
+    char b;
+    if (!c->eof && recv(c->fd, &b, 1, MSG_PEEK) == 0)
+        c->eof = true;
+    if (c->eof) {
+        if (c->armed)
+            event_del(&c->ev);
+        c->armed = 0;
+    } else {
+        arm(c, EV_READ, PARKED_WATCH); /* a client that leaves abandons the handler */
+    }
     enqueue(w, c);
     return DONE;
+}
+
+/* C_LUA and the socket is readable: the client closed (abandon the handler, which
+ * the access log shows as nginx's 499), or it sent more, which stays in the socket
+ * until this request is answered (a close behind it cannot be seen: stop watching). */
+static void parked_read(struct conn *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        event_del(&c->ev);
+        c->armed = 0;
+        return;
+    }
+    log_access(c, &c->parked->req, 499, 0);
+    conn_free(c);
 }
 
 /* Take the parked request off c (abandon: drop it, e.g. the connection is gone). */
@@ -779,13 +828,16 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->state = C_HEAD;
-    struct lh_request req = p->req;
+    struct lh_request *req = &w->req; /* the head again, in the scratch; unpark frees p */
+    *req = p->req;
+    if (p->req.host)
+        req->host = &req->headers[p->req.host - p->req.headers];
     struct lh_response *resp = &w->resp;
     lh_response_move(resp, &p->resp);
     unpark(c, false);
     if (w->runq)
         schedule_resume(w);
-    if (respond(c, &req, resp) == AGAIN)
+    if (respond(c, req, resp) == AGAIN)
         process(c);
 }
 
@@ -812,7 +864,8 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
                          .body = body,
                          .body_len = body_len,
                          .remote_addr = ip,
-                         .dev_loopback = w->set->dev && is_loopback(&c->ip),
+                         .dev_loopback = w->set->dev && is_loopback(&c->ip) &&
+                                         host_is_local(req),
                          .pathbuf = w->path,
                          .pathcap = w->pathcap};
     lh_dispatch_init(&ctx);
@@ -1038,7 +1091,9 @@ static void process(struct conn *c)
 
 static void on_timeout(struct conn *c)
 {
-    if ((c->state == C_HEAD && c->in_len > 0) || c->state == C_BODY)
+    if (c->state == C_LUA) /* the handler has its own time limit */
+        arm(c, EV_READ, PARKED_WATCH);
+    else if ((c->state == C_HEAD && c->in_len > 0) || c->state == C_BODY)
         send_error(c, NULL, 408);
     else
         conn_free(c); /* idle keep-alive, stalled reader, or lingering close */
@@ -1058,6 +1113,10 @@ static void on_conn_event(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == C_LINGER) {
         linger_read(c);
+        return;
+    }
+    if (c->state == C_LUA) {
+        parked_read(c);
         return;
     }
     if (fill(c) < 0)
