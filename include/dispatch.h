@@ -28,7 +28,9 @@ struct lh_ctx {
     char *pathbuf;                /* scratch of pathcap bytes (at least target_len + 2) */
     size_t pathcap;
     /* set while dispatching */
-    const char *path;             /* the normalised path; a before hook may rewrite it */
+    const char *path;             /* the normalised path, in pathbuf; a before hook's
+                                   * rewrite is a Lua string its request object keeps */
+    int rewrite_refused;          /* a before hook's rewrite was refused: 403, 404, 414 */
     const char *query;            /* raw query string after '?', NULL when none */
     size_t query_len;
     bool route_matched;           /* a route's pattern matched the path */

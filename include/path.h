@@ -32,6 +32,18 @@ void lh_path_split(const char *target, size_t len, size_t *path_len,
  */
 int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz);
 
+/*
+ * Normalise a path that is already decoded (what a before hook assigns to req.path):
+ * lh_path_normalize without its decoding, so '%' is an ordinary byte and "%2e%2e" an
+ * ordinary name, never a ".." segment. Refuses with 404 a NUL or a backslash (what
+ * lh_path_normalize refuses once decoded), with 403 a ".." that would climb above
+ * "/", with 400 a path that does not start with '/'. Dot segments, empty segments
+ * and the trailing slash are treated as there. Same return value and same contract
+ * for out (at least len + 2 bytes, else 414; "" after a refusal); out must not
+ * overlap path.
+ */
+int lh_path_resolve(const char *path, size_t len, char *out, size_t outsz);
+
 /* True if any segment of the normalised path starts with '.' ("/.env", "/a/.git/x"). */
 bool lh_path_has_dotfile(const char *norm);
 

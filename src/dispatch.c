@@ -17,25 +17,16 @@ static enum lh_lua_step answered(bool yes) { return yes ? LH_LUA_ANSWERED : LH_L
 
 static enum lh_lua_step step_start(struct lh_ctx *ctx);
 
-/* Before hooks; a rewritten req.path is normalised like a request path, so the
- * docroot confinement holds for rewrites too. */
+/* Before hooks. A rewrite of req.path is normalised as the hook assigns it
+ * (lua_host.c); one that was refused answers here, as a client asking for that path
+ * would be answered, unless a hook answered itself. */
 static enum lh_lua_step step_before(struct lh_ctx *ctx)
 {
     enum lh_lua_step r = lh_lua_before(ctx->lua, ctx);
-    if (r != LH_LUA_DECLINED || ctx->path == ctx->pathbuf)
+    if (r != LH_LUA_DECLINED || !ctx->rewrite_refused)
         return r;
-    size_t len = strlen(ctx->path);
-    if (len + 2 > ctx->pathcap) {
-        lh_response_error(ctx->resp, 414);
-        return LH_LUA_ANSWERED;
-    }
-    int st = lh_path_normalize(ctx->path, len, ctx->pathbuf, ctx->pathcap);
-    if (st != 0) {
-        lh_response_error(ctx->resp, st);
-        return LH_LUA_ANSWERED;
-    }
-    ctx->path = ctx->pathbuf;
-    return LH_LUA_DECLINED;
+    lh_response_error(ctx->resp, ctx->rewrite_refused);
+    return LH_LUA_ANSWERED;
 }
 
 static enum lh_lua_step step_routes(struct lh_ctx *ctx) { return lh_lua_route(ctx->lua, ctx); }
@@ -129,6 +120,7 @@ static enum lh_lua_step step_start(struct lh_ctx *ctx)
 void lh_dispatch_init(struct lh_ctx *ctx)
 {
     ctx->path = "/";
+    ctx->rewrite_refused = 0;
     ctx->step = 0;
     ctx->lua_index = 0;
     ctx->co_ref = ctx->req_ref = ctx->res_ref = LUA_NOREF;

@@ -76,6 +76,7 @@ struct lh_lua {
     size_t carve_left;
     long timeout_ms;
     int64_t timeout_ns;
+    size_t path_max;          /* limits.header_bytes: the longest rewrite of req.path */
     bool dev;
     bool unsafe;              /* unsafe_libs: handlers get the guarded functions back */
     bool loading;             /* config.lua runs (under config_deadline) */
@@ -620,20 +621,44 @@ static int req_index(lua_State *L)
     return 1;
 }
 
-/* Only req.path may be set (a rewrite, by a before hook). */
+/*
+ * Only req.path may be set, and only by a before hook (a coroutine it runs included):
+ * later, routes have been matched against the old path. The new path is decoded
+ * already; it is normalised here, never decoded again, into a Lua string the request
+ * object keeps (SLOT_REWRITTEN) while ctx->path points at it: sized by the string,
+ * and wherever ctx moves while the hook is paused. A path that no client could ask
+ * for is refused as that request would be: ctx->rewrite_refused holds its status
+ * (403 above "/", 404 for a NUL or a backslash, 414 longer than
+ * limits.header_bytes) and the path stays as it was.
+ */
 static int req_newindex(lua_State *L)
 {
     struct lh_ctx *ctx = check_req(L, 1);
     const char *k = luaL_checkstring(L, 2);
     if (strcmp(k, "path") != 0)
         return luaL_error(L, "req.%s is read-only (only req.path can be rewritten)", k);
-    const char *p = luaL_checkstring(L, 3);
-    if (p[0] != '/')
+    const char *kind = ctx->what_kind ? ctx->what_kind : "?";
+    if (strcmp(kind, "before") != 0 || host_of(L)->running != ctx) /* or another's req */
+        return luaL_error(L, "req.path can only be changed by a before hook, not by %s",
+                          strcmp(kind, "route") == 0 ? "a route handler" : "an after hook");
+    size_t len;
+    const char *p = luaL_checklstring(L, 3, &len);
+    if (len == 0 || p[0] != '/')
         return luaL_error(L, "req.path must start with '/'");
-    lua_pushvalue(L, 3);
+    if (len > host_of(L)->path_max) {
+        ctx->rewrite_refused = 414;
+        return 0;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, len + 2);
+    int st = lh_path_resolve(p, len, out, len + 2);
+    if (st != 0) {
+        ctx->rewrite_refused = st;
+        return 0;
+    }
+    luaL_pushresultsize(&b, strlen(out));
     cache(L, 1, SLOT_REWRITTEN); /* keeps the string alive while ctx->path points at it */
-    lua_pop(L, 1);
-    ctx->path = lua_tostring(L, 3);
+    ctx->path = lua_tostring(L, -1);
     return 0;
 }
 
@@ -1358,6 +1383,7 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     }
     lua->timeout_ms = c->limits.handler_timeout_ms;
     lua->timeout_ns = c->limits.handler_timeout_ms * 1000000LL;
+    lua->path_max = (size_t)c->limits.header_bytes;
     lua->mem_limit = (size_t)c->limits.lua_memory_mb << 20;
 #ifndef LH_FUZZING
     lua->unsafe = c->unsafe_libs;

@@ -113,7 +113,26 @@ static int resolve(char *p, size_t *n)
     return 0;
 }
 
-int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+/*
+ * Pass 1 for a path that is already decoded (a rewrite): copy it into out, refusing
+ * in the same way what decode() refuses once decoded, a backslash or a NUL. A '%' is
+ * an ordinary byte here. Returns 0 or 404.
+ */
+static int copy_decoded(const char *in, size_t len, char *out, size_t *n)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '\\' || in[i] == '\0')
+            return 404;
+        out[i] = in[i];
+    }
+    *n = len;
+    return 0;
+}
+
+typedef int (*first_pass)(const char *in, size_t len, char *out, size_t *n);
+
+/* The checks both entry points share around pass 1 and pass 2. */
+static int normalize(const char *path, size_t len, char *out, size_t outsz, first_pass pass)
 {
     size_t n = 0;
     int st;
@@ -121,11 +140,21 @@ int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz)
         st = 400;
     else if (outsz < len + 2)
         st = 414;
-    else if ((st = decode(path, len, out, &n)) == 0)
+    else if ((st = pass(path, len, out, &n)) == 0)
         st = resolve(out, &n);
     if (outsz > 0)
         out[st ? 0 : n] = '\0'; /* "" after a refusal: a careless caller gets no path */
     return st;
+}
+
+int lh_path_normalize(const char *path, size_t len, char *out, size_t outsz)
+{
+    return normalize(path, len, out, outsz, decode);
+}
+
+int lh_path_resolve(const char *path, size_t len, char *out, size_t outsz)
+{
+    return normalize(path, len, out, outsz, copy_decoded);
 }
 
 bool lh_path_has_dotfile(const char *norm)

@@ -147,10 +147,11 @@ static void test_out_too_small(void **state)
 /* ---- a randomised check against a second, independent formulation ------------ */
 
 /*
- * The rules written as directly as possible: decode everything first, then split at
- * '/' and resolve with a stack of segments.
+ * The rules written as directly as possible: decode everything first (unless the
+ * input is decoded already, as for lh_path_resolve), then split at '/' and resolve
+ * with a stack of segments.
  */
-static int reference(const char *in, size_t len, char *out)
+static int reference(const char *in, size_t len, char *out, bool decoding)
 {
     char dec[64];
     size_t n = 0;
@@ -158,7 +159,7 @@ static int reference(const char *in, size_t len, char *out)
         return 400;
     for (size_t i = 0; i < len; i++) {
         unsigned v;
-        if (in[i] == '%') {
+        if (decoding && in[i] == '%') {
             if (i + 2 >= len || !strchr("0123456789abcdefABCDEF", in[i + 1]) ||
                 !strchr("0123456789abcdefABCDEF", in[i + 2]) || !in[i + 1] || !in[i + 2])
                 return 400;
@@ -228,7 +229,7 @@ static void test_random_against_reference(void **state)
         }
         in[len] = '\0';
         int st = lh_path_normalize(in, len, got, sizeof got);
-        int rst = reference(in, len, want);
+        int rst = reference(in, len, want, true);
         if (st != rst || (st == 0 && strcmp(got, want) != 0))
             fail_msg("'%s': got %d '%s', want %d '%s'", in, st, st ? "" : got, rst,
                      rst ? "" : want);
@@ -242,6 +243,120 @@ static void test_random_against_reference(void **state)
         if ((gl >= 2 && strcmp(got + gl - 2, "/.") == 0) ||
             (gl >= 3 && strcmp(got + gl - 3, "/..") == 0))
             fail_msg("'%s' gave unclean '%s'", in, got);
+    }
+}
+
+/* ---- lh_path_resolve: rewrites, decoded already ------------------------------- */
+
+static int resolve(const char *in, char *out)
+{
+    return lh_path_resolve(in, strlen(in), out, 256);
+}
+
+static const struct {
+    const char *in, *out;
+} resolve_good[] = {
+    {"/", "/"},
+    {"/public/home.html", "/public/home.html"},
+    {"/x//y/./../z//w/..", "/x/z/"},
+    {"//a/b/../c//f.txt", "/a/c/f.txt"},
+    {"/a/b/", "/a/b/"},
+    {"/a/b/.", "/a/b/"},
+    {"/a/..", "/"},
+    /* '%' is an ordinary byte: nothing is decoded a second time */
+    {"/public/docs/100%.txt", "/public/docs/100%.txt"},
+    {"/public/%2e%2e/private.txt", "/public/%2e%2e/private.txt"},
+    {"/%2E%2e", "/%2E%2e"},
+    {"/a%2fb", "/a%2fb"},
+    {"/a%5cb", "/a%5cb"},
+    {"/a%00b", "/a%00b"},
+    {"/%", "/%"},
+    {"/%zz/%4", "/%zz/%4"},
+    {"/caf\xc3\xa9", "/caf\xc3\xa9"},
+    {"/.env", "/.env"}, /* a dotfile is the static step's business, as for a request */
+};
+
+static const struct {
+    const char *in;
+    int status;
+} resolve_bad[] = {
+    {"/..", 403},
+    {"/../x", 403},
+    {"/public/../../private.txt", 403},
+    {"//../x", 403},
+    {"/../%zz", 403}, /* no decoding, so no 400 to win over the climb */
+    {"/a\\b", 404},
+    {"/..\\secret", 404},
+    {"public", 400},
+    {"", 400},
+};
+
+static void test_resolve(void **state)
+{
+    (void)state;
+    char out[256];
+    for (size_t i = 0; i < sizeof resolve_good / sizeof resolve_good[0]; i++) {
+        int st = resolve(resolve_good[i].in, out);
+        if (st != 0 || strcmp(out, resolve_good[i].out) != 0)
+            fail_msg("%s: status %d, got '%s', want '%s'", resolve_good[i].in, st, out,
+                     resolve_good[i].out);
+    }
+    for (size_t i = 0; i < sizeof resolve_bad / sizeof resolve_bad[0]; i++) {
+        strcpy(out, "junk");
+        int st = resolve(resolve_bad[i].in, out);
+        if (st != resolve_bad[i].status)
+            fail_msg("%s: got %d, want %d", resolve_bad[i].in, st, resolve_bad[i].status);
+        if (out[0] != '\0')
+            fail_msg("%s: refused but left '%s' in out", resolve_bad[i].in, out);
+    }
+}
+
+static void test_resolve_nul_and_size(void **state)
+{
+    (void)state;
+    char out[16];
+    /* a Lua string may hold a NUL: refused like a decoded %00 */
+    assert_int_equal(lh_path_resolve("/a\0b", 4, out, sizeof out), 404);
+    assert_int_equal(lh_path_resolve("/a\0", 3, out, sizeof out), 404);
+    assert_int_equal(lh_path_resolve("/ab/../../x", 3, out, sizeof out), 0);
+    assert_string_equal(out, "/ab");
+    assert_int_equal(lh_path_resolve("/abcdef", 7, out, 8), 414);
+    assert_string_equal(out, "");
+    assert_int_equal(lh_path_resolve("/abcdef", 7, out, 9), 0);
+    assert_string_equal(out, "/abcdef");
+}
+
+/* lh_path_resolve against the reference without decoding; where there is nothing to
+ * decode it must agree with lh_path_normalize, and what lh_path_normalize accepts it
+ * must leave as it is. */
+static void test_resolve_random(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "/./..%2eEfF5cC0a\\";
+    uint32_t x = 88172645u; /* xorshift32, fixed seed */
+    for (int iter = 0; iter < 300000; iter++) {
+        char in[20], got[64], want[64], norm_out[64], again[64];
+        size_t len = 0, max;
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        max = x % 16;
+        if (x & 0x10000)
+            in[len++] = '/';
+        while (len < max) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            in[len++] = alphabet[x % (sizeof alphabet - 1)];
+        }
+        in[len] = '\0';
+        int st = lh_path_resolve(in, len, got, sizeof got);
+        int rst = reference(in, len, want, false);
+        if (st != rst || (st == 0 && strcmp(got, want) != 0))
+            fail_msg("'%s': got %d '%s', want %d '%s'", in, st, st ? "" : got, rst,
+                     rst ? "" : want);
+        int nst = lh_path_normalize(in, len, norm_out, sizeof norm_out);
+        if (!memchr(in, '%', len) && (nst != st || (st == 0 && strcmp(got, norm_out))))
+            fail_msg("'%s': resolve %d '%s', normalize %d '%s'", in, st, got, nst, norm_out);
+        if (nst == 0 && (lh_path_resolve(norm_out, strlen(norm_out), again, sizeof again) ||
+                         strcmp(again, norm_out) != 0))
+            fail_msg("'%s': normalised '%s' is not left as it is: '%s'", in, norm_out, again);
     }
 }
 
@@ -386,6 +501,9 @@ int main(void)
         cmocka_unit_test(test_raw_nul),
         cmocka_unit_test(test_out_too_small),
         cmocka_unit_test(test_random_against_reference),
+        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_resolve_nul_and_size),
+        cmocka_unit_test(test_resolve_random),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_dotfiles),
         cmocka_unit_test(test_query_decode),
