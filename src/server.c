@@ -651,8 +651,9 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
                             const struct lh_response *resp)
 {
     const struct lh_config *cfg = cfg_of(c);
-    if (!cfg->keepalive.enabled || c->w->stopping || c->eof || resp->close ||
-        req->conn_close)
+    /* not c->eof: a client that half-closed after pipelining its requests gets each
+     * of them answered as it would otherwise; the close follows the last one */
+    if (!cfg->keepalive.enabled || c->w->stopping || resp->close || req->conn_close)
         return false;
     if (req->version == 10 && !req->conn_keepalive)
         return false;
@@ -886,7 +887,8 @@ static size_t in_limit(const struct conn *c)
 }
 
 /* Read what the socket has. 1: got bytes or full; 0: nothing yet; -1: failed. Sets
- * c->eof when the client closed its side. */
+ * c->eof when the client closed its side: the requests already buffered are still
+ * answered, and the connection closes once no complete request is left. */
 static int fill(struct conn *c)
 {
     size_t limit = in_limit(c);
@@ -911,7 +913,9 @@ static int fill(struct conn *c)
     return 1;
 }
 
-/* Wait for more request bytes, within the request deadline. */
+/* Wait for more request bytes, within the request deadline. After the client's
+ * half-close none can come: the incomplete request is dropped without an answer (as
+ * nginx does) and the connection closed. */
 static enum step wait_request(struct conn *c)
 {
     if (c->eof) {
