@@ -307,9 +307,9 @@ static void arm(struct conn *c, short what, double timeout)
  * closed. From malloc it would not: libevent's per-descriptor records, allocated
  * between the connections and kept for reuse, pin the pages. And a worker keeps one
  * request buffer for the next request, so a request that arrives whole costs no
- * malloc. Builds under AddressSanitizer use plain calloc/malloc/free, so that it
- * checks every connection and buffer on its own. */
-#define OWN_POOLS (!LH_ASAN)
+ * malloc. Builds with -DLH_NO_POOLS or AddressSanitizer use plain calloc/malloc/free,
+ * so that valgrind or ASan checks every connection and buffer on its own. */
+#define OWN_POOLS LH_POOLS
 
 #define SLAB_BYTES (64 * 1024)
 
