@@ -158,7 +158,7 @@ class LingerBound(ServerTest):
         flood = 1500
         if not raise_nofile(flood + 200):
             self.skipTest("not enough file descriptors here")
-        s = self.server("max_connections = 1\n", files=FILES)
+        s = self.server("max_connections = 1\nkeepalive = { timeout = 60 }\n", files=FILES)
         held = []
         try:
             first = connect(s.port)
