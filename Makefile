@@ -5,7 +5,9 @@
 #                 fuzz target for FUZZ_SMOKE_SECONDS, make asan, make valgrind,
 #                 then the end-to-end tests
 #   make asan     the unit and end-to-end tests under AddressSanitizer + UBSan
-#   make valgrind the end-to-end tests with every server under valgrind memcheck
+#   make valgrind the end-to-end tests with every server under valgrind memcheck,
+#                 built without the private memory pools (-DLH_NO_POOLS) in
+#                 build-valgrind/ so that memcheck sees every allocation
 #   make bench    CPU per request side by side with nginx+lua and lighttpd+magnet
 #   make fuzz     run each libFuzzer target for FUZZ_SECONDS (default 60)
 #   make soak     a million mixed requests at 1000 connections; errors and memory
@@ -16,8 +18,9 @@ BUILD    ?= build
 BIN      ?= luahttpd
 OPT      ?= -O2 -g
 SAN      ?=
+DEFS     ?=
 PKGS     := lua5.4 libevent_core
-CPPFLAGS += -Iinclude -D_GNU_SOURCE $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CPPFLAGS += -Iinclude -D_GNU_SOURCE $(DEFS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -Wall -Wextra -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -MMD -MP
 LDFLAGS  += $(SAN) -pthread
@@ -75,11 +78,14 @@ asan: deps
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    unit e2e
 
-# memcheck: any error or definite leak in any server process fails its test
+# memcheck: any error or definite leak in any server process fails its test. The
+# binary has its own folder and no private pools (see include/sanitizer.h).
+VG_BUILD := build-valgrind
 valgrind: deps
 	@sh .ci/install-deps valgrind
-	@$(MAKE) --no-print-directory all
-	LUAHTTPD=$(abspath $(BIN)) LUAHTTPD_VALGRIND=1 $(PYTHON) tests/e2e/run.py
+	@$(MAKE) --no-print-directory BUILD=$(VG_BUILD) BIN=$(VG_BUILD)/luahttpd \
+	    DEFS=-DLH_NO_POOLS $(VG_BUILD)/luahttpd
+	LUAHTTPD=$(abspath $(VG_BUILD)/luahttpd) LUAHTTPD_VALGRIND=1 $(PYTHON) tests/e2e/run.py
 
 bench:
 	@sh .ci/install-deps bench
@@ -126,6 +132,6 @@ fuzz:
 	done
 
 clean:
-	rm -rf build build-asan build-fuzz $(BIN)
+	rm -rf build build-asan build-valgrind build-fuzz $(BIN)
 
 -include $(wildcard $(BUILD)/*.d $(BUILD)/tests/*.d build-fuzz/*.d)

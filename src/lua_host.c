@@ -53,12 +53,13 @@ static const char key_routes, key_before, key_after, key_host, key_encode, key_d
  * free lists of their state, carved out of CHUNK_BYTES chunks: a request makes and
  * frees a few dozen of them, and a free list does each in a few instructions where
  * malloc and free take about a hundred. The chunks are freed with the state; what
- * they hold counts against limits.lua_memory_mb like any block. Under ASan every
- * block comes from malloc, so that it checks each one. */
+ * they hold counts against limits.lua_memory_mb like any block. Built with
+ * -DLH_NO_POOLS or ASan, every block comes from malloc, so that valgrind or ASan
+ * checks each one. */
 #define SMALL_MAX 256
 #define SMALL_CLASS(n) (((n) - 1) / 16)
 #define CHUNK_BYTES (64 * 1024)
-#define LUA_POOLS (!LH_ASAN)
+#define LUA_POOLS LH_POOLS
 
 struct chunk {
     struct chunk *next;

@@ -55,6 +55,8 @@
 #define IN_INITIAL 4096              /* first allocation of a connection's buffer */
 #define SEND_TIMEOUT 60.0            /* seconds a stalled client may block a response */
 #define LINGER_TIMEOUT 2.0           /* seconds we drain a client after our close */
+#define LINGER_MAX 1024              /* lingering closes at once, all workers (see
+                                        conn_linger) */
 #define MAX_PIPELINED_PER_EVENT 16   /* then yield to other connections */
 #define PARKED_WATCH 3600.0          /* a paused handler's socket: re-armed when it fires */
 
@@ -161,6 +163,10 @@ struct worker {
     struct event_base *base;
     struct event *accept_ev;
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
+    struct event *refuse_ev;      /* pending while refusals are not logged at once */
+    long refused[2];              /* refusals not logged yet, per enum cap */
+    long refused_limit[2];        /* the value of that cap at the last one */
+    struct lh_ipkey refused_ip;   /* the client refused last */
     struct event *notify_ev;
     struct event *stop_timer;
     struct event *resume_ev;      /* runs the next slice of a paused Lua handler */
@@ -191,6 +197,8 @@ struct server {
     struct worker *workers;
     int nworkers;
     atomic_long nconns;           /* connections holding a slot, all workers */
+    atomic_long nlinger;          /* connections in a lingering close, all workers */
+    long linger_max;              /* most of those at once (see conn_linger) */
     struct lh_iptable *per_ip;
     struct settings *current;
     const struct lh_options *opts;
@@ -301,9 +309,9 @@ static void arm(struct conn *c, short what, double timeout)
  * closed. From malloc it would not: libevent's per-descriptor records, allocated
  * between the connections and kept for reuse, pin the pages. And a worker keeps one
  * request buffer for the next request, so a request that arrives whole costs no
- * malloc. Builds under AddressSanitizer use plain calloc/malloc/free, so that it
- * checks every connection and buffer on its own. */
-#define OWN_POOLS (!LH_ASAN)
+ * malloc. Builds with -DLH_NO_POOLS or AddressSanitizer use plain calloc/malloc/free,
+ * so that valgrind or ASan checks every connection and buffer on its own. */
+#define OWN_POOLS LH_POOLS
 
 #define SLAB_BYTES (64 * 1024)
 
@@ -411,6 +419,16 @@ static void in_release(struct conn *c)
 
 static void unpark(struct conn *c, bool abandon);
 
+/* Give back the connection's slot in max_connections and max_per_client. */
+static void uncount(struct conn *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    atomic_fetch_sub(&c->w->srv->nconns, 1);
+    lh_iptable_release(c->w->srv->per_ip, &c->ip);
+}
+
 static void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
@@ -423,10 +441,9 @@ static void conn_free(struct conn *c)
         close(c->file_fd);
     in_release(c);
     free(c->out);
-    if (c->counted) {
-        atomic_fetch_sub(&w->srv->nconns, 1);
-        lh_iptable_release(w->srv->per_ip, &c->ip);
-    }
+    uncount(c);
+    if (c->state == C_LINGER)
+        atomic_fetch_sub(&w->srv->nlinger, 1);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -439,16 +456,43 @@ static void conn_free(struct conn *c)
         event_base_loopbreak(w->base);
 }
 
+/* Close without lingering. What the client sent already is read first: unread bytes
+ * would make the close a reset, which can destroy the response just sent. */
+static void close_now(struct conn *c)
+{
+    char buf[4096];
+    for (int i = 0; i < 16 && recv(c->fd, buf, sizeof buf, 0) > 0; i++)
+        continue;
+    conn_free(c);
+}
+
 /* Our side is done: half-close and read until the client closes too, so that what
- * it still sends cannot turn into a reset that destroys our last response. */
+ * it still sends cannot turn into a reset that destroys our last response.
+ *
+ * The connection can carry no more requests, so it stops counting against
+ * max_connections and max_per_client here, not when the client's FIN comes: a
+ * client that uses one connection per request has often opened the next one by
+ * then, and would get 503 far below its cap. Sockets refused over a cap linger
+ * uncounted too. So that neither can take every descriptor the process has (a flood
+ * past max_connections could), at most srv->linger_max connections linger at once,
+ * all workers together: LINGER_MAX, or a quarter of the descriptor limit if that is
+ * less (the limit is raised to leave room for them, see raise_fd_limit). Beyond it a
+ * connection is closed at once, which costs only a client that is still sending. */
 static void conn_linger(struct conn *c)
 {
-    if (c->w->stopping || shutdown(c->fd, SHUT_WR) < 0) {
+    struct server *srv = c->w->srv;
+    uncount(c);
+    if (c->w->stopping || atomic_fetch_add(&srv->nlinger, 1) >= srv->linger_max) {
+        atomic_fetch_sub(&srv->nlinger, 1);
+        close_now(c);
+        return;
+    }
+    c->state = C_LINGER; /* conn_free gives the place back from here on */
+    if (shutdown(c->fd, SHUT_WR) < 0) {
         conn_free(c);
         return;
     }
     in_release(c);
-    c->state = C_LINGER;
     c->deadline = now_mono() + LINGER_TIMEOUT; /* in all, however the client drips */
     arm(c, EV_READ, LINGER_TIMEOUT);
 }
@@ -653,8 +697,9 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
                             const struct lh_response *resp)
 {
     const struct lh_config *cfg = cfg_of(c);
-    if (!cfg->keepalive.enabled || c->w->stopping || c->eof || resp->close ||
-        req->conn_close)
+    /* not c->eof: a client that half-closed after pipelining its requests gets each
+     * of them answered as it would otherwise; the close follows the last one */
+    if (!cfg->keepalive.enabled || c->w->stopping || resp->close || req->conn_close)
         return false;
     if (req->version == 10 && !req->conn_keepalive)
         return false;
@@ -939,7 +984,8 @@ static size_t in_limit(const struct conn *c)
 }
 
 /* Read what the socket has. 1: got bytes or full; 0: nothing yet; -1: failed. Sets
- * c->eof when the client closed its side. */
+ * c->eof when the client closed its side: the requests already buffered are still
+ * answered, and the connection closes once no complete request is left. */
 static int fill(struct conn *c)
 {
     size_t limit = in_limit(c);
@@ -964,7 +1010,9 @@ static int fill(struct conn *c)
     return 1;
 }
 
-/* Wait for more request bytes, within the request deadline. */
+/* Wait for more request bytes, within the request deadline. After the client's
+ * half-close none can come: the incomplete request is dropped without an answer (as
+ * nginx does) and the connection closed. */
 static enum step wait_request(struct conn *c)
 {
     if (c->eof) {
@@ -1156,8 +1204,51 @@ static struct conn *conn_new(struct worker *w, int fd, const struct lh_ipkey *ip
     return c;
 }
 
-/* Over a cap: answer 503 at once and close, without reading a request. */
-static void reject(struct conn *c)
+/* The caps a new connection may be over. */
+enum cap { CAP_CONNECTIONS, CAP_PER_CLIENT };
+
+/* Log the refusals counted since the last line, and keep quiet for a second. */
+static void report_refusals(struct worker *w)
+{
+    static const struct timeval quiet = {1, 0};
+    static const char *const names[2] = {"max_connections", "keepalive.max_per_client"};
+    long total = w->refused[0] + w->refused[1];
+    if (total == 0)
+        return;
+    char ip[LH_IP_STRLEN], caps[200] = "";
+    size_t n = 0;
+    for (int i = 0; i < 2; i++)
+        if (w->refused[i])
+            n += (size_t)snprintf(caps + n, sizeof caps - n, "%s%ld over %s = %ld",
+                                  n ? ", " : "", w->refused[i], names[i],
+                                  w->refused_limit[i]);
+    lh_log_error("warn", "refused %ld connection%s with 503 (%s), the last from %s", total,
+                 total == 1 ? "" : "s", caps, lh_ipkey_format(&w->refused_ip, ip));
+    w->refused[0] = w->refused[1] = 0;
+    evtimer_add(w->refuse_ev, &quiet);
+}
+
+static void on_refuse_timer(evutil_socket_t fd, short what, void *arg)
+{
+    report_refusals(arg);
+}
+
+/* Count a refusal for the error log: the first one is logged at once, those that
+ * follow within a second are summed up in one line when the second is over, so that
+ * a flood writes at most a line a second per worker. */
+static void note_refusal(struct worker *w, enum cap which, long limit,
+                         const struct lh_ipkey *ip)
+{
+    w->refused[which]++;
+    w->refused_limit[which] = limit;
+    w->refused_ip = *ip;
+    if (!evtimer_pending(w->refuse_ev, NULL))
+        report_refusals(w);
+}
+
+/* Over a cap: answer 503 at once and close, without reading a request. The access
+ * log gets the 503 with "-" for the request line, which was never read. */
+static void reject(struct conn *c, enum cap which, long limit)
 {
     static const char fmt[] = "HTTP/1.1 503 Service Unavailable\r\nDate: %s\r\n"
                               "Server: luahttpd/" LH_VERSION "\r\n"
@@ -1167,10 +1258,12 @@ static void reject(struct conn *c)
     char buf[512], date[LH_HTTP_DATE_LEN + 1];
     lh_http_date(time(NULL), date);
     int n = snprintf(buf, sizeof buf, fmt, date);
+    note_refusal(c->w, which, limit, &c->ip);
     if (send(c->fd, buf, (size_t)n, MSG_NOSIGNAL) != n) {
         conn_free(c);
         return;
     }
+    log_access(c, NULL, 503, 20);
     conn_linger(c);
 }
 
@@ -1223,10 +1316,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         struct server *srv = w->srv;
         if (atomic_fetch_add(&srv->nconns, 1) >= cfg->max_connections) {
             atomic_fetch_sub(&srv->nconns, 1);
-            reject(c);
+            reject(c, CAP_CONNECTIONS, cfg->max_connections);
         } else if (lh_iptable_acquire(srv->per_ip, &ip, cfg->keepalive.max_per_client) < 0) {
             atomic_fetch_sub(&srv->nconns, 1);
-            reject(c);
+            reject(c, CAP_PER_CLIENT, cfg->keepalive.max_per_client);
         } else {
             c->counted = true;
             arm(c, EV_READ, cfg->limits.request_timeout);
@@ -1284,6 +1377,7 @@ static void *worker_main(void *arg)
     event_base_dispatch(w->base);
     while (w->conns)
         conn_free(w->conns);
+    report_refusals(w); /* those of its last second */
     return NULL;
 }
 
@@ -1323,6 +1417,9 @@ static int worker_init(struct worker *w, struct server *srv, int id)
         return -1;
     w->accept_ev = event_new(w->base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
+    w->refuse_ev = evtimer_new(w->base, on_refuse_timer, w);
+    if (!w->refuse_ev)
+        return -1;
     w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
     w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
     w->resume_ev = evtimer_new(w->base, on_resume, w);
@@ -1347,6 +1444,8 @@ static void worker_free(struct worker *w)
         event_free(w->accept_ev);
     if (w->accept_retry)
         event_free(w->accept_retry);
+    if (w->refuse_ev)
+        event_free(w->refuse_ev);
     if (w->notify_ev)
         event_free(w->notify_ev);
     if (w->stop_timer)
@@ -1435,20 +1534,25 @@ static int open_listener(const char *host, int port, int *bound, char *err, size
 }
 
 /* Let the soft descriptor limit reach what max_connections needs (each connection
- * may hold a socket and a file), up to the hard limit, as nginx's
- * worker_rlimit_nofile does. */
-static void raise_fd_limit(long max_connections)
+ * may hold a socket and a file) and the lingering closes (LINGER_MAX), up to the hard
+ * limit, as nginx's worker_rlimit_nofile does. Returns how many connections may
+ * linger at once: LINGER_MAX, or a quarter of the limit if that is less. */
+static long raise_fd_limit(long max_connections)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-        return;
-    rlim_t want = (rlim_t)max_connections * 2 + 64;
+        return LINGER_MAX / 4;
+    rlim_t want = (rlim_t)max_connections * 2 + LINGER_MAX + 64;
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
     if (want > rl.rlim_cur) {
         rl.rlim_cur = want;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur / 4 < LINGER_MAX)
+        return (long)(rl.rlim_cur / 4);
+    return LINGER_MAX;
 }
 
 static void log_warnings(const struct lh_config *c)
@@ -1626,7 +1730,7 @@ int lh_server_run(const struct lh_options *o, struct lh_config *cfg)
     if (!srv.current)
         goto fail;
     const struct lh_config *c = &srv.current->cfg;
-    raise_fd_limit(c->max_connections);
+    srv.linger_max = raise_fd_limit(c->max_connections);
     srv.per_ip = lh_iptable_new();
     srv.listen_fd = open_listener(c->host, c->port, &port, err, sizeof err);
     if (!srv.per_ip || srv.listen_fd < 0)
