@@ -10,4 +10,11 @@
  */
 const char *lh_mime_type(const char *path);
 
+/*
+ * The Content-Encoding that files with path's extension are stored in: "gzip" for
+ * .svgz (gzip-compressed SVG, whose Content-Type is image/svg+xml), NULL for every
+ * other name. Returns a static string or NULL.
+ */
+const char *lh_mime_encoding(const char *path);
+
 #endif

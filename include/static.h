@@ -10,7 +10,7 @@
 
 struct lh_static {
     int root_fd;            /* the docroot, opened O_DIRECTORY; owned by the caller */
-    const char *root_path;  /* its canonical path, used where openat2 is unavailable */
+    const char *root_path;  /* its canonical path: names it in the small-file cache */
     const char *index;      /* file served for a directory */
     bool autoindex;         /* list directories without an index file */
     bool dotfiles;          /* serve paths with a segment starting with '.' */

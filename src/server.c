@@ -1600,8 +1600,10 @@ static void reload(struct server *srv)
 
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ULL; }
 
-/* Fold the size and modification time of every *.lua file under dir (a few levels
- * deep) into h: config.lua, the modules in scripts/ and whatever sits beside them. */
+/* Fold the size, modification and change time and inode of every *.lua file under dir
+ * (a few levels deep) into h: config.lua, the modules in scripts/ and whatever sits
+ * beside them. The change time catches an edit that keeps the size and puts the old
+ * mtime back (cp -p, rsync -t, tar -x): nobody can set it. */
 static uint64_t sign_lua_files(uint64_t h, const char *dir, int depth)
 {
     DIR *d = opendir(dir);
@@ -1619,9 +1621,13 @@ static uint64_t sign_lua_files(uint64_t h, const char *dir, int depth)
         size_t n = strlen(de->d_name);
         if (S_ISDIR(st.st_mode) && depth > 0)
             h = sign_lua_files(h, path, depth - 1);
-        else if (S_ISREG(st.st_mode) && n > 4 && strcmp(de->d_name + n - 4, ".lua") == 0)
-            h = mix(mix(mix(h, (uint64_t)st.st_size), (uint64_t)st.st_mtim.tv_sec),
-                    (uint64_t)st.st_mtim.tv_nsec ^ st.st_ino);
+        else if (S_ISREG(st.st_mode) && n > 4 && strcmp(de->d_name + n - 4, ".lua") == 0) {
+            const uint64_t v[] = {(uint64_t)st.st_size,        (uint64_t)st.st_ino,
+                                  (uint64_t)st.st_mtim.tv_sec, (uint64_t)st.st_mtim.tv_nsec,
+                                  (uint64_t)st.st_ctim.tv_sec, (uint64_t)st.st_ctim.tv_nsec};
+            for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
+                h = mix(h, v[i]);
+        }
     }
     closedir(d);
     return h;

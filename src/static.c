@@ -3,8 +3,9 @@
  * Confinement is by construction: the path is decoded and normalised before it gets
  * here (path.c), and every open is resolved by the kernel beneath the docroot fd with
  * openat2(RESOLVE_BENEATH), which refuses "..", absolute symlinks and symlinks that
- * lead out. Where openat2 is missing, the opened file's real path is checked against
- * the docroot's instead. */
+ * lead out. What it refuses, and everything where openat2 is missing, is opened by
+ * following the links and then checking where the opened file really is (see
+ * open_checked). A directory listing shows only the entries that open that way. */
 #include "static.h"
 
 #include "cond.h"
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/openat2.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,41 +33,93 @@ int lh_static_open_root(const char *path)
     return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
-/* Fallback confinement: is fd's real path the docroot or below it? */
-static bool fd_is_beneath(int fd, const char *root)
+/* How every file is opened for a request: read-only, never waiting on a FIFO, never
+ * becoming a controlling terminal. */
+#define OPEN_FLAGS (O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+
+/* The path fd really has now, as /proc/self/fd tells: its length, or -1 when there is
+ * no /proc or the path does not fit (callers then refuse). */
+static ssize_t fd_path(int fd, char *out, size_t size)
 {
-    char link[64], real[PATH_MAX];
+    char link[32];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, real, sizeof real - 1);
-    if (n < 0)
-        return false;
-    real[n] = '\0';
-    size_t rl = strlen(root);
-    return strncmp(real, root, rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
+    ssize_t n = readlink(link, out, size);
+    if (n < 0 || (size_t)n >= size)
+        return -1;
+    out[n] = '\0';
+    return n;
 }
 
-/* Open rel (no leading '/') beneath the docroot. Returns an fd or -1 with errno. */
+/* Is fd the docroot or below it? Both paths are read now, from the open fds, so the
+ * answer is about the very file that will be served, and a docroot renamed since
+ * startup is still the one compared with (as openat2 sees it). */
+static bool fd_is_beneath(int fd, int root_fd)
+{
+    char root[PATH_MAX], real[PATH_MAX];
+    ssize_t rl = fd_path(root_fd, root, sizeof root);
+    if (rl < 0 || fd_path(fd, real, sizeof real) < 0 || root[0] != '/')
+        return false;
+    if (rl == 1)
+        rl = 0; /* the docroot is "/" */
+    return strncmp(real, root, (size_t)rl) == 0 && (real[rl] == '\0' || real[rl] == '/');
+}
+
+/*
+ * The slow way to open rel: follow every link, wherever it leads, then check where the
+ * result really is. Used for what openat2 refused (an absolute link, which may well
+ * point inside the docroot, or a link leading out) and on kernels without openat2.
+ *
+ * The lookup is an O_PATH open: it opens nothing (no device, no FIFO, no tape rewound,
+ * no permission asked), it only names the file. The check then reads the path of that
+ * very fd, and the file is reopened through the same fd (/proc/self/fd/N reopens the
+ * file the fd names, not a path looked up again), so a link swapped after the lookup
+ * changes nothing: what was checked is what is served. Returns an fd or -1 with errno
+ * (EXDEV for a file outside the docroot).
+ */
+static int open_checked(const struct lh_static *s, const char *rel)
+{
+    int pfd = openat(s->root_fd, rel, O_PATH | O_CLOEXEC);
+    if (pfd < 0)
+        return -1;
+    int fd = -1;
+    if (fd_is_beneath(pfd, s->root_fd)) {
+        char self[32];
+        snprintf(self, sizeof self, "/proc/self/fd/%d", pfd);
+        fd = open(self, OPEN_FLAGS);
+    } else {
+        errno = EXDEV;
+    }
+    int err = errno;
+    close(pfd);
+    errno = err;
+    return fd;
+}
+
+/* Set once a kernel answers ENOSYS for openat2 (old kernels, valgrind 3.19). Workers
+ * share it; it only ever goes from false to true, so relaxed order is enough. */
+static atomic_bool no_openat2;
+
+/* Open rel (no leading '/') beneath the docroot. Returns an fd or -1 with errno.
+ *
+ * openat2(RESOLVE_BENEATH) does it in one call and is what nearly every request takes.
+ * It refuses every absolute link, even one into the docroot, and every link leading
+ * out, with EXDEV (ELOOP for a loop or a /proc magic link): only then, and where there
+ * is no openat2, does the slower open_checked decide. Both ways serve exactly the files
+ * whose real place is beneath the docroot; rel itself has no ".." (path.c). */
 static int open_beneath(const struct lh_static *s, const char *rel)
 {
-    static int have_openat2 = 1;
     if (rel[0] == '\0')
         rel = ".";
-    int flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
-    if (have_openat2) {
-        struct open_how how = {.flags = (unsigned)flags,
+    if (!atomic_load_explicit(&no_openat2, memory_order_relaxed)) {
+        struct open_how how = {.flags = (unsigned)OPEN_FLAGS,
                                .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS};
         int fd = (int)syscall(SYS_openat2, s->root_fd, rel, &how, sizeof how);
-        if (fd >= 0 || errno != ENOSYS)
+        if (fd >= 0 || (errno != ENOSYS && errno != EXDEV && errno != ELOOP))
             return fd;
-        have_openat2 = 0;
+        if (errno == ENOSYS)
+            atomic_store_explicit(&no_openat2, true, memory_order_relaxed);
     }
-    int fd = openat(s->root_fd, rel, flags);
-    if (fd >= 0 && !fd_is_beneath(fd, s->root_path)) {
-        close(fd);
-        errno = EXDEV;
-        return -1;
-    }
-    return fd;
+    return open_checked(s, rel);
 }
 
 static void method_not_allowed(struct lh_response *resp)
@@ -92,22 +146,33 @@ struct file_meta {
     int64_t size;
     time_t mtime;
     long mtime_nsec;
+    struct timespec ctime;  /* moves at every write, and at every utime that hides one */
     dev_t dev;
     ino_t ino;
     const char *type;
+    const char *encoding;   /* Content-Encoding the file is stored in, or NULL */
     char etag[48];
     char date[LH_HTTP_DATE_LEN + 1];
 };
 
+/*
+ * The ETag is made of the size and the change time, not the modification time: an
+ * edit that keeps the size and puts the old mtime back (cp -p, rsync -t, tar -x) must
+ * change the tag, or a client holding the old one would get a 304 for new content, or
+ * a 206 spliced from both. Nobody can set the change time; it also moves on chmod,
+ * chown or a new hard link, which costs a client one download and never a stale file.
+ */
 static void meta_of(const char *name, const struct stat *st, struct file_meta *m)
 {
     m->size = st->st_size;
     m->mtime = st->st_mtim.tv_sec;
     m->mtime_nsec = st->st_mtim.tv_nsec;
+    m->ctime = st->st_ctim;
     m->dev = st->st_dev;
     m->ino = st->st_ino;
     m->type = lh_mime_type(name);
-    lh_etag(st->st_size, st->st_mtim.tv_sec, st->st_mtim.tv_nsec, m->etag);
+    m->encoding = lh_mime_encoding(name);
+    lh_etag(st->st_size, st->st_ctim.tv_sec, st->st_ctim.tv_nsec, m->etag);
     lh_http_date(st->st_mtim.tv_sec, m->date);
 }
 
@@ -143,6 +208,8 @@ static bool answer_file(const struct file_meta *m, const struct lh_request *req,
     }
     lh_response_init(resp, rr == LH_RANGE_OK ? 206 : 200);
     lh_response_header(resp, "Content-Type", m->type);
+    if (m->encoding)
+        lh_response_header(resp, "Content-Encoding", m->encoding);
     lh_response_header(resp, "Last-Modified", m->date);
     lh_response_header(resp, "ETag", m->etag);
     lh_response_header(resp, "Accept-Ranges", "bytes");
@@ -339,9 +406,12 @@ static void serve_cached(const struct cached *e, const struct lh_request *req,
         lh_response_body(resp, e->data + first, (size_t)len, NULL);
 }
 
+/* Unchanged: the change time is compared too, since the size and the modification
+ * time can be kept across an edit (cp -p) and the inode is kept by a rewrite in place. */
 static bool same_file(const struct file_meta *a, const struct file_meta *b)
 {
     return a->size == b->size && a->mtime == b->mtime && a->mtime_nsec == b->mtime_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec &&
            a->ino == b->ino && a->dev == b->dev;
 }
 
@@ -453,8 +523,32 @@ static void sb_url(struct sbuf *b, const char *s)
         sb_put(b, tmp, n);
 }
 
-/* Read dirfd's entries (dotfiles only when allowed), sorted: directories first. */
-static struct entry *read_entries(int dirfd, bool dotfiles, size_t *count)
+/*
+ * Whether a request for the entry `name` of the listed directory (rel: its path from
+ * the docroot) would be served, and then its type and size in *st. It is opened the
+ * way a request opens it, so a link is shown only when it stays inside the docroot,
+ * with what it leads to; a link leading out, a dangling link, a FIFO or a device is
+ * left out, and nothing of what lies outside shows. Entries that are neither files,
+ * directories nor links are not opened at all.
+ */
+static bool entry_served(const struct lh_static *s, int dirfd, const char *name,
+                         const char *rel, struct stat *st)
+{
+    if (fstatat(dirfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !(S_ISREG(st->st_mode) || S_ISDIR(st->st_mode) || S_ISLNK(st->st_mode)))
+        return false;
+    int fd = open_beneath(s, rel);
+    if (fd < 0)
+        return false;
+    bool ok = fstat(fd, st) == 0 && (S_ISREG(st->st_mode) || S_ISDIR(st->st_mode));
+    close(fd);
+    return ok;
+}
+
+/* Read the entries of dirfd, the directory at path (ending in '/'), that a request
+ * would be served (dotfiles only when allowed), sorted: directories first. */
+static struct entry *read_entries(const struct lh_static *s, const char *path, int dirfd,
+                                  size_t *count)
 {
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -467,12 +561,16 @@ static struct entry *read_entries(int dirfd, bool dotfiles, size_t *count)
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.' && (!dotfiles || !strcmp(de->d_name, ".") ||
+        if (de->d_name[0] == '.' && (!s->dotfiles || !strcmp(de->d_name, ".") ||
                                      !strcmp(de->d_name, "..")))
             continue;
+        if (strchr(de->d_name, '\\'))
+            continue; /* no request can name it: path.c refuses backslashes */
+        char rel[PATH_MAX];
         struct stat st;
-        if (fstatat(dirfd, de->d_name, &st, 0) < 0)
-            continue; /* a dangling symlink, or one we may not follow */
+        int len = snprintf(rel, sizeof rel, "%s%s", path + 1, de->d_name);
+        if (len >= (int)sizeof rel || !entry_served(s, dirfd, de->d_name, rel, &st))
+            continue;
         if (n == cap) {
             cap = cap ? cap * 2 : 32;
             struct entry *nv = realloc(v, cap * sizeof *v);
@@ -488,7 +586,8 @@ static struct entry *read_entries(int dirfd, bool dotfiles, size_t *count)
         n++;
     }
     closedir(d);
-    qsort(v, n, sizeof *v, entry_cmp);
+    if (n)
+        qsort(v, n, sizeof *v, entry_cmp);
     *count = n;
     return v;
 }
@@ -497,7 +596,7 @@ static void serve_listing(const struct lh_static *s, const char *path, int dirfd
                           struct lh_response *resp)
 {
     size_t n = 0;
-    struct entry *v = read_entries(dirfd, s->dotfiles, &n);
+    struct entry *v = read_entries(s, path, dirfd, &n);
     struct sbuf b = {0};
     sb_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
     sb_html(&b, path);

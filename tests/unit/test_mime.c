@@ -15,52 +15,106 @@
 #define TEXT "; charset=utf-8"
 #define OCTET "application/octet-stream"
 
-/* Every extension the table must know (looked up by binary search, so a table out of
- * order would lose some of these). */
+/* Every extension the table knows (looked up by binary search, so a table out of
+ * order would lose some of these). The common web types follow Debian's
+ * /etc/mime.types (package media-types) except where browsers and standards say
+ * otherwise: text/javascript, image/x-icon, audio/wav, application/rss+xml. */
 static const struct {
     const char *ext, *type;
 } known[] = {
-    {"html", "text/html" TEXT},
-    {"htm", "text/html" TEXT},
-    {"css", "text/css" TEXT},
-    {"js", "text/javascript" TEXT},
-    {"mjs", "text/javascript" TEXT},
-    {"json", "application/json" TEXT},
-    {"jsonld", "application/ld+json" TEXT},
-    {"map", "application/json" TEXT},
-    {"webmanifest", "application/manifest+json" TEXT},
-    {"svg", "image/svg+xml" TEXT},
-    {"xml", "application/xml" TEXT},
-    {"txt", "text/plain" TEXT},
-    {"md", "text/markdown" TEXT},
-    {"csv", "text/csv" TEXT},
-    {"png", "image/png"},
+    {"3gp", "video/3gpp"},
+    {"7z", "application/x-7z-compressed"},
+    {"aac", "audio/aac"},
     {"apng", "image/apng"},
-    {"jpg", "image/jpeg"},
-    {"jpeg", "image/jpeg"},
-    {"gif", "image/gif"},
-    {"webp", "image/webp"},
+    {"atom", "application/atom+xml" TEXT},
+    {"avi", "video/x-msvideo"},
     {"avif", "image/avif"},
     {"bmp", "image/bmp"},
+    {"bz2", "application/x-bzip2"},
+    {"cjs", "text/javascript" TEXT},
+    {"css", "text/css" TEXT},
+    {"csv", "text/csv" TEXT},
+    {"doc", "application/msword"},
+    {"docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+    {"eot", "application/vnd.ms-fontobject"},
+    {"epub", "application/epub+zip"},
+    {"flac", "audio/flac"},
+    {"geojson", "application/geo+json" TEXT},
+    {"gif", "image/gif"},
+    {"glb", "model/gltf-binary"},
+    {"gltf", "model/gltf+json" TEXT},
+    {"gz", "application/gzip"},
+    {"heic", "image/heic"},
+    {"heif", "image/heif"},
+    {"htm", "text/html" TEXT},
+    {"html", "text/html" TEXT},
+    {"ico", "image/x-icon"},
+    {"ics", "text/calendar" TEXT},
+    {"jpeg", "image/jpeg"},
+    {"jpg", "image/jpeg"},
+    {"js", "text/javascript" TEXT},
+    {"json", "application/json" TEXT},
+    {"jsonld", "application/ld+json" TEXT},
+    {"jxl", "image/jxl"},
+    {"lua", "text/plain" TEXT},
+    {"m3u8", "application/vnd.apple.mpegurl"},
+    {"m4a", "audio/mp4"},
+    {"m4v", "video/mp4"},
+    {"map", "application/json" TEXT},
+    {"markdown", "text/markdown" TEXT},
+    {"md", "text/markdown" TEXT},
+    {"mjs", "text/javascript" TEXT},
+    {"mkv", "video/x-matroska"},
+    {"mov", "video/quicktime"},
+    {"mp3", "audio/mpeg"},
+    {"mp4", "video/mp4"},
+    {"mpd", "application/dash+xml" TEXT},
+    {"mpeg", "video/mpeg"},
+    {"mpg", "video/mpeg"},
+    {"odp", "application/vnd.oasis.opendocument.presentation"},
+    {"ods", "application/vnd.oasis.opendocument.spreadsheet"},
+    {"odt", "application/vnd.oasis.opendocument.text"},
+    {"oga", "audio/ogg"},
+    {"ogg", "audio/ogg"},
+    {"ogv", "video/ogg"},
+    {"opus", "audio/ogg"},
+    {"otf", "font/otf"},
+    {"pdf", "application/pdf"},
+    {"png", "image/png"},
+    {"ppt", "application/vnd.ms-powerpoint"},
+    {"pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation"},
+    {"rar", "application/vnd.rar"},
+    {"rss", "application/rss+xml" TEXT},
+    {"rtf", "application/rtf"},
+    {"svg", "image/svg+xml" TEXT},
+    {"svgz", "image/svg+xml" TEXT},
+    {"tar", "application/x-tar"},
     {"tif", "image/tiff"},
     {"tiff", "image/tiff"},
-    {"ico", "image/x-icon"},
+    {"toml", "application/toml" TEXT},
+    {"tsv", "text/tab-separated-values" TEXT},
+    {"ttf", "font/ttf"},
+    {"txt", "text/plain" TEXT},
+    {"usdz", "model/vnd.usdz+zip"},
+    {"vcf", "text/vcard" TEXT},
+    {"vtt", "text/vtt" TEXT},
     {"wasm", "application/wasm"},
-    {"pdf", "application/pdf"},
+    {"wav", "audio/wav"},
+    {"weba", "audio/webm"},
+    {"webm", "video/webm"},
+    {"webmanifest", "application/manifest+json" TEXT},
+    {"webp", "image/webp"},
     {"woff", "font/woff"},
     {"woff2", "font/woff2"},
-    {"otf", "font/otf"},
-    {"ttf", "font/ttf"},
-    {"eot", "application/vnd.ms-fontobject"},
-    {"mp4", "video/mp4"},
-    {"webm", "video/webm"},
-    {"mp3", "audio/mpeg"},
-    {"ogg", "audio/ogg"},
-    {"wav", "audio/wav"},
+    {"xhtml", "application/xhtml+xml" TEXT},
+    {"xls", "application/vnd.ms-excel"},
+    {"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"},
+    {"xml", "application/xml" TEXT},
+    {"xz", "application/x-xz"},
+    {"yaml", "text/yaml" TEXT},
+    {"yml", "text/yaml" TEXT},
     {"zip", "application/zip"},
-    {"gz", "application/gzip"},
-    {"tar", "application/x-tar"},
-    {"7z", "application/x-7z-compressed"},
+    {"zst", "application/zstd"},
 };
 
 static void test_known_extensions(void **state)
@@ -82,18 +136,51 @@ static void test_known_extensions(void **state)
     }
 }
 
+/* Textual: any text/ type, and the types whose subtype is JSON, XML or TOML, or ends in +json
+ * or +xml (vnd.openxmlformats-... is a zip file, not XML text). */
+static bool textual(const char *t)
+{
+    const char *sub = strchr(t, '/') + 1;
+    size_t n = strcspn(sub, ";");
+    static const char *const plain[] = {"json", "xml", "toml"};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (n == strlen(plain[i]) && strncmp(sub, plain[i], n) == 0)
+            return true;
+    return strncmp(t, "text/", 5) == 0 || (n > 5 && strncmp(sub + n - 5, "+json", 5) == 0) ||
+           (n > 4 && strncmp(sub + n - 4, "+xml", 4) == 0);
+}
+
 /* text types and the textual application types say their charset, the others not */
 static void test_charset(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        const char *t = known[i].type;
-        bool textual = strncmp(t, "text/", 5) == 0 || strstr(t, "json") || strstr(t, "xml");
         char path[32];
         snprintf(path, sizeof path, "x.%s", known[i].ext);
         bool has = strstr(lh_mime_type(path), TEXT) != NULL;
-        if (textual != has)
+        if (textual(known[i].type) != has)
             fail_msg("%s: charset %s", path, has ? "unexpected" : "missing");
+    }
+}
+
+/* .svgz is the only name stored encoded: image/svg+xml sent with Content-Encoding:
+ * gzip, so that a browser shows it; archives such as .gz are sent as they are. */
+static void test_encoding(void **state)
+{
+    (void)state;
+    assert_string_equal(lh_mime_encoding("/icons/logo.svgz"), "gzip");
+    assert_string_equal(lh_mime_encoding("LOGO.SVGZ"), "gzip");
+    assert_string_equal(lh_mime_type("/icons/logo.svgz"), "image/svg+xml" TEXT);
+    static const char *const plain[] = {"/a.svg", "/a.gz", "/a.tar.gz", "/a.svgz.gz",
+                                        "/a.zip", "/svgz", "/.svgz", "/a.svgz/", "", "/x."};
+    for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+        if (lh_mime_encoding(plain[i]) != NULL)
+            fail_msg("'%s': encoding %s", plain[i], lh_mime_encoding(plain[i]));
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "x.%s", known[i].ext);
+        if (strcmp(known[i].ext, "svgz") != 0 && lh_mime_encoding(path) != NULL)
+            fail_msg("%s: encoding %s", path, lh_mime_encoding(path));
     }
 }
 
@@ -106,6 +193,11 @@ static const struct {
     {"plain.css", "text/css" TEXT},       /* no directory at all */
     {"/a.b.c/x.tar.gz", "application/gzip"}, /* the last '.' of the last segment */
     {"/archive.tar", "application/x-tar"},
+    {"/app.mjs.map", "application/json" TEXT}, /* source maps, of modules too */
+    {"/app.min.js.map", "application/json" TEXT},
+    {"/lib.cjs", "text/javascript" TEXT},
+    {"/sub/captions.en.vtt", "text/vtt" TEXT},
+    {"/x.ts", OCTET},                     /* TypeScript or MPEG-TS: it cannot tell */
     {"/a.d/file.txt", "text/plain" TEXT},
     {"/.hidden.css", "text/css" TEXT},    /* a dotfile with an extension */
     {"/noext", OCTET},
@@ -138,6 +230,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_extensions),
         cmocka_unit_test(test_charset),
+        cmocka_unit_test(test_encoding),
         cmocka_unit_test(test_paths),
     };
     return cmocka_run_group_tests_name("mime", tests, NULL, NULL);
