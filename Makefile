@@ -1,6 +1,8 @@
 # luahttpd - a Lua-scriptable HTTP server.
 #   make          build ./luahttpd
 #   make run      install missing Debian packages, build, serve ./config.lua
+#   make check    the everyday loop: unit and end-to-end tests, one build, no
+#                 sanitizers (about a minute and a half)
 #   make test     install missing Debian packages, build, run the unit tests, each
 #                 fuzz target for FUZZ_SMOKE_SECONDS, make asan, make valgrind,
 #                 then the end-to-end tests
@@ -35,7 +37,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run test unit e2e asan valgrind bench soak fuzz fuzz-build deps clean
+.PHONY: all run check test unit e2e asan valgrind bench soak fuzz fuzz-build deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -57,6 +59,10 @@ deps:
 run: deps
 	@$(MAKE) --no-print-directory all
 	./$(BIN) -c ./config.lua
+
+check: deps
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
 
 # the end-to-end suite runs last so that its summary line closes the output
 test: deps
