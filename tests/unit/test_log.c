@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -64,6 +65,40 @@ static void test_truncated_line_still_ends_with_newline(void **state)
     assert_int_equal(line[n - 1], '\n');
 }
 
+static void test_error_log_escapes(void **state)
+{
+    char out[64];
+    const char in[] = "a\nb\rc\td\x1b[0m\x7f\\e";
+    size_t n = lh_log_escape(out, sizeof out, in, sizeof in - 1);
+    assert_string_equal(out, "a\\nb\\rc\td\\x1B[0m\\x7F\\e"); /* tabs stay */
+    assert_int_equal(n, strlen(out));
+    /* cut to fit, never in the middle of an escape */
+    lh_log_escape(out, 4, "ab\ncd", 5);
+    assert_string_equal(out, "ab");
+    lh_log_escape(out, 5, "ab\ncd", 5);
+    assert_string_equal(out, "ab\\n");
+}
+
+/* What lh_log_error_trace writes, read back through a pipe. */
+static void test_traceback_lines_start_with_a_tab(void **state)
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    lh_log_set_error_fd(fds[1]);
+    lh_log_error_trace("error", "stack traceback:\n\t[C]: in ?\n\tx.lua:1: in f\nforged",
+                       "lua: %s", "bad\nline");
+    lh_log_set_error_fd(2); /* closes the pipe's write end */
+    char buf[1024];
+    ssize_t n = read(fds[0], buf, sizeof buf - 1);
+    close(fds[0]);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    const char *msg = strstr(buf, "[error] ");
+    assert_non_null(msg);
+    assert_string_equal(msg, "[error] lua: bad\\nline\n\tstack traceback:\n\t[C]: in ?\n"
+                             "\tx.lua:1: in f\n\tforged\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -71,6 +106,8 @@ int main(void)
         cmocka_unit_test(test_absent_fields_are_dashes),
         cmocka_unit_test(test_escaping_prevents_forged_lines),
         cmocka_unit_test(test_truncated_line_still_ends_with_newline),
+        cmocka_unit_test(test_error_log_escapes),
+        cmocka_unit_test(test_traceback_lines_start_with_a_tab),
     };
     return cmocka_run_group_tests_name("log", tests, setup, NULL);
 }

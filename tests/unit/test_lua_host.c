@@ -54,7 +54,28 @@ static const char CONFIG[] =
     "  end\n"
     "  return 'sizes ok' end)\n"
     "route('GET', '/ok', function(req) return 'fine' end)\n"
-    "route('GET', '/exit', function(req) os.exit(3) end)\n";
+    "route('GET', '/exit', function(req) os.exit(3) end)\n"
+    "route('GET', '/exec', function(req) return tostring(os.execute('true')) end)\n"
+    "route('GET', '/unhook', function(req) pcall(debug.sethook) while true do end end)\n"
+    "route('GET', '/yield', function(req) while true do coroutine.yield() end end)\n"
+    "route('GET', '/genloop', function(req) coroutine.wrap(function() while true do end end)() end)\n"
+    /* a generator computing for 50 ms of CPU: the pauses happen inside it */
+    "route('GET', '/gen', function(req)\n"
+    "  local gen = coroutine.wrap(function()\n"
+    "    local t0, i = os.clock(), 0\n"
+    "    while os.clock() - t0 < 0.05 do i = i + 1 coroutine.yield(i) end end)\n"
+    "  local s, n = 0, 0\n"
+    "  for v in gen do s = s + v n = n + 1 end\n"
+    "  return (s == n * (n + 1) // 2 and n > 0) and 'gen ok' or ('bad ' .. s .. ' ' .. n) end)\n"
+    /* the same through coroutine.resume, two levels deep */
+    "route('GET', '/nested', function(req)\n"
+    "  local inner = coroutine.create(function()\n"
+    "    local t0 = os.clock() while os.clock() - t0 < 0.05 do end return 'deep' end)\n"
+    "  local outer = coroutine.create(function()\n"
+    "    local ok, v = coroutine.resume(inner) coroutine.yield(v) return 'done' end)\n"
+    "  local ok1, a = coroutine.resume(outer)\n"
+    "  local ok2, b = coroutine.resume(outer)\n"
+    "  return tostring(ok1) .. a .. tostring(ok2) .. b end)\n";
 
 static int setup_with(void **state, const char *limits)
 {
@@ -198,6 +219,54 @@ static void test_os_exit_raises(void **state)
     lh_response_free(&f->resp);
 }
 
+static void test_loops_of_every_kind_end(void **state)
+{
+    struct fx *f = *state;
+    /* a yield loop, a loop in a coroutine the handler made, a loop after trying to
+     * take the hook off: each ends in 503, the state is fine afterwards */
+    assert_int_equal(get(f, "/yield"), 503);
+    assert_int_equal(get(f, "/genloop"), 503);
+    assert_true(f->slices >= 3); /* paused inside the handler's own coroutine too */
+    assert_int_equal(get(f, "/unhook"), 503);
+    assert_int_equal(get(f, "/ok"), 200);
+    lh_response_free(&f->resp);
+}
+
+static void test_coroutines_pause_and_go_on(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/gen"), 200);
+    assert_body(f, "gen ok"); /* every value arrived although it paused inside */
+    assert_true(f->slices >= 2);
+    assert_int_equal(get(f, "/nested"), 200);
+    assert_body(f, "truedeeptruedone");
+    assert_true(f->slices >= 2);
+    lh_response_free(&f->resp);
+}
+
+static void test_sandbox(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(get(f, "/exec"), 500);
+    lh_response_free(&f->resp);
+    struct lh_config c = {0};
+    char err[512];
+    FILE *fp = fopen(f->path, "w");
+    fputs("unsafe_libs = true\n", fp);
+    fputs(CONFIG, fp);
+    fclose(fp);
+    struct lh_lua *unsafe = lh_lua_new(f->path, &c, false, err, sizeof err);
+    assert_non_null(unsafe);
+    struct lh_lua *safe = f->lua;
+    f->lua = unsafe;
+    assert_int_equal(get(f, "/exec"), 200);
+    assert_body(f, "true");
+    lh_response_free(&f->resp);
+    f->lua = safe;
+    lh_lua_free(unsafe);
+    lh_config_free(&c);
+}
+
 static void test_config_errors(void **state)
 {
     struct fx *f = *state;
@@ -221,6 +290,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_route_and_json),  T(test_request_object_lifetime), T(test_lazy_fields_are_cached),
         T(test_time_limit),      T(test_os_exit_raises),          T(test_config_errors),
+        T(test_loops_of_every_kind_end), T(test_coroutines_pause_and_go_on), T(test_sandbox),
         cmocka_unit_test_setup_teardown(test_memory_cap, setup_long, teardown),
     };
 #undef T
