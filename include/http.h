@@ -25,7 +25,7 @@ struct lh_request {
     int version;              /* 10 for HTTP/1.0, 11 for HTTP/1.1 */
     uint32_t head_len;        /* bytes of request line + headers + blank line */
     int64_t content_length;   /* -1 when absent */
-    bool chunked;             /* Transfer-Encoding: chunked */
+    bool chunked;             /* Transfer-Encoding: chunked (the only coding taken) */
     bool conn_close;          /* Connection: close */
     bool conn_keepalive;      /* Connection: keep-alive */
     bool expect_continue;     /* Expect: 100-continue */
@@ -45,7 +45,14 @@ struct lh_request {
  * bytes are needed; or minus an HTTP status when the request must be refused and
  * the connection closed: -400 malformed or ambiguous, -414 request line longer than
  * max_head, -431 head longer than max_head or too many headers, -417 an Expect other
- * than 100-continue, -505 an HTTP version other than 1.0 and 1.1.
+ * than 100-continue, -501 a transfer coding other than chunked before a final
+ * chunked ("gzip, chunked"), -505 an HTTP version other than 1.0 and 1.1.
+ *
+ * Refused with 400 among others: a request-target with a byte >= 0x80 or a '#'
+ * (RFC 3986), a Host that is not uri-host [":" port] (an empty one is valid), an
+ * absolute-form target with userinfo or an empty or invalid host, and a
+ * Transfer-Encoding that does not end in exactly one chunked, has parameters, comes
+ * with Content-Length or in HTTP/1.0. Any 400 wins over 501.
  */
 int lh_http_parse_head(const char *buf, size_t len, size_t *scanned, size_t max_head,
                        struct lh_request *r);
@@ -69,8 +76,10 @@ struct lh_chunked {
  * (decoding only ever shrinks). Sets *consumed (input bytes used) and *produced
  * (body bytes written). Returns 1 when the last chunk and trailers are complete
  * (bytes after *consumed belong to the next request), 0 when all input was used
- * and more is needed, -1 on malformed framing (400). Trailer fields are skipped;
- * their total is capped at max_trailer bytes.
+ * and more is needed, -1 on malformed framing (400). Chunk extensions must follow
+ * RFC 9112 7.1.1 (";" name ["=" token / quoted-string], BWS around ";" and "=")
+ * and are then ignored. Trailer lines must be field lines ("name: value") and are
+ * skipped; their total is capped at max_trailer bytes.
  */
 int lh_chunked_decode(struct lh_chunked *c, const char *in, size_t len, char *out,
                       size_t *consumed, size_t *produced, size_t max_trailer);

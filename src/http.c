@@ -1,30 +1,59 @@
 /* http.c - strict HTTP/1.x request parsing (RFC 9112). See http.h. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
-/* tchar per RFC 9110 5.6.2: the bytes allowed in a token (method, field name). */
-static const unsigned char tchar[256] = {
-    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1,
-    ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,
-    ['~'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,
-    ['7'] = 1, ['8'] = 1, ['9'] = 1,
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1,
-    ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1,
-    ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1,
-    ['V'] = 1, ['W'] = 1, ['X'] = 1, ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1,
-    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1,
-    ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,
-    ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
+/*
+ * Byte classes, one table so that every scan costs one load per byte:
+ *   TOKEN   tchar (RFC 9110 5.6.2): methods, field names, codings, chunk-ext names
+ *   TARGET  may stand raw in a request-target. RFC 3986 allows unreserved,
+ *           sub-delims, : @ / ? % and, in an authority, [ ]. Refused besides control
+ *           bytes and space: bytes >= 0x80 (a raw and a percent-encoded spelling of
+ *           one name would both reach the file, past a proxy filtering one of them)
+ *           and '#' (clients never send a fragment; a proxy that cuts it off sees
+ *           another path than we do). Tolerated though RFC 3986 has no place for
+ *           them: the ASCII bytes  " < > \ ^ ` { | }  and [ ] outside an authority.
+ *           Browsers send several raw in queries, curl sends them as typed, and no
+ *           URI component treats them as delimiters, so no two parsers split a
+ *           target differently over them (a '\' in the path is a 404 in path.c).
+ *   REGNAME unreserved / sub-delims (RFC 3986 3.2.2); '%' is checked on its own
+ *   QDTEXT  qdtext (RFC 9110 5.6.4): inside a quoted-string
+ */
+enum { TOKEN = 1, TARGET = 2, REGNAME = 4, QDTEXT = 8 };
+#define ALL (TOKEN | TARGET | REGNAME | QDTEXT)
+
+static const unsigned char cls[256] = {
+    ['\t'] = QDTEXT, [' '] = QDTEXT,
+    ['!'] = ALL, ['"'] = TARGET, ['#'] = TOKEN | QDTEXT, ['$'] = ALL,
+    ['%'] = TOKEN | TARGET | QDTEXT, ['&'] = ALL, ['\''] = ALL,
+    ['('] = TARGET | REGNAME | QDTEXT, [')'] = TARGET | REGNAME | QDTEXT, ['*'] = ALL,
+    ['+'] = ALL, [','] = TARGET | REGNAME | QDTEXT, ['-'] = ALL, ['.'] = ALL,
+    ['/'] = TARGET | QDTEXT, ['0' ... '9'] = ALL, [':'] = TARGET | QDTEXT,
+    [';'] = TARGET | REGNAME | QDTEXT, ['<'] = TARGET | QDTEXT,
+    ['='] = TARGET | REGNAME | QDTEXT, ['>'] = TARGET | QDTEXT, ['?'] = TARGET | QDTEXT,
+    ['@'] = TARGET | QDTEXT, ['A' ... 'Z'] = ALL, ['['] = TARGET | QDTEXT,
+    ['\\'] = TARGET, [']'] = TARGET | QDTEXT, ['^'] = TOKEN | TARGET | QDTEXT,
+    ['_'] = ALL, ['`'] = TOKEN | TARGET | QDTEXT, ['a' ... 'z'] = ALL,
+    ['{'] = TARGET | QDTEXT, ['|'] = TOKEN | TARGET | QDTEXT, ['}'] = TARGET | QDTEXT,
+    ['~'] = ALL, [0x80 ... 0xff] = QDTEXT, /* obs-text */
 };
+
+static bool is(unsigned char c, int set) { return cls[c] & set; }
 
 static bool is_ows(unsigned char c) { return c == ' ' || c == '\t'; }
 
 /* field-vchar / SP / HTAB / obs-text: anything but control bytes and DEL. */
 static bool is_field_byte(unsigned char c) { return c >= 0x20 ? c != 0x7f : c == '\t'; }
+
+static int hexval(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
 
 static bool name_is(const struct lh_header *h, const char *name, size_t len)
 {
@@ -67,8 +96,128 @@ static void parse_connection(struct lh_request *r, const char *v, size_t len)
     }
 }
 
+/* ---- Host and authority (RFC 3986 3.2.2, 3.2.3) ------------------------------ */
+
+/* pct-encoded at v[i]: "%" HEXDIG HEXDIG within v[0..len). */
+static bool pct_at(const char *v, size_t i, size_t len)
+{
+    return i + 2 < len && hexval((unsigned char)v[i + 1]) >= 0 &&
+           hexval((unsigned char)v[i + 2]) >= 0;
+}
+
+/* IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" ). */
+static bool ipvfuture_ok(const char *v, size_t len)
+{
+    size_t i = 1;
+    while (i < len && hexval((unsigned char)v[i]) >= 0)
+        i++;
+    if (i == 1 || i + 1 >= len || v[i] != '.')
+        return false;
+    for (i++; i < len; i++)
+        if (!is((unsigned char)v[i], REGNAME) && v[i] != ':')
+            return false;
+    return true;
+}
+
+/* The inside of an IP-literal's brackets: IPv6address or IPvFuture. No zone id:
+ * RFC 3986 has none and no browser sends one. */
+static bool ip_literal_ok(const char *v, size_t len)
+{
+    char text[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+    if (len > 0 && (v[0] | 0x20) == 'v')
+        return ipvfuture_ok(v, len);
+    if (len == 0 || len >= sizeof text)
+        return false;
+    memcpy(text, v, len);
+    text[len] = '\0';
+    return inet_pton(AF_INET6, text, &a) == 1;
+}
+
+/* uri-host [ ":" port ], as Host carries it (RFC 9112 3.2); the empty value is valid.
+ * An IPv4address is also a reg-name, so "999.1.1.1" passes like any name. */
+static bool host_ok(const char *v, size_t len)
+{
+    size_t i = 0;
+    if (len > 0 && v[0] == '[') {
+        const char *close = memchr(v, ']', len);
+        if (!close || !ip_literal_ok(v + 1, (size_t)(close - v) - 1))
+            return false;
+        i = (size_t)(close - v) + 1;
+    } else {
+        while (i < len && v[i] != ':') {
+            if (v[i] == '%' && pct_at(v, i, len))
+                i += 3;
+            else if (is((unsigned char)v[i], REGNAME))
+                i++;
+            else
+                return false; /* space, '/', '@' (userinfo), '?', '#', obs-text ... */
+        }
+    }
+    if (i < len && v[i++] != ':')
+        return false;
+    for (; i < len; i++) /* port = *DIGIT */
+        if (v[i] < '0' || v[i] > '9')
+            return false;
+    return true;
+}
+
+/* An absolute-form target's authority (RFC 9112 3.2.2) is a host too, and neither
+ * empty (RFC 9110 4.2.1) nor with userinfo (4.2.4). Origin-form and "*" pass; any
+ * other form is refused later, where the target is taken apart (dispatch.c). */
+static bool authority_ok(const char *t, size_t len)
+{
+    if (t[0] == '/')
+        return true;
+    const char *sep = memchr(t, ':', len), *end = t + len;
+    if (!sep || end - sep < 3 || memcmp(sep, "://", 3) != 0)
+        return true;
+    const char *a = sep + 3, *p = a;
+    while (p < end && *p != '/' && *p != '?')
+        p++;
+    return p > a && host_ok(a, (size_t)(p - a));
+}
+
+/* ---- the head -------------------------------------------------------------- */
+
+/* The transfer codings of all Transfer-Encoding lines, in order (RFC 9112 6.1). */
+struct codings {
+    bool seen;         /* a Transfer-Encoding line was present */
+    bool last_chunked; /* the last coding so far is chunked */
+    bool unknown;      /* a coding other than chunked was named */
+};
+
+/* One Transfer-Encoding line: a list of codings, each a bare token. A coding after
+ * chunked (also chunked twice) is refused, and so is any parameter: no client sends
+ * one, and refusing spares parsing commas inside quoted values. Empty list elements
+ * are ignored, as RFC 9110 5.6.1 asks. Returns 0 or -400. */
+static int parse_codings(struct codings *te, const char *v, size_t len)
+{
+    size_t i = 0;
+    te->seen = true;
+    for (;;) {
+        while (i < len && is_ows((unsigned char)v[i]))
+            i++;
+        size_t s = i;
+        while (i < len && is((unsigned char)v[i], TOKEN))
+            i++;
+        size_t n = i - s;
+        while (i < len && is_ows((unsigned char)v[i]))
+            i++;
+        if ((i < len && v[i] != ',') || (n > 0 && te->last_chunked))
+            return -400;
+        if (n > 0) {
+            te->last_chunked = value_is(v + s, n, "chunked");
+            te->unknown |= !te->last_chunked;
+        }
+        if (i == len)
+            return 0;
+        i++; /* the comma */
+    }
+}
+
 /* Interpret the headers that frame the message. Returns 0 or minus a status. */
-static int apply_header(struct lh_request *r, const struct lh_header *h)
+static int apply_header(struct lh_request *r, struct codings *te, const struct lh_header *h)
 {
     if (name_is(h, "content-length", 14)) {
         int64_t n = parse_length(h->value, h->value_len);
@@ -76,11 +225,9 @@ static int apply_header(struct lh_request *r, const struct lh_header *h)
             return -400;
         r->content_length = n;
     } else if (name_is(h, "transfer-encoding", 17)) {
-        if (r->chunked || !value_is(h->value, h->value_len, "chunked"))
-            return -400;
-        r->chunked = true;
+        return parse_codings(te, h->value, h->value_len);
     } else if (name_is(h, "host", 4)) {
-        if (r->host)
+        if (r->host || !host_ok(h->value, h->value_len))
             return -400;
         r->host = h;
     } else if (name_is(h, "connection", 10)) {
@@ -97,16 +244,16 @@ static int apply_header(struct lh_request *r, const struct lh_header *h)
 static int parse_request_line(const char *p, const char *end, struct lh_request *r)
 {
     const char *s = p;
-    while (p < end && tchar[(unsigned char)*p])
+    while (p < end && is((unsigned char)*p, TOKEN))
         p++;
     if (p == s || p >= end || *p != ' ')
         return -400;
     r->method = s;
     r->method_len = (uint32_t)(p - s);
     s = ++p;
-    while (p < end && (unsigned char)*p > ' ' && *p != 0x7f)
+    while (p < end && is((unsigned char)*p, TARGET))
         p++;
-    if (p == s || p >= end || *p != ' ')
+    if (p == s || p >= end || *p != ' ' || !authority_ok(s, (size_t)(p - s)))
         return -400;
     r->target = s;
     r->target_len = (uint32_t)(p - s);
@@ -124,7 +271,7 @@ static int parse_request_line(const char *p, const char *end, struct lh_request 
 static int parse_header_line(const char *p, const char *end, struct lh_header *h)
 {
     const char *s = p;
-    while (p < end && tchar[(unsigned char)*p])
+    while (p < end && is((unsigned char)*p, TOKEN))
         p++;
     if (p == s || p >= end || *p != ':')
         return -400; /* empty name, whitespace before the colon, obs-fold */
@@ -153,6 +300,7 @@ static int parse_complete_head(const char *start, const char *end, struct lh_req
     if (n < 0)
         return n;
     const char *p = start + n;
+    struct codings te = {0};
     while (!(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
         if (r->nheaders == LH_MAX_HEADERS)
             return -431;
@@ -160,16 +308,19 @@ static int parse_complete_head(const char *start, const char *end, struct lh_req
         n = parse_header_line(p, end, h);
         if (n < 0)
             return n;
-        int st = apply_header(r, h);
+        int st = apply_header(r, &te, h);
         if (st < 0)
             return st;
         p += n;
     }
-    if (r->chunked && (r->content_length >= 0 || r->version == 10))
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; 6.3: with
+     * Content-Length too, or without chunked last, the length is unknown */
+    if (te.seen && (r->version == 10 || r->content_length >= 0 || !te.last_chunked))
         return -400;
+    r->chunked = te.seen;
     if (r->version == 11 && !r->host)
         return -400;
-    return 0;
+    return te.unknown ? -501 : 0; /* RFC 9112 6.1; after the checks, so any 400 wins */
 }
 
 /* Too long without an end: 414 when the request line itself never ended. */
@@ -241,25 +392,119 @@ bool lh_http_method_known(const char *m, size_t len)
 /* ---- chunked bodies (RFC 9112 7.1) --------------------------------------- */
 
 enum {
-    CH_SIZE0,     /* first hex digit of a chunk size */
-    CH_SIZE,      /* more hex digits, ';' or CR */
-    CH_EXT,       /* chunk extension, ignored up to CR */
-    CH_SIZE_LF,   /* LF ending the size line */
-    CH_DATA,      /* chunk data */
-    CH_DATA_CR,   /* CR after chunk data */
-    CH_DATA_LF,   /* LF after chunk data */
-    CH_TR_START,  /* start of a trailer line, or the final CRLF */
-    CH_TR_LINE,   /* inside a trailer field line */
-    CH_TR_LF,     /* LF ending a trailer line */
-    CH_END_LF,    /* LF ending the message */
+    CH_SIZE0,      /* first hex digit of a chunk size */
+    CH_SIZE,       /* more hex digits, BWS, ';' or CR */
+    CH_EXT_BWS,    /* BWS before a ';' */
+    CH_EXT_NAME0,  /* after ';': BWS, then the first byte of a name */
+    CH_EXT_NAME,   /* in a name: more tchar, BWS, '=', ';' or CR */
+    CH_EXT_EQ,     /* BWS after a name: then '=' or ';' */
+    CH_EXT_VAL0,   /* after '=': BWS, then a token or a quoted-string */
+    CH_EXT_TOKEN,  /* in a token value: more tchar, BWS, ';' or CR */
+    CH_EXT_QUOTED, /* in a quoted-string value */
+    CH_EXT_QPAIR,  /* the byte after a backslash in a quoted-string */
+    CH_EXT_END,    /* after a quoted-string: BWS, ';' or CR */
+    CH_SIZE_LF,    /* LF ending the size line */
+    CH_DATA,       /* chunk data */
+    CH_DATA_CR,    /* CR after chunk data */
+    CH_DATA_LF,    /* LF after chunk data */
+    CH_TR_START,   /* start of a trailer field line, or the final CRLF */
+    CH_TR_NAME,    /* in a trailer field name, up to its colon */
+    CH_TR_VALUE,   /* in a trailer field value, up to CR */
+    CH_TR_LF,      /* LF ending a trailer line */
+    CH_END_LF,     /* LF ending the message */
+    CH_DONE,       /* the message is complete */
 };
 
-static int hexval(unsigned char c)
+/*
+ * The state after byte b of a size line's tail, or -1 (RFC 9112 7.1.1):
+ *   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ * with a name a token and a value a token or a quoted-string. The extensions are
+ * checked so that no two parsers can read the line differently, then ignored.
+ */
+static int ext_step(int state, unsigned char b)
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c |= 0x20;
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    bool ws = is_ows(b);
+    switch (state) {
+    case CH_SIZE:
+    case CH_EXT_TOKEN:
+    case CH_EXT_END:
+        if (state == CH_EXT_TOKEN && is(b, TOKEN))
+            return state;
+        return b == ';' ? CH_EXT_NAME0 : ws ? CH_EXT_BWS : b == '\r' ? CH_SIZE_LF : -1;
+    case CH_EXT_BWS:
+        return b == ';' ? CH_EXT_NAME0 : ws ? state : -1;
+    case CH_EXT_NAME0:
+        return is(b, TOKEN) ? CH_EXT_NAME : ws ? state : -1;
+    case CH_EXT_NAME:
+        if (is(b, TOKEN))
+            return state;
+        if (b == '=')
+            return CH_EXT_VAL0;
+        return b == ';' ? CH_EXT_NAME0 : ws ? CH_EXT_EQ : b == '\r' ? CH_SIZE_LF : -1;
+    case CH_EXT_EQ:
+        return b == '=' ? CH_EXT_VAL0 : b == ';' ? CH_EXT_NAME0 : ws ? state : -1;
+    case CH_EXT_VAL0:
+        return is(b, TOKEN) ? CH_EXT_TOKEN : b == '"' ? CH_EXT_QUOTED : ws ? state : -1;
+    case CH_EXT_QUOTED: /* an unclosed quote meets CR here and fails */
+        return b == '"' ? CH_EXT_END : b == '\\' ? CH_EXT_QPAIR : is(b, QDTEXT) ? state : -1;
+    case CH_EXT_QPAIR: /* quoted-pair: HTAB / SP / VCHAR / obs-text */
+        return is(b, QDTEXT) || b == '"' || b == '\\' ? CH_EXT_QUOTED : -1;
+    default:
+        return -1;
+    }
+}
+
+/* The state after byte b of the framing around data and trailers, or -1. A trailer
+ * line is a field line (7.1.2): a token, a colon, then a field value. */
+static int frame_step(const struct lh_chunked *c, unsigned char b)
+{
+    switch (c->state) {
+    case CH_SIZE_LF:
+        return b != '\n' ? -1 : c->remaining ? CH_DATA : CH_TR_START;
+    case CH_DATA_CR:
+        return b == '\r' ? CH_DATA_LF : -1;
+    case CH_DATA_LF:
+        return b == '\n' ? CH_SIZE0 : -1;
+    case CH_TR_START:
+        if (b == '\r')
+            return CH_END_LF;
+        return is(b, TOKEN) ? CH_TR_NAME : -1; /* not an empty name, not obs-fold */
+    case CH_TR_NAME:
+        return b == ':' ? CH_TR_VALUE : is(b, TOKEN) ? CH_TR_NAME : -1;
+    case CH_TR_VALUE:
+        return b == '\r' ? CH_TR_LF : is_field_byte(b) ? CH_TR_VALUE : -1;
+    case CH_TR_LF:
+        return b == '\n' ? CH_TR_START : -1;
+    case CH_END_LF:
+        return b == '\n' ? CH_DONE : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Move past one byte b of framing (anything but chunk data). Returns 1 when the
+ * message ended with it, 0 to go on, -1 on malformed framing. */
+static int step(struct lh_chunked *c, unsigned char b, size_t max_trailer)
+{
+    int v = c->state <= CH_SIZE ? hexval(b) : -1;
+    if (v >= 0) {
+        if (++c->digits > 15)
+            return -1; /* would overflow; no real chunk is that large */
+        c->remaining = c->remaining * 16 + (uint64_t)v;
+        c->state = CH_SIZE;
+        return 0;
+    }
+    if (c->state >= CH_TR_START && c->state <= CH_TR_LF && ++c->trailer > max_trailer)
+        return -1;
+    if (c->state == CH_SIZE0)
+        return -1; /* a size starts with a digit */
+    int next = c->state < CH_SIZE_LF ? ext_step(c->state, b) : frame_step(c, b);
+    if (next < 0)
+        return -1;
+    if (c->state == CH_SIZE_LF)
+        c->digits = 0;
+    c->state = (uint8_t)next;
+    return next == CH_DONE;
 }
 
 int lh_chunked_decode(struct lh_chunked *c, const char *in, size_t len, char *out,
@@ -267,96 +512,22 @@ int lh_chunked_decode(struct lh_chunked *c, const char *in, size_t len, char *ou
 {
     size_t i = 0, o = 0;
     int rc = 0;
-    while (i < len) {
-        unsigned char b = (unsigned char)in[i];
-        if (c->state == CH_DATA) {
-            size_t n = len - i;
-            if (n > c->remaining)
-                n = (size_t)c->remaining;
-            memmove(out + o, in + i, n);
-            i += n;
-            o += n;
-            c->remaining -= n;
-            if (c->remaining == 0)
-                c->state = CH_DATA_CR;
+    while (i < len && rc == 0) {
+        if (c->state != CH_DATA) {
+            rc = step(c, (unsigned char)in[i++], max_trailer);
             continue;
         }
-        i++;
-        switch (c->state) {
-        case CH_SIZE0:
-        case CH_SIZE: {
-            int v = hexval(b);
-            if (v >= 0) {
-                if (++c->digits > 15)
-                    goto bad; /* would overflow; no real chunk is that large */
-                c->remaining = c->remaining * 16 + (uint64_t)v;
-                c->state = CH_SIZE;
-            } else if (c->state == CH_SIZE && b == ';') {
-                c->state = CH_EXT;
-            } else if (c->state == CH_SIZE && b == '\r') {
-                c->state = CH_SIZE_LF;
-            } else {
-                goto bad;
-            }
-            break;
-        }
-        case CH_EXT:
-            if (b == '\r')
-                c->state = CH_SIZE_LF;
-            else if (!is_field_byte(b))
-                goto bad;
-            break;
-        case CH_SIZE_LF:
-            if (b != '\n')
-                goto bad;
-            c->digits = 0;
-            c->state = c->remaining ? CH_DATA : CH_TR_START;
-            break;
-        case CH_DATA_CR:
-            if (b != '\r')
-                goto bad;
-            c->state = CH_DATA_LF;
-            break;
-        case CH_DATA_LF:
-            if (b != '\n')
-                goto bad;
-            c->state = CH_SIZE0;
-            break;
-        case CH_TR_START:
-            if (b == '\r') {
-                c->state = CH_END_LF;
-                break;
-            }
-            c->state = CH_TR_LINE;
-            __attribute__((fallthrough)); /* the byte belongs to the trailer line */
-        case CH_TR_LINE:
-            if (++c->trailer > max_trailer)
-                goto bad;
-            if (b == '\r')
-                c->state = CH_TR_LF;
-            else if (!is_field_byte(b))
-                goto bad;
-            break;
-        case CH_TR_LF:
-            if (b != '\n')
-                goto bad;
-            c->state = CH_TR_START;
-            break;
-        case CH_END_LF:
-            if (b != '\n')
-                goto bad;
-            rc = 1;
-            goto done;
-        default:
-            goto bad;
-        }
+        size_t n = len - i;
+        if (n > c->remaining)
+            n = (size_t)c->remaining;
+        memmove(out + o, in + i, n);
+        i += n;
+        o += n;
+        c->remaining -= n;
+        if (c->remaining == 0)
+            c->state = CH_DATA_CR;
     }
-done:
     *consumed = i;
     *produced = o;
     return rc;
-bad:
-    *consumed = i;
-    *produced = o;
-    return -1;
 }

@@ -35,6 +35,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(r.version == 10 || r.version == 11);
         assert(!(r.chunked && r.content_length >= 0));
         assert(r.version == 10 || r.host != NULL);
+        for (uint32_t i = 0; i < r.target_len; i++) /* RFC 3986: no raw UTF-8, no '#' */
+            assert((unsigned char)r.target[i] > ' ' && (unsigned char)r.target[i] < 0x7f &&
+                   r.target[i] != '#');
+        if (r.host) /* a valid uri-host [":" port] has none of these */
+            for (uint32_t i = 0; i < r.host->value_len; i++)
+                assert(!memchr(" \t/@?#", r.host->value[i], 6));
         for (uint32_t i = 0; i < r.nheaders; i++) {
             assert(r.headers[i].name >= buf && r.headers[i].name + r.headers[i].name_len <= buf + size);
             assert(r.headers[i].value >= buf &&
@@ -55,7 +61,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     } else {
         assert(whole == 0 || whole == -400 || whole == -414 || whole == -431 ||
-               whole == -417 || whole == -505);
+               whole == -417 || whole == -501 || whole == -505);
     }
     free(buf);
     return 0;
