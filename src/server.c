@@ -618,18 +618,24 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
     }
     c->close_after = !keepalive;
     c->after_write = AW_FINISH;
-    size_t n = lh_response_render_head(r, version, keepalive, w->date, w->out, OUT_SCRATCH);
-    if (n == 0) {
+    /* the head goes into the worker's scratch; one larger than that (Lua may set up
+     * to LH_RESP_MAX_STORE bytes of headers) into a buffer of its own */
+    char *out = w->out, *big = NULL;
+    size_t n = lh_response_render_head(r, version, keepalive, w->date, out, OUT_SCRATCH);
+    if (n > OUT_SCRATCH && (big = malloc(n)) != NULL) {
+        out = big;
+        n = lh_response_render_head(r, version, keepalive, w->date, out, n);
+    } else if (n > OUT_SCRATCH) {
         lh_response_error(r, 500);
         c->close_after = true;
-        n = lh_response_render_head(r, version, false, w->date, w->out, OUT_SCRATCH);
+        n = lh_response_render_head(r, version, false, w->date, out, OUT_SCRATCH);
     }
     int64_t body = lh_response_body_bytes(r);
     const char *extra = NULL;
     size_t extra_len = 0;
     if (body > 0 && r->body_kind == LH_BODY_MEM) {
         if (n + (size_t)body <= OUT_SCRATCH) {
-            memcpy(w->out + n, r->body, (size_t)body);
+            memcpy(out + n, r->body, (size_t)body);
             n += (size_t)body;
         } else {
             extra = r->body;
@@ -637,7 +643,7 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
         }
     } else if (body > 0 && r->body_kind == LH_BODY_FILE) {
         if (body <= INLINE_FILE_MAX && n + (size_t)body <= OUT_SCRATCH &&
-            pread(r->fd, w->out + n, (size_t)body, r->file_off) == body) {
+            pread(r->fd, out + n, (size_t)body, r->file_off) == body) {
             n += (size_t)body;
         } else {
             c->file_fd = r->fd; /* the connection takes the file over */
@@ -646,7 +652,8 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
             c->file_rem = body;
         }
     }
-    int rc = send_now(c, w->out, n, extra, extra_len);
+    int rc = send_now(c, out, n, extra, extra_len);
+    free(big);
     lh_response_free(r);
     return after_flush(c, rc);
 }
@@ -773,6 +780,7 @@ static enum step park(struct conn *c, const struct lh_ctx *ctx)
         free(p);
         free(pathbuf);
         lh_lua_request_done(ctx->lua, (struct lh_ctx *)ctx);
+        lh_response_free(ctx->resp); /* what the handler had made so far */
         return send_error(c, ctx->req, 500);
     }
     p->req = *ctx->req;

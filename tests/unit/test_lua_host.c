@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +24,7 @@ struct fx {
     char pathbuf[256];
     char raw[512];
     int slices;         /* how often the last request's handler paused */
+    bool after;         /* get() runs the after hooks too */
 };
 
 /* The time-limit test needs a short timeout; the memory-cap tests a long one, so that
@@ -77,6 +79,40 @@ static const char CONFIG[] =
     "  local ok2, b = coroutine.resume(outer)\n"
     "  return tostring(ok1) .. a .. tostring(ok2) .. b end)\n";
 
+/* Response headers from handlers and an after hook (which acts on /h/ paths only). */
+static const char HEADERS[] =
+    "route('GET', '/h/cl', function(req)\n"
+    "  return 'hello', { ['Content-Length'] = '2', ['transfer-encoding'] = 'chunked',\n"
+    "                    ['Keep-Alive'] = '1', Upgrade = 'x', ['X-Kept'] = 'yes' } end)\n"
+    "route('GET', '/h/close', function(req) return 'c', { Connection = 'close' } end)\n"
+    "route('GET', '/h/keep', function(req) return 'k', { Connection = 'keep-alive' } end)\n"
+    "route('GET', '/h/cookies', function(req)\n"
+    "  return 'c', { ['Set-Cookie'] = { 'a=1', 'b=2' }, ['content-type'] = 'text/plain' } end)\n"
+    "route('GET', '/h/bad-name', function(req) return 'x', { ['X: y'] = '1' } end)\n"
+    "route('GET', '/h/nul', function(req) return 'x', { ['X-A'] = 'a\\0b' } end)\n"
+    "route('GET', '/h/ctl', function(req) return 'x', { ['X-A'] = 'a\\1b' } end)\n"
+    "route('GET', '/h/dup-ct', function(req)\n"
+    "  return 'x', { ['Content-Type'] = 'a/b', ['content-type'] = 'c/d' } end)\n"
+    "route('GET', '/h/many', function(req)\n"
+    "  local h = {} for i = 1, 300 do h['X-H' .. i] = string.rep('v', 200) end\n"
+    "  return 'x', h end)\n"
+    "route('GET', '/h/too-many', function(req)\n"
+    "  local c = {} for i = 1, 1100 do c[i] = 'c' .. i end\n"
+    "  return 'x', { ['Set-Cookie'] = c } end)\n"
+    "route('GET', '/h/hooked', function(req) return 'x', { ['Set-Cookie'] = { 'a=1', 'b=2' } } end)\n"
+    "route('GET', '/h/hook-close', function(req) return 'x' end)\n"
+    "after(function(req, res)\n"
+    "  if req.path == '/h/hooked' then\n"
+    "    local c = res.headers['set-cookie']\n"
+    "    res.headers['X-Type'] = type(c)\n"
+    "    c[#c + 1] = 'z=9'\n"
+    "    res.headers['content-type'] = 'text/x-hooked'\n"
+    "    res.headers['Content-Length'] = '99'\n"
+    "  elseif req.path == '/h/hook-close' then\n"
+    "    res.headers.connection = 'close'\n"
+    "  end\n"
+    "end)\n";
+
 static int setup_with(void **state, const char *limits)
 {
     struct fx *f = calloc(1, sizeof *f);
@@ -103,6 +139,17 @@ static int setup(void **state)
 static int setup_long(void **state)
 {
     return setup_with(state, LIMITS_LONG);
+}
+
+static int setup_headers(void **state)
+{
+    char *cfg = malloc(sizeof LIMITS_LONG + sizeof HEADERS);
+    strcpy(cfg, LIMITS_LONG);
+    strcat(cfg, HEADERS);
+    int rc = setup_with(state, cfg);
+    free(cfg);
+    ((struct fx *)*state)->after = true;
+    return rc;
 }
 
 static int teardown(void **state)
@@ -140,6 +187,9 @@ static int get(struct fx *f, const char *target)
     f->slices = 0;
     while ((r = lh_lua_route(f->lua, &ctx)) == LH_LUA_SUSPENDED)
         f->slices++;
+    if (r == LH_LUA_ANSWERED && f->after)
+        while (lh_lua_after(f->lua, &ctx) == LH_LUA_SUSPENDED)
+            f->slices++;
     lh_lua_request_done(f->lua, &ctx);
     free(ctx.dev_error);
     return r == LH_LUA_ANSWERED ? f->resp.status : 0;
@@ -232,6 +282,58 @@ static void test_loops_of_every_kind_end(void **state)
     lh_response_free(&f->resp);
 }
 
+/* The lines of the header name (any case) in f->resp; the first value in *first. */
+static int count(struct fx *f, const char *name, const char **first)
+{
+    int n = 0;
+    for (uint32_t i = 0; i < f->resp.nheaders; i++)
+        if (strcasecmp(lh_response_name(&f->resp, i), name) == 0 && n++ == 0 && first)
+            *first = lh_response_value(&f->resp, i);
+    return n;
+}
+
+static void test_headers_from_handlers(void **state)
+{
+    struct fx *f = *state;
+    const char *v = NULL;
+    assert_int_equal(get(f, "/h/cl"), 200);
+    assert_body(f, "hello");
+    assert_int_equal(count(f, "Content-Length", NULL), 0); /* the server's own: left out */
+    assert_int_equal(count(f, "Transfer-Encoding", NULL), 0);
+    assert_int_equal(count(f, "Keep-Alive", NULL), 0);
+    assert_int_equal(count(f, "Upgrade", NULL), 0);
+    assert_int_equal(count(f, "X-Kept", &v), 1);
+    assert_string_equal(v, "yes");
+    assert_false(f->resp.close);
+    assert_int_equal(get(f, "/h/close"), 200);
+    assert_true(f->resp.close); /* honoured, and sent by the server, not as given */
+    assert_int_equal(count(f, "Connection", NULL), 0);
+    assert_int_equal(get(f, "/h/keep"), 200);
+    assert_false(f->resp.close);
+    assert_int_equal(count(f, "Connection", NULL), 0);
+    assert_int_equal(get(f, "/h/cookies"), 200);
+    assert_int_equal(count(f, "Set-Cookie", &v), 2);
+    assert_string_equal(v, "a=1");
+    assert_int_equal(count(f, "Content-Type", &v), 1);
+    assert_string_equal(v, "text/plain");
+    assert_int_equal(get(f, "/h/many"), 200);
+    assert_int_equal(f->resp.nheaders, 301); /* and Content-Type */
+    lh_response_free(&f->resp);
+}
+
+static void test_bad_headers_are_500(void **state)
+{
+    struct fx *f = *state;
+    static const char *const bad[] = {"/h/bad-name", "/h/nul", "/h/ctl", "/h/dup-ct",
+                                      "/h/too-many"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(get(f, bad[i]), 500);
+        assert_int_equal(count(f, "Set-Cookie", NULL), 0);
+    }
+    assert_int_equal(get(f, "/ok"), 200);
+    lh_response_free(&f->resp);
+}
+
 static void test_coroutines_pause_and_go_on(void **state)
 {
     struct fx *f = *state;
@@ -267,6 +369,23 @@ static void test_sandbox(void **state)
     lh_config_free(&c);
 }
 
+static void test_after_hook_headers(void **state)
+{
+    struct fx *f = *state;
+    const char *v = NULL;
+    assert_int_equal(get(f, "/h/hooked"), 200);
+    assert_int_equal(count(f, "X-Type", &v), 1);
+    assert_string_equal(v, "table"); /* a repeated header is an array */
+    assert_int_equal(count(f, "Set-Cookie", NULL), 3);
+    assert_int_equal(count(f, "Content-Type", &v), 1); /* the hook's, in lower case */
+    assert_string_equal(v, "text/x-hooked");
+    assert_int_equal(count(f, "Content-Length", NULL), 0);
+    assert_int_equal(get(f, "/h/hook-close"), 200);
+    assert_true(f->resp.close);
+    assert_int_equal(count(f, "Connection", NULL), 0);
+    lh_response_free(&f->resp);
+}
+
 static void test_config_errors(void **state)
 {
     struct fx *f = *state;
@@ -292,6 +411,9 @@ int main(void)
         T(test_time_limit),      T(test_os_exit_raises),          T(test_config_errors),
         T(test_loops_of_every_kind_end), T(test_coroutines_pause_and_go_on), T(test_sandbox),
         cmocka_unit_test_setup_teardown(test_memory_cap, setup_long, teardown),
+        cmocka_unit_test_setup_teardown(test_headers_from_handlers, setup_headers, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_headers_are_500, setup_headers, teardown),
+        cmocka_unit_test_setup_teardown(test_after_hook_headers, setup_headers, teardown),
     };
 #undef T
     return cmocka_run_group_tests_name("lua_host", tests, NULL, NULL);

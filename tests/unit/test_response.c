@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,22 +92,161 @@ static void test_get_unset(void **state)
 static void test_store_full(void **state)
 {
     lh_response_init(&r, 200);
-    char big[LH_RESP_STORE];
+    static char big[LH_RESP_MAX_STORE];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    assert_int_equal(lh_response_header(&r, "X", big), -1);
+    assert_int_equal(lh_response_header(&r, "X", big), -1); /* with its NULs: too much */
     assert_int_equal(r.nheaders, 0);
     assert_int_equal(r.store_len, 0);
     for (int i = 0; i < LH_RESP_MAX_HEADERS; i++)
         assert_int_equal(lh_response_header(&r, "Y", "1"), 0);
     assert_int_equal(lh_response_header(&r, "Z", "1"), -1);
+    assert_int_equal(r.nheaders, LH_RESP_MAX_HEADERS);
+    lh_response_free(&r);
+}
+
+/* Past the inline room the headers move to the heap: 300 lines of 200 bytes (60 KB)
+ * all stay, in order, and the head is rendered whole into a buffer large enough. */
+static void test_headers_grow_onto_the_heap(void **state)
+{
+    lh_response_init(&r, 200);
+    char name[16], value[201];
+    memset(value, 'v', 200);
+    value[200] = '\0';
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "X-H%d", i);
+        assert_int_equal(lh_response_header(&r, name, value), 0);
+    }
+    assert_int_equal(r.nheaders, 300);
+    assert_non_null(r.heap_headers);
+    assert_non_null(r.heap_store);
+    assert_string_equal(lh_response_name(&r, 0), "X-H0");
+    assert_string_equal(lh_response_name(&r, 299), "X-H299");
+    assert_string_equal(lh_response_value(&r, 150), value);
+    /* too small a buffer: the length it needs comes back */
+    size_t need = lh_response_render_head(&r, 11, 1, date, out, sizeof out);
+    assert_true(need > sizeof out);
+    char *big = malloc(need + 1);
+    assert_int_equal(lh_response_render_head(&r, 11, 1, date, big, need), need);
+    big[need] = '\0';
+    assert_memory_equal(big + need - 4, "\r\n\r\n", 4);
+    int n = 0;
+    for (const char *p = big; (p = strstr(p, "\r\nX-H")) != NULL; p++)
+        n++;
+    assert_int_equal(n, 300);
+    free(big);
+    /* a move hands the heap store over; the source is empty and owns nothing */
+    static struct lh_response moved;
+    lh_response_move(&moved, &r);
+    assert_int_equal(r.nheaders, 0);
+    assert_null(r.heap_store);
+    assert_int_equal(moved.nheaders, 300);
+    assert_string_equal(lh_response_name(&moved, 299), "X-H299");
+    lh_response_free(&moved); /* ASan would report a leak otherwise */
+    assert_null(moved.heap_store);
+    assert_int_equal(moved.nheaders, 0);
+}
+
+static void test_move_inline(void **state)
+{
+    static struct lh_response a, b;
+    lh_response_init(&a, 201);
+    lh_response_header(&a, "Set-Cookie", "a=1");
+    lh_response_header(&a, "Set-Cookie", "b=2");
+    lh_response_error(&a, 404); /* the body points into a's page */
+    lh_response_header(&a, "X-After", "yes");
+    lh_response_move(&b, &a);
+    assert_string_equal(lh_response_get(&b, "x-after"), "yes");
+    assert_non_null(strstr(b.body, "404 Not Found"));
+    assert_true(b.body >= b.page && b.body < b.page + sizeof b.page);
+    assert_int_equal(a.nheaders, 0);
+    lh_response_free(&b);
+}
+
+/* A Date or Server header replaces the server's own: exactly one line each. */
+static void test_own_date_and_server(void **state)
+{
+    lh_response_init(&r, 204);
+    lh_response_header(&r, "date", "Mon, 01 Jan 2001 00:00:00 GMT");
+    lh_response_header(&r, "SERVER", "mine");
+    const char *h = render(11, 1);
+    assert_null(strstr(h, "Date: Sun"));
+    assert_null(strstr(h, "Server: luahttpd"));
+    assert_non_null(strstr(h, "\r\ndate: Mon, 01 Jan 2001 00:00:00 GMT\r\n"));
+    assert_non_null(strstr(h, "\r\nSERVER: mine\r\n"));
+    lh_response_unset(&r, "Server");
+    assert_non_null(strstr(render(11, 1), "\r\nServer: luahttpd/"));
+    lh_response_clear_headers(&r);
+    assert_non_null(strstr(render(11, 1), "\r\nDate: Sun, 06 Nov 1994"));
+}
+
+/* The byte table against RFC 9110's own words. */
+static void test_name_and_value_bytes(void **state)
+{
+    static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+                                "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (int c = 0; c < 256; c++) {
+        char b = (char)c;
+        bool token = c != 0 && strchr(tchar, c) != NULL;
+        assert_int_equal(lh_response_name_class(&b, 1) != LH_HNAME_BAD, token);
+        bool vchar = c == '\t' || c == ' ' || (c > 0x20 && c < 0x7f) || c >= 0x80;
+        assert_int_equal(lh_response_value_ok(&b, 1), vchar);
+    }
+    assert_true(lh_response_value_ok("", 0));
+    assert_false(lh_response_value_ok("a\r\nB: c", 7));
+    assert_false(lh_response_value_ok("a\0b", 3));
+    assert_true(lh_response_value_ok("a\tb c", 5));
+}
+
+static void test_name_classes(void **state)
+{
+#define CLASS(s) lh_response_name_class(s, sizeof s - 1)
+    assert_int_equal(CLASS(""), LH_HNAME_BAD);
+    assert_int_equal(CLASS("X: y"), LH_HNAME_BAD);
+    assert_int_equal(CLASS("a b"), LH_HNAME_BAD);
+    assert_int_equal(CLASS("caf\xc3\xa9"), LH_HNAME_BAD);
+    assert_int_equal(CLASS("X-Custom"), LH_HNAME_PLAIN);
+    assert_int_equal(CLASS("Set-Cookie"), LH_HNAME_PLAIN);
+    assert_int_equal(CLASS("Content-Typo"), LH_HNAME_PLAIN);
+    assert_int_equal(CLASS("Dates"), LH_HNAME_PLAIN);
+    assert_int_equal(CLASS("content-length"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Content-Length"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("TRANSFER-ENCODING"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Connection"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Keep-Alive"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Upgrade"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("te"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Trailer"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("Proxy-Connection"), LH_HNAME_FRAMING);
+    assert_int_equal(CLASS("date"), LH_HNAME_SINGLE);
+    assert_int_equal(CLASS("Server"), LH_HNAME_SINGLE);
+    assert_int_equal(CLASS("CONTENT-TYPE"), LH_HNAME_SINGLE);
+#undef CLASS
+}
+
+static void test_connection_close_option(void **state)
+{
+#define CLOSE(s) lh_response_connection_close(s, sizeof s - 1)
+    assert_true(CLOSE("close"));
+    assert_true(CLOSE("Close"));
+    assert_true(CLOSE("foo, CLOSE"));
+    assert_true(CLOSE(" close ,x"));
+    assert_false(CLOSE("keep-alive"));
+    assert_false(CLOSE("closed"));
+    assert_false(CLOSE("unclose"));
+    assert_false(CLOSE(""));
+#undef CLOSE
 }
 
 static void test_render_does_not_overflow(void **state)
 {
     lh_response_init(&r, 200);
-    char small[40];
-    assert_int_equal(lh_response_render_head(&r, 11, 1, date, small, sizeof small), 0);
+    char small[48];
+    memset(small, '#', sizeof small);
+    size_t need = lh_response_render_head(&r, 11, 1, date, small, 40);
+    assert_true(need > 40); /* the length it needs, and nothing written past 40 */
+    for (size_t i = 40; i < sizeof small; i++)
+        assert_int_equal(small[i], '#');
 }
 
 static void test_owned_body_freed(void **state)
@@ -134,6 +275,12 @@ int main(void)
         cmocka_unit_test(test_error_page),
         cmocka_unit_test(test_get_unset),
         cmocka_unit_test(test_store_full),
+        cmocka_unit_test(test_headers_grow_onto_the_heap),
+        cmocka_unit_test(test_move_inline),
+        cmocka_unit_test(test_own_date_and_server),
+        cmocka_unit_test(test_name_and_value_bytes),
+        cmocka_unit_test(test_name_classes),
+        cmocka_unit_test(test_connection_close_option),
         cmocka_unit_test(test_render_does_not_overflow),
         cmocka_unit_test(test_owned_body_freed),
         cmocka_unit_test(test_reasons),
