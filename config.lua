@@ -46,16 +46,22 @@ limits = {
   header_bytes       = 8192,     -- request line + headers; larger requests get 431 (or 414)
   body_bytes         = 1048576,  -- request body (1 MiB); larger bodies get 413
   request_timeout    = 10,       -- seconds a client has to send a whole request; then 408
-  handler_timeout_ms = 2000,     -- how long a Lua handler may run; then it is stopped, 503
+  handler_timeout_ms = 2000,     -- how long a request's Lua code may run (summed over its
+                                 -- pauses for other clients); then it is stopped, 503
   lua_memory_mb      = 64,       -- memory one Lua state may use; over it the request gets 500
 }
+
+-- true gives handlers os.execute, io.popen, debug.* and binary chunks back: each can
+-- stall every client of the worker or switch off the time limit above.
+unsafe_libs = false
 
 -- Lua routes and hooks ----------------------------------------------------------------
 --
 -- A route answers requests for a path pattern with a Lua function. ":name" captures a
 -- segment into req.params.name, a final "*" the rest of the path. A handler returns a
--- body (a string, or a table sent as JSON), or status, body, headers; returning
--- nothing passes the request on to the next route, then to the files in docroot.
+-- body (a string, or a table sent as JSON), or status, body, headers (a header's value
+-- may be a list: ["Set-Cookie"] = { "a=1", "b=2" }); returning nothing passes the
+-- request on to the next route, then to the files in docroot.
 
 route("GET", "/hello/:name", function(req)
   return { hello = req.params.name }    -- GET /hello/world -> {"hello":"world"}
