@@ -1,0 +1,155 @@
+/* runq.c - requests whose Lua handler paused: a run queue per worker, one time slice
+ * each per turn of the event loop. See server_int.h. */
+#include "server_int.h"
+#include "dispatch.h"
+#include "lua_host.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+static void schedule_resume(struct worker *w)
+{
+    static const struct timeval now = {0, 0};
+    if (!evtimer_pending(w->resume_ev, NULL))
+        evtimer_add(w->resume_ev, &now); /* after the next poll: I/O goes first */
+}
+
+static void enqueue(struct worker *w, struct conn *c)
+{
+    c->next_run = NULL;
+    if (w->runq_tail)
+        w->runq_tail->next_run = c;
+    else
+        w->runq = c;
+    w->runq_tail = c;
+    schedule_resume(w);
+}
+
+/* The request's handler paused: move what it needs off the worker's scratch space
+ * (other requests will use it) and queue it. The request's bytes stay in c->in,
+ * which is not read into while the connection waits. */
+enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
+{
+    struct worker *w = c->w;
+    struct parked *p = calloc(1, sizeof *p);
+    char *pathbuf = malloc(ctx->pathcap);
+    if (!p || !pathbuf) {
+        free(p);
+        free(pathbuf);
+        lh_lua_request_done(ctx->lua, (struct lh_ctx *)ctx);
+        lh_response_free(ctx->resp); /* what the handler had made so far */
+        return lh_send_error(c, ctx->req, 500);
+    }
+    p->req = *ctx->req;
+    if (ctx->req->host)
+        p->req.host = &p->req.headers[ctx->req->host - ctx->req->headers];
+    lh_response_move(&p->resp, ctx->resp);
+    if (p->resp.body_kind == LH_BODY_MEM && !p->resp.body_owned && p->resp.body_len &&
+        !(p->resp.body >= p->resp.page && p->resp.body < p->resp.page + sizeof p->resp.page)) {
+        /* a body borrowed from the file cache may be gone when the request goes on */
+        char *copy = malloc(p->resp.body_len);
+        if (copy)
+            memcpy(copy, p->resp.body, p->resp.body_len);
+        lh_response_body(&p->resp, copy, copy ? p->resp.body_len : 0, copy);
+    }
+    memcpy(pathbuf, ctx->pathbuf, ctx->pathcap);
+    snprintf(p->ip, sizeof p->ip, "%s", ctx->remote_addr);
+    p->ctx = *ctx;
+    p->ctx.req = &p->req;
+    p->ctx.resp = &p->resp;
+    p->ctx.remote_addr = p->ip;
+    p->ctx.pathbuf = p->pathbuf = pathbuf;
+    if (ctx->path >= ctx->pathbuf && ctx->path < ctx->pathbuf + ctx->pathcap)
+        p->ctx.path = pathbuf + (ctx->path - ctx->pathbuf);
+    p->set = w->set;
+    atomic_fetch_add(&p->set->refs, 1);
+    lh_lua_ctx_moved(p->ctx.lua, &p->ctx);
+    c->parked = p;
+    c->state = C_LUA;
+    /* A client that half-closed right after its request (`printf ... | nc -N`) wants
+     * the answer: its FIN is in by now, a slice after the request was read. */
+    char b;
+    if (!c->eof && recv(c->fd, &b, 1, MSG_PEEK) == 0)
+        c->eof = true;
+    if (c->eof) {
+        if (c->armed)
+            event_del(&c->ev);
+        c->armed = 0;
+    } else {
+        lh_conn_arm(c, EV_READ, PARKED_WATCH); /* a client that leaves abandons the handler */
+    }
+    enqueue(w, c);
+    return DONE;
+}
+
+/* C_LUA and the socket is readable: the client closed (abandon the handler, which
+ * the access log shows as nginx's 499), or it sent more, which stays in the socket
+ * until this request is answered (a close behind it cannot be seen: stop watching). */
+void lh_runq_watch(struct conn *c)
+{
+    char b;
+    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n > 0) {
+        event_del(&c->ev);
+        c->armed = 0;
+        return;
+    }
+    lh_send_log_access(c, &c->parked->req, 499, 0);
+    lh_conn_free(c);
+}
+
+/* Take the parked request off c (abandon: drop it, e.g. the connection is gone). */
+void lh_runq_unpark(struct conn *c, bool abandon)
+{
+    struct parked *p = c->parked;
+    struct worker *w = c->w;
+    c->parked = NULL;
+    for (struct conn **q = &w->runq, *prev = NULL; *q; prev = *q, q = &(*q)->next_run)
+        if (*q == c) {
+            *q = c->next_run;
+            if (w->runq_tail == c)
+                w->runq_tail = prev;
+            break;
+        }
+    if (abandon) {
+        lh_dispatch_abort(&p->ctx);
+        lh_response_free(&p->resp);
+    }
+    free(p->pathbuf);
+    lh_settings_release(p->set);
+    free(p);
+}
+
+/* One slice of the oldest paused handler; then the queue waits for the next poll. */
+void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct conn *c = w->runq;
+    if (!c)
+        return;
+    w->runq = c->next_run;
+    if (!w->runq)
+        w->runq_tail = NULL;
+    struct parked *p = c->parked;
+    if (lh_dispatch(&p->ctx) == LH_DISPATCH_SUSPENDED) {
+        enqueue(w, c);
+        return;
+    }
+    c->state = C_HEAD;
+    struct lh_request *req = &w->req; /* the head again, in the scratch; unpark frees p */
+    *req = p->req;
+    if (p->req.host)
+        req->host = &req->headers[p->req.host - p->req.headers];
+    struct lh_response *resp = &w->resp;
+    lh_response_move(resp, &p->resp);
+    lh_runq_unpark(c, false);
+    if (w->runq)
+        schedule_resume(w);
+    if (lh_send_respond(c, req, resp) == AGAIN)
+        lh_conn_process(c);
+}

@@ -1,0 +1,225 @@
+/* send.c - responses onto the wire, and the access log. See server_int.h.
+ *
+ * Output goes out with one send() when it can; what does not fit is kept on the
+ * connection and sent when the socket is writable. */
+#include "server_int.h"
+#include "cond.h"
+#include "http.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define INLINE_FILE_MAX (32 * 1024)  /* files up to this size go out with the head */
+
+#define SEND_TIMEOUT 60.0            /* seconds a stalled client may block a response */
+
+/* Send what is pending (memory, then file). 1: all sent; 0: blocked; -1: failed. */
+int lh_send_flush(struct conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                         MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        c->out_off += (uint32_t)n;
+    }
+    free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_off = 0;
+    while (c->file_rem > 0) {
+        off_t off = (off_t)c->file_off;
+        size_t chunk = c->file_rem > (1 << 20) ? (1 << 20) : (size_t)c->file_rem;
+        ssize_t n = sendfile(c->fd, c->file_fd, &off, chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return errno == EAGAIN ? 0 : -1;
+        if (n == 0)
+            return -1; /* the file shrank under us: the promised length cannot be met */
+        c->file_off += n;
+        c->file_rem -= n;
+    }
+    if (c->file_fd >= 0) {
+        close(c->file_fd);
+        c->file_fd = -1;
+    }
+    return 1;
+}
+
+/* Continue after a write attempt: on to the rest of the cycle, or wait to write. */
+enum step lh_send_after_flush(struct conn *c, int rc)
+{
+    if (rc < 0) {
+        lh_conn_free(c);
+        return DONE;
+    }
+    if (rc == 0) {
+        c->state = C_WRITE;
+        lh_conn_arm(c, EV_WRITE, SEND_TIMEOUT);
+        return DONE;
+    }
+    if (c->after_write == AW_BODY) {
+        c->state = C_BODY;
+        return AGAIN;
+    }
+    return lh_conn_finish_request(c);
+}
+
+/* Try to send buf[0..n) then extra[0..extra_len); keep what the socket did not take.
+ * Returns as lh_send_flush does. */
+static int send_now(struct conn *c, const char *buf, size_t n, const char *extra,
+                    size_t extra_len)
+{
+    struct iovec iov[2] = {{(void *)buf, n}, {(void *)extra, extra_len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = extra_len ? 2 : 1};
+    ssize_t w;
+    do
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN)
+        return -1;
+    size_t sent = w < 0 ? 0 : (size_t)w;
+    if (sent == n + extra_len)
+        return lh_send_flush(c); /* the file part, if any */
+    size_t rest = n + extra_len - sent;
+    c->out = malloc(rest);
+    if (!c->out)
+        return -1;
+    if (sent < n) {
+        memcpy(c->out, buf + sent, n - sent);
+        if (extra_len)
+            memcpy(c->out + (n - sent), extra, extra_len);
+    } else {
+        memcpy(c->out, extra + (sent - n), rest);
+    }
+    c->out_len = (uint32_t)rest;
+    c->out_off = 0;
+    return 0;
+}
+
+/* Render r and start sending it; the connection takes over what remains. */
+static enum step send_response(struct conn *c, struct lh_response *r, int version,
+                               bool keepalive)
+{
+    struct worker *w = c->w;
+    time_t now = time(NULL);
+    if (now != w->date_sec) {
+        w->date_sec = now;
+        lh_http_date(now, w->date);
+    }
+    c->close_after = !keepalive;
+    c->after_write = AW_FINISH;
+    /* the head goes into the worker's scratch; one larger than that (Lua may set up
+     * to LH_RESP_MAX_STORE bytes of headers) into a buffer of its own */
+    char *out = w->out, *big = NULL;
+    size_t n = lh_response_render_head(r, version, keepalive, w->date, out, OUT_SCRATCH);
+    if (n > OUT_SCRATCH && (big = malloc(n)) != NULL) {
+        out = big;
+        n = lh_response_render_head(r, version, keepalive, w->date, out, n);
+    } else if (n > OUT_SCRATCH) {
+        lh_response_error(r, 500);
+        c->close_after = true;
+        n = lh_response_render_head(r, version, false, w->date, out, OUT_SCRATCH);
+    }
+    int64_t body = lh_response_body_bytes(r);
+    const char *extra = NULL;
+    size_t extra_len = 0;
+    if (body > 0 && r->body_kind == LH_BODY_MEM) {
+        if (n + (size_t)body <= OUT_SCRATCH) {
+            memcpy(out + n, r->body, (size_t)body);
+            n += (size_t)body;
+        } else {
+            extra = r->body;
+            extra_len = (size_t)body;
+        }
+    } else if (body > 0 && r->body_kind == LH_BODY_FILE) {
+        if (body <= INLINE_FILE_MAX && n + (size_t)body <= OUT_SCRATCH &&
+            pread(r->fd, out + n, (size_t)body, r->file_off) == body) {
+            n += (size_t)body;
+        } else {
+            c->file_fd = r->fd; /* the connection takes the file over */
+            r->fd = -1;
+            c->file_off = r->file_off;
+            c->file_rem = body;
+        }
+    }
+    int rc = send_now(c, out, n, extra, extra_len);
+    free(big);
+    lh_response_free(r);
+    return lh_send_after_flush(c, rc);
+}
+
+void lh_send_log_access(struct conn *c, const struct lh_request *req, int status,
+                       int64_t bytes)
+{
+    int fd = c->w->set->access_fd;
+    if (fd < 0)
+        return;
+    char ip[LH_IP_STRLEN];
+    lh_ipkey_format(&c->ip, ip);
+    struct lh_access a = {.ip = ip, .status = status, .bytes = bytes};
+    if (req) {
+        const struct lh_header *ref = lh_http_header(req, "referer");
+        const struct lh_header *ua = lh_http_header(req, "user-agent");
+        a.method = req->method;
+        a.method_len = req->method_len;
+        a.target = req->target;
+        a.target_len = req->target_len;
+        a.version = req->version;
+        if (ref) {
+            a.referer = ref->value;
+            a.referer_len = ref->value_len;
+        }
+        if (ua) {
+            a.user_agent = ua->value;
+            a.user_agent_len = ua->value_len;
+        }
+    }
+    lh_log_access(fd, &a);
+}
+
+/* Refuse the request with status and close the connection after the response. */
+enum step lh_send_error(struct conn *c, const struct lh_request *req, int status)
+{
+    struct lh_response *r = &c->w->resp;
+    lh_response_init(r, status);
+    lh_response_error(r, status);
+    r->no_body = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    lh_send_log_access(c, req, status, lh_response_body_bytes(r));
+    return send_response(c, r, req ? req->version : 11, false);
+}
+
+static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
+                            const struct lh_response *resp)
+{
+    const struct lh_config *cfg = cfg_of(c);
+    /* not c->eof: a client that half-closed after pipelining its requests gets each
+     * of them answered as it would otherwise; the close follows the last one */
+    if (!cfg->keepalive.enabled || c->w->stopping || resp->close || req->conn_close)
+        return false;
+    if (req->version == 10 && !req->conn_keepalive)
+        return false;
+    return (long)c->nreq + 1 < cfg->keepalive.max_requests;
+}
+
+/* The response to req is ready: log it and send it. */
+enum step lh_send_respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
+{
+    lh_send_log_access(c, req, resp->status, lh_response_body_bytes(resp));
+    return send_response(c, resp, req->version, wants_keepalive(c, req, resp));
+}
+
+enum step lh_send_continue(struct conn *c)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    c->after_write = AW_BODY;
+    return lh_send_after_flush(c, send_now(c, msg, sizeof msg - 1, NULL, 0));
+}
