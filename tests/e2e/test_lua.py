@@ -471,14 +471,15 @@ route("GET", "/gen", function(req)
   for v in gen do s = s + v; n = n + 1 end
   return { n = n, s = s }
 end)
--- iterations of an empty loop in 0.1 s of CPU time, and that many again
-route("GET", "/rate", function(req)
-  local t0, n = os.clock(), 0
-  while os.clock() - t0 < 0.1 do for i = 1, 1000 do end n = n + 1 end
-  return tostring(n)
+-- the work loop itself, timed in CPU seconds; and the same loop n times
+local function work(n) for k = 1, n do for i = 1, 1000 do end end end
+route("GET", "/rate/:n", function(req)
+  local t0 = os.clock()
+  work(tonumber(req.params.n))
+  return tostring(os.clock() - t0)
 end)
 route("GET", "/work/:n", function(req)
-  for k = 1, tonumber(req.params.n) do for i = 1, 1000 do end end
+  work(tonumber(req.params.n))
   return "done"
 end)
 route("GET", "/quick", function(req) return "quick" end)
@@ -527,8 +528,14 @@ route("GET", "/quick", function(req) return "quick" end)
     def test_time_limit_counts_run_time_not_waiting(self):
         # four handlers of 0.4 s of run time each take 1.6 s together on one worker;
         # each is within its own 1 s of run time, so each answers 200
-        rate = int(curl(self.s.url("/rate"))[2])  # per 0.1 s, on this machine now
-        n = rate * 4
+        # 0.4 s of run time each, measured with the very loop they run
+        n = 1000
+        while True:
+            secs = float(curl(self.s.url("/rate/%d" % n), timeout=60)[2])
+            if secs >= 0.05:
+                break
+            n *= 4
+        n = int(n * 0.4 / secs)
         results = []
 
         def work():
