@@ -259,20 +259,11 @@ int lh_worker_init(struct worker *w, struct server *srv, int id)
 
 void lh_worker_free(struct worker *w)
 {
-    if (w->accept_ev)
-        event_free(w->accept_ev);
-    if (w->accept_retry)
-        event_free(w->accept_retry);
-    if (w->refuse_ev)
-        event_free(w->refuse_ev);
-    if (w->notify_ev)
-        event_free(w->notify_ev);
-    if (w->stop_timer)
-        event_free(w->stop_timer);
-    if (w->resume_ev)
-        event_free(w->resume_ev);
-    if (w->docroot_ev)
-        event_free(w->docroot_ev);
+    struct event *evs[] = {w->accept_ev, w->accept_retry, w->refuse_ev, w->notify_ev,
+                           w->stop_timer, w->resume_ev, w->docroot_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) /* before their base */
+        if (evs[i])
+            event_free(evs[i]);
     if (w->base)
         event_base_free(w->base);
     if (w->notify_fd > 0)
