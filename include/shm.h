@@ -1,0 +1,78 @@
+/* shm.h - the memory region the master and all workers share: one slot per worker
+ * (heartbeat, what it runs), the connection caps (max_connections and the per-client
+ * IP table) and an arena for the shared store. The master makes it before it forks;
+ * it is never resized. */
+#ifndef LH_SHM_H
+#define LH_SHM_H
+
+#include "iptable.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define LH_SHM_WHAT_LEN 160 /* what a worker runs, as text, NUL included */
+
+/* One worker slot. The worker writes it; the master reads it (and resets it when it
+ * forks the slot's next worker). */
+struct lh_shm_worker {
+    _Atomic int32_t pid;        /* 0: no worker in this slot */
+    _Atomic int64_t beat_ms;    /* CLOCK_MONOTONIC ms of its last event-loop pass */
+    _Atomic uint32_t running;   /* nonzero while `what` names Lua code it runs now */
+    _Atomic int32_t inflight;   /* requests it has started and not finished */
+    char what[LH_SHM_WHAT_LEN]; /* e.g. "route GET /search", "before hook" */
+};
+
+/* How big each part is: fixed for the life of the region. */
+struct lh_shm_sizes {
+    int workers;          /* worker slots */
+    long max_connections; /* most connections counted at once, all workers */
+    size_t arena_bytes;   /* bytes for the shared store (limits.shared_mb) */
+};
+
+struct lh_shm;
+
+/* Map a shared anonymous region for sz (before fork: children inherit it). NULL and
+ * errno on failure. */
+struct lh_shm *lh_shm_create(const struct lh_shm_sizes *sz);
+/* Unmap it (in each process that is done with it). Safe on NULL. */
+void lh_shm_destroy(struct lh_shm *shm);
+
+/* Worker slot i, 0 <= i < sz.workers. */
+struct lh_shm_worker *lh_shm_worker(struct lh_shm *shm, int i);
+
+/* What lh_shm_conn_acquire says. */
+enum lh_shm_cap { LH_SHM_OK = 0, LH_SHM_OVER_CONNECTIONS, LH_SHM_OVER_PER_CLIENT };
+
+/*
+ * Count one connection from ip for worker slot `worker`, if it keeps the total at or
+ * below max_connections and ip's count at or below max_per_client (<= 0: no cap for
+ * that one). On LH_SHM_OK *ticket identifies the count for lh_shm_conn_release; on a
+ * refusal nothing is counted. max_connections above sz.max_connections counts as
+ * sz.max_connections.
+ */
+enum lh_shm_cap lh_shm_conn_acquire(struct lh_shm *shm, int worker, const struct lh_ipkey *ip,
+                                    long max_connections, long max_per_client,
+                                    uint32_t *ticket);
+/* Uncount what a successful acquire of this worker slot counted. */
+void lh_shm_conn_release(struct lh_shm *shm, int worker, uint32_t ticket);
+/* The worker in slot `worker` is gone: uncount everything it held (the master calls
+ * this when it reaps the worker, before the slot's next worker starts). */
+void lh_shm_conn_reclaim(struct lh_shm *shm, int worker);
+
+/* Connections counted now, all workers; and from ip. For tests and logs. */
+long lh_shm_conn_count(struct lh_shm *shm);
+long lh_shm_ip_count(struct lh_shm *shm, const struct lh_ipkey *ip);
+
+/* The shared store's arena: arena_bytes bytes at a fixed address in every process. */
+void *lh_shm_arena(struct lh_shm *shm, size_t *bytes);
+
+/* Take / drop the region's lock (a robust, process-shared mutex). When its last
+ * holder died with it, the caps are recounted from what each worker holds before
+ * lock returns; returns 1 in that case so that the store can repair its own part,
+ * else 0. */
+int lh_shm_lock(struct lh_shm *shm);
+void lh_shm_unlock(struct lh_shm *shm);
+
+#endif
