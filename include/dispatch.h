@@ -45,7 +45,7 @@ struct lh_ctx {
     struct lua_State *wrapped_co; /* the innermost coroutine the handler resumed (lua_coro.c) */
     int req_ref;                  /* the request object (Lua registry) */
     int res_ref;                  /* an after hook's res table (Lua registry) */
-    /* the time limit (lua_host.c): Lua run time, summed over every resume */
+    /* the time limit (lua_call.c): Lua run time, summed over every resume */
     int64_t lua_ns;               /* run time so far, of the request or its after hooks */
     int64_t resumed_at;           /* CLOCK_MONOTONIC ns: start of the running slice, or
                                    * of a wait that counts (charge_wait) */

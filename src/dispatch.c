@@ -18,7 +18,7 @@ static enum lh_lua_step answered(bool yes) { return yes ? LH_LUA_ANSWERED : LH_L
 static enum lh_lua_step step_start(struct lh_ctx *ctx);
 
 /* Before hooks. A rewrite of req.path is normalised as the hook assigns it
- * (lua_host.c); one that was refused answers here, as a client asking for that path
+ * (lua_req.c); one that was refused answers here, as a client asking for that path
  * would be answered, unless a hook answered itself. */
 static enum lh_lua_step step_before(struct lh_ctx *ctx)
 {

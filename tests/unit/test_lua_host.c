@@ -1,5 +1,5 @@
-/* Unit tests for lua_host.c: the request object's lifetime and lazy fields, return
- * values, the memory cap and the time limit, without sockets. */
+/* Unit tests for the Lua host (lua_*.c): the request object's lifetime and lazy
+ * fields, return values, the memory cap and the time limit, without sockets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
