@@ -256,21 +256,21 @@ void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r)
     }
 }
 
-enum lh_lua_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs)
+enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs)
 {
     lua_State *L = lua->L;
     int base = lua_gettop(L) - (ctx->co_ref == LUA_NOREF ? nargs + 1 : 0);
     int nres = 0;
     enum lh_call_result r = lh_call_run_slice(lua, ctx, nargs, &nres);
     if (r == LH_CALL_YIELD)
-        return LH_LUA_SUSPENDED;
+        return LH_SUSPENDED;
     if (r != LH_CALL_OK) {
         lh_resp_answer_failure(ctx, r);
-        return LH_LUA_ANSWERED;
+        return LH_ANSWERED;
     }
     bool answered = take_response(lua, base, ctx);
     lua_settop(L, base);
-    return answered ? LH_LUA_ANSWERED : LH_LUA_DECLINED;
+    return answered ? LH_ANSWERED : LH_DECLINED;
 }
 
 /* ---- the after hooks' res ------------------------------------------------------------- */

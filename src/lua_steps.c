@@ -33,18 +33,18 @@ static bool push_next_hook(struct lh_lua *lua, struct lh_ctx *ctx, const void *k
 }
 
 /* Run the before hooks from ctx->lua_index on, or go on with a paused one. */
-enum lh_lua_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     for (;;) {
-        enum lh_lua_step r;
+        enum lh_step r;
         if (ctx->co_ref != LUA_NOREF)
             r = lh_resp_run_handler(lua, ctx, 0);
         else if (push_next_hook(lua, ctx, &lh_host_key_before, "before"))
             r = lh_resp_run_handler(lua, ctx, 1);
         else
-            return LH_LUA_DECLINED;
-        if (r != LH_LUA_DECLINED) {
-            if (r == LH_LUA_ANSWERED)
+            return LH_DECLINED;
+        if (r != LH_DECLINED) {
+            if (r == LH_ANSWERED)
                 ctx->lua_index = 0;
             return r;
         }
@@ -77,16 +77,16 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     return true;
 }
 
-enum lh_lua_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     if (lh_router_count(lua->router) == 0)
-        return LH_LUA_DECLINED;
+        return LH_DECLINED;
     char method[32];
     size_t n = ctx->req->method_len < sizeof method ? ctx->req->method_len : sizeof method - 1;
     memcpy(method, ctx->req->method, n);
     method[n] = '\0';
     for (;;) {
-        enum lh_lua_step r;
+        enum lh_step r;
         if (ctx->co_ref != LUA_NOREF) {
             r = lh_resp_run_handler(lua, ctx, 0);
         } else {
@@ -96,29 +96,29 @@ enum lh_lua_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
                             &ctx->route_matched, ctx->allow, sizeof ctx->allow);
             if (!v.found) {
                 ctx->lua_index = 0;
-                return LH_LUA_DECLINED;
+                return LH_DECLINED;
             }
             ctx->lua_index++;
             r = lh_resp_run_handler(lua, ctx, 1);
         }
-        if (r != LH_LUA_DECLINED) {
-            if (r == LH_LUA_ANSWERED)
+        if (r != LH_DECLINED) {
+            if (r == LH_ANSWERED)
                 ctx->lua_index = 0;
             return r;
         }
     }
 }
 
-bool lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     if (!ctx->route_matched || !ctx->allow[0])
-        return false;
+        return LH_DECLINED;
     lh_response_error(ctx->resp, 405);
     lh_response_header(ctx->resp, "Allow", ctx->allow);
-    return true;
+    return LH_ANSWERED;
 }
 
-enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
+enum lh_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
     if (!ctx->in_after) { /* the hooks see every response, a 503 for a timeout too */
@@ -133,7 +133,7 @@ enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
             r = lh_call_run_slice(lua, ctx, 0, &nres);
         } else {
             if (!push_next_hook(lua, ctx, &lh_host_key_after, "after"))
-                return LH_LUA_ANSWERED;
+                return LH_ANSWERED;
             lh_resp_push_res(L, ctx->resp);
             lua_pushvalue(L, -1);
             luaL_unref(L, LUA_REGISTRYINDEX, ctx->res_ref);
@@ -141,7 +141,7 @@ enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
             r = lh_call_run_slice(lua, ctx, 2, &nres);
         }
         if (r == LH_CALL_YIELD)
-            return LH_LUA_SUSPENDED;
+            return LH_SUSPENDED;
         if (r == LH_CALL_OK) {
             lua_pop(L, nres);
             lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->res_ref);
@@ -152,7 +152,7 @@ enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
         if (r != LH_CALL_OK) { /* the 500 (or 503) goes out without the later hooks */
             lh_resp_answer_failure(ctx, r);
             ctx->lua_index = 0;
-            return LH_LUA_ANSWERED;
+            return LH_ANSWERED;
         }
     }
 }
