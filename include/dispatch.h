@@ -15,6 +15,13 @@
 struct lh_lua;
 struct lua_State;
 
+/* What a step of the chain did, and what lh_dispatch did. */
+enum lh_step {
+    LH_DECLINED,   /* nothing answered: the request goes on to the next step */
+    LH_ANSWERED,   /* ctx->resp is filled */
+    LH_SUSPENDED,  /* a Lua handler used up its time slice: call the step again later */
+};
+
 struct lh_ctx {
     const struct lh_request *req;
     struct lh_response *resp;     /* filled by lh_dispatch */
@@ -45,7 +52,7 @@ struct lh_ctx {
     struct lua_State *wrapped_co; /* the innermost coroutine the handler resumed (lua_coro.c) */
     int req_ref;                  /* the request object (Lua registry) */
     int res_ref;                  /* an after hook's res table (Lua registry) */
-    /* the time limit (lua_host.c): Lua run time, summed over every resume */
+    /* the time limit (lua_call.c): Lua run time, summed over every resume */
     int64_t lua_ns;               /* run time so far, of the request or its after hooks */
     int64_t resumed_at;           /* CLOCK_MONOTONIC ns: start of the running slice, or
                                    * of a wait that counts (charge_wait) */
@@ -62,15 +69,14 @@ struct lh_ctx {
     int what_index;               /* a hook's number */
 };
 
-enum lh_dispatch_result { LH_DISPATCH_DONE, LH_DISPATCH_SUSPENDED };
-
 /* Prepare ctx for a new request (everything but the fields the caller sets). */
 void lh_dispatch_init(struct lh_ctx *ctx);
 
 /* Answer ctx->req into ctx->resp. Never fails: a refusal is an error response.
- * LH_DISPATCH_SUSPENDED: a Lua handler paused; call lh_dispatch again with the same
- * ctx (after lh_lua_ctx_moved if it moved) to go on. */
-enum lh_dispatch_result lh_dispatch(struct lh_ctx *ctx);
+ * Returns LH_ANSWERED (never LH_DECLINED: the last step answers 404), or
+ * LH_SUSPENDED: a Lua handler paused; call lh_dispatch again with the same ctx (after
+ * lh_lua_ctx_moved if it moved) to go on. */
+enum lh_step lh_dispatch(struct lh_ctx *ctx);
 
 /* Give up a suspended request (its connection went away). */
 void lh_dispatch_abort(struct lh_ctx *ctx);

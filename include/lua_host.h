@@ -31,28 +31,22 @@ size_t lh_lua_route_count(const struct lh_lua *lua);
 /* Does a route name this method? (Methods neither standard nor routed get 501.) */
 bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len);
 
-/* What a step that runs Lua did. */
-enum lh_lua_step {
-    LH_LUA_DECLINED,   /* nothing answered: the request goes on */
-    LH_LUA_ANSWERED,   /* ctx->resp is filled */
-    LH_LUA_SUSPENDED,  /* a handler used up its time slice: call the step again later */
-};
-
 /*
- * The dispatch steps that run Lua. A Lua error answers 500 (the error and its
- * traceback go to the error log), a handler over handler_timeout_ms 503. Every Lua
- * call runs in a coroutine that pauses after a short slice of CPU time, so that one
- * worker can serve other clients while a handler computes: the step then returns
- * LH_LUA_SUSPENDED and is called again with the same ctx to go on.
+ * The dispatch steps that run Lua; each returns an enum lh_step (dispatch.h). A Lua
+ * error answers 500 (the error and its traceback go to the error log), a handler
+ * over handler_timeout_ms 503. Every Lua call runs in a coroutine that pauses after a
+ * short slice of CPU time, so that one worker can serve other clients while a
+ * handler computes: the step then returns LH_SUSPENDED and is called again with the
+ * same ctx to go on.
  *   before: runs the before hooks in order; may rewrite ctx->path.
  *   route:  runs the matching routes in precedence order until one returns something.
  *   method_not_allowed: 405 with Allow when a route's pattern matched but not its method.
- *   after:  runs the after hooks on ctx->resp (LH_LUA_ANSWERED when done).
+ *   after:  runs the after hooks on ctx->resp (LH_ANSWERED when done).
  */
-enum lh_lua_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx);
-enum lh_lua_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx);
-bool lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx);
-enum lh_lua_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx);
+enum lh_step lh_lua_before(struct lh_lua *lua, struct lh_ctx *ctx);
+enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx);
+enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx);
+enum lh_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx);
 
 /* ctx was copied to a new address (a paused request moved off the worker's scratch):
  * point the Lua side at the new one. */

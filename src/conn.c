@@ -191,7 +191,7 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
                          .pathbuf = w->path,
                          .pathcap = w->pathcap};
     lh_dispatch_init(&ctx);
-    if (lh_dispatch(&ctx) == LH_DISPATCH_SUSPENDED)
+    if (lh_dispatch(&ctx) == LH_SUSPENDED)
         return lh_runq_park(c, &ctx);
     return lh_send_respond(c, req, &w->resp);
 }

@@ -11,44 +11,44 @@
 
 /* A step answers (fills ctx->resp), declines, or pauses (a Lua handler will go on
  * later: the same step is called again). One signature, so the chain is a table. */
-typedef enum lh_lua_step (*lh_step)(struct lh_ctx *ctx);
+typedef enum lh_step (*step_fn)(struct lh_ctx *ctx);
 
-static enum lh_lua_step answered(bool yes) { return yes ? LH_LUA_ANSWERED : LH_LUA_DECLINED; }
-
-static enum lh_lua_step step_start(struct lh_ctx *ctx);
+static enum lh_step step_start(struct lh_ctx *ctx);
 
 /* Before hooks. A rewrite of req.path is normalised as the hook assigns it
- * (lua_host.c); one that was refused answers here, as a client asking for that path
+ * (lua_req.c); one that was refused answers here, as a client asking for that path
  * would be answered, unless a hook answered itself. */
-static enum lh_lua_step step_before(struct lh_ctx *ctx)
+static enum lh_step step_before(struct lh_ctx *ctx)
 {
-    enum lh_lua_step r = lh_lua_before(ctx->lua, ctx);
-    if (r != LH_LUA_DECLINED || !ctx->rewrite_refused)
+    enum lh_step r = lh_lua_before(ctx->lua, ctx);
+    if (r != LH_DECLINED || !ctx->rewrite_refused)
         return r;
     lh_response_error(ctx->resp, ctx->rewrite_refused);
-    return LH_LUA_ANSWERED;
+    return LH_ANSWERED;
 }
 
-static enum lh_lua_step step_routes(struct lh_ctx *ctx) { return lh_lua_route(ctx->lua, ctx); }
+static enum lh_step step_routes(struct lh_ctx *ctx) { return lh_lua_route(ctx->lua, ctx); }
 
-static enum lh_lua_step step_static(struct lh_ctx *ctx)
+static enum lh_step step_static(struct lh_ctx *ctx)
 {
-    return answered(lh_static_serve(ctx->st, ctx->fcache, ctx->path, ctx->query,
-                                    ctx->query_len, ctx->req, ctx->resp));
+    return lh_static_serve(ctx->st, ctx->fcache, ctx->path, ctx->query, ctx->query_len,
+                           ctx->req, ctx->resp)
+               ? LH_ANSWERED
+               : LH_DECLINED;
 }
 
-static enum lh_lua_step step_method_not_allowed(struct lh_ctx *ctx)
+static enum lh_step step_method_not_allowed(struct lh_ctx *ctx)
 {
-    return answered(lh_lua_method_not_allowed(ctx->lua, ctx));
+    return lh_lua_method_not_allowed(ctx->lua, ctx);
 }
 
-static enum lh_lua_step step_not_found(struct lh_ctx *ctx)
+static enum lh_step step_not_found(struct lh_ctx *ctx)
 {
     lh_static_not_found(ctx->st, ctx->fcache, ctx->resp);
-    return LH_LUA_ANSWERED;
+    return LH_ANSWERED;
 }
 
-static const lh_step chain[] = {step_start,  step_before,             step_routes,
+static const step_fn chain[] = {step_start,  step_before,             step_routes,
                                 step_static, step_method_not_allowed, step_not_found};
 #define NSTEPS ((int)(sizeof chain / sizeof chain[0]))
 
@@ -85,36 +85,36 @@ static bool is_method(const struct lh_request *req, const char *m)
 }
 
 /* What every request goes through first: 501, OPTIONS *, the target and its path. */
-static enum lh_lua_step step_start(struct lh_ctx *ctx)
+static enum lh_step step_start(struct lh_ctx *ctx)
 {
     const struct lh_request *req = ctx->req;
     struct lh_response *resp = ctx->resp;
     if (!lh_http_method_known(req->method, req->method_len) &&
         !lh_lua_has_method(ctx->lua, req->method, req->method_len)) {
         lh_response_error(resp, 501);
-        return LH_LUA_ANSWERED;
+        return LH_ANSWERED;
     }
     if (req->target_len == 1 && req->target[0] == '*' && is_method(req, "OPTIONS")) {
         lh_response_init(resp, 204);
         lh_response_header(resp, "Allow", "GET, HEAD, OPTIONS");
-        return LH_LUA_ANSWERED;
+        return LH_ANSWERED;
     }
     size_t len;
     const char *target = target_path(req, &len);
     if (!target) {
         lh_response_error(resp, 400);
         resp->close = true;
-        return LH_LUA_ANSWERED;
+        return LH_ANSWERED;
     }
     size_t path_len;
     lh_path_split(target, len, &path_len, &ctx->query, &ctx->query_len);
     int st = lh_path_normalize(target, path_len, ctx->pathbuf, ctx->pathcap);
     if (st != 0) {
         lh_response_error(resp, st);
-        return LH_LUA_ANSWERED;
+        return LH_ANSWERED;
     }
     ctx->path = ctx->pathbuf;
-    return LH_LUA_DECLINED;
+    return LH_DECLINED;
 }
 
 void lh_dispatch_init(struct lh_ctx *ctx)
@@ -143,18 +143,18 @@ static void finish(struct lh_ctx *ctx)
     ctx->dev_error = NULL;
 }
 
-enum lh_dispatch_result lh_dispatch(struct lh_ctx *ctx)
+enum lh_step lh_dispatch(struct lh_ctx *ctx)
 {
     while (ctx->step < NSTEPS) {
-        enum lh_lua_step r = chain[ctx->step](ctx);
-        if (r == LH_LUA_SUSPENDED)
-            return LH_DISPATCH_SUSPENDED;
-        ctx->step = r == LH_LUA_ANSWERED ? NSTEPS : ctx->step + 1;
+        enum lh_step r = chain[ctx->step](ctx);
+        if (r == LH_SUSPENDED)
+            return LH_SUSPENDED;
+        ctx->step = r == LH_ANSWERED ? NSTEPS : ctx->step + 1;
     }
-    if (lh_lua_after(ctx->lua, ctx) == LH_LUA_SUSPENDED)
-        return LH_DISPATCH_SUSPENDED;
+    if (lh_lua_after(ctx->lua, ctx) == LH_SUSPENDED)
+        return LH_SUSPENDED;
     finish(ctx);
-    return LH_DISPATCH_DONE;
+    return LH_ANSWERED;
 }
 
 void lh_dispatch_abort(struct lh_ctx *ctx)

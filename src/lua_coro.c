@@ -1,7 +1,7 @@
 /* lua_coro.c - coroutine.resume and coroutine.wrap that pass the server's pauses on.
  * See lua_coro.h.
  *
- * The count hook (lua_host.c) pauses the request's own coroutine (ctx->co) after a
+ * The count hook (lua_call.c) pauses the request's own coroutine (ctx->co) after a
  * time slice. A coroutine the handler created and resumed is a level deeper: a yield
  * there returns to its resumer, which would take it for the coroutine's own
  * coroutine.yield(). So these resumers keep ctx->wrapped_co (the innermost coroutine

@@ -136,7 +136,7 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     if (!w->runq)
         w->runq_tail = NULL;
     struct parked *p = c->parked;
-    if (lh_dispatch(&p->ctx) == LH_DISPATCH_SUSPENDED) {
+    if (lh_dispatch(&p->ctx) == LH_SUSPENDED) {
         enqueue(w, c);
         return;
     }

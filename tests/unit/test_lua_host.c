@@ -1,5 +1,5 @@
-/* Unit tests for lua_host.c: the request object's lifetime and lazy fields, return
- * values, the memory cap and the time limit, without sockets. */
+/* Unit tests for the Lua host (lua_*.c): the request object's lifetime and lazy
+ * fields, return values, the memory cap and the time limit, without sockets. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,16 +183,16 @@ static int get(struct fx *f, const char *target)
     ctx.query = q ? q + 1 : NULL;
     ctx.query_len = q ? strcspn(q + 1, " ") : 0;
     /* a long handler pauses after its time slice: go on until it is done */
-    enum lh_lua_step r;
+    enum lh_step r;
     f->slices = 0;
-    while ((r = lh_lua_route(f->lua, &ctx)) == LH_LUA_SUSPENDED)
+    while ((r = lh_lua_route(f->lua, &ctx)) == LH_SUSPENDED)
         f->slices++;
-    if (r == LH_LUA_ANSWERED && f->after)
-        while (lh_lua_after(f->lua, &ctx) == LH_LUA_SUSPENDED)
+    if (r == LH_ANSWERED && f->after)
+        while (lh_lua_after(f->lua, &ctx) == LH_SUSPENDED)
             f->slices++;
     lh_lua_request_done(f->lua, &ctx);
     free(ctx.dev_error);
-    return r == LH_LUA_ANSWERED ? f->resp.status : 0;
+    return r == LH_ANSWERED ? f->resp.status : 0;
 }
 
 static void assert_body(struct fx *f, const char *want)

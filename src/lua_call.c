@@ -1,0 +1,251 @@
+/* lua_call.c - calling into Lua: each handler or hook in a coroutine of its own, for
+ * a time slice at a time, under the time limit; a failure to the error log (and to
+ * the --dev page). See lua_int.h.
+ *
+ * The time limit. Every handler and hook runs in a coroutine of its own (ctx->co)
+ * through lh_call_run_slice(), which sets lua->running to the request for exactly as
+ * long as lua_resume runs. Lua code that runs meanwhile, in ctx->co or in a coroutine
+ * the handler created, belongs to that request: the count hook (on_count) reads
+ * lua->running, never the thread's own state. (lua_newthread gives a new coroutine
+ * the creating thread's hook but the main thread's extra space, so per-thread data
+ * would be wrong for every coroutine a handler makes.) The request's run time
+ * (ctx->lua_ns) is summed over its resumes, and checked before each resume and by
+ * the hook every HOOK_EVERY instructions; past limits.handler_timeout_ms the hook
+ * raises, and from then on at every instruction until the call has ended, so a
+ * pcall in a loop cannot swallow it. After SLICE_NS of running, the hook pauses
+ * ctx->co (not a coroutine of the handler's own: that would look to the handler as
+ * if its coroutine had yielded) so the worker serves other clients and resumes the
+ * handler later. A handler's own coroutine.yield() in ctx->co gives other clients a
+ * turn too; the time until it is resumed counts as run time, so a loop around
+ * coroutine.yield() runs out of time like any other loop. The allocator (lua_alloc.c)
+ * enforces limits.lua_memory_mb. A single long call into C (string.rep, a backtracking find)
+ * runs no Lua instructions: neither pauses nor timeouts reach it, only the memory
+ * limit. */
+#include "lua_int.h"
+
+#include "log.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#define HOOK_EVERY 1000 /* instructions between two looks at the clock */
+#ifndef LH_CONFIG_MS
+#define LH_CONFIG_MS 5000 /* config.lua itself must finish within this */
+#endif
+#define SLICE_NS (10 * 1000000LL) /* a handler pauses for other clients after this long */
+
+/* ---- the time limit --------------------------------------------------------------------- */
+
+/* From now on, fire at every instruction until the call has ended, so that a
+ * pcall cannot swallow the error. */
+static void raise_every_instruction(lua_State *L, lua_Hook hook)
+{
+    lua_sethook(L, hook, LUA_MASKCOUNT, 1);
+}
+
+static void on_count(lua_State *L, lua_Debug *ar)
+{
+    struct lh_lua *lua = lh_host_of(L);
+    struct lh_ctx *ctx = lua->running;
+    if (!ctx) { /* config.lua, at load time; nothing else runs Lua outside a request */
+        if (!lua->loading)
+            return;
+        if (!lua->config_timed_out && lh_now_ns() < lua->config_deadline)
+            return;
+        lua->config_timed_out = true;
+        raise_every_instruction(L, on_count);
+        luaL_error(L, "config.lua ran longer than %d ms", LH_CONFIG_MS);
+    }
+    if (!ctx->timed_out) {
+        int64_t now = lh_now_ns();
+        if (ctx->lua_ns + (now - ctx->resumed_at) < lua->timeout_ns) {
+            if (now >= ctx->slice_end && (L == ctx->co || L == ctx->wrapped_co) &&
+                lua_isyieldable(L)) {
+                ctx->hook_paused = true;
+                lua_yield(L, 0); /* the VM pauses the coroutine once the hook returns */
+            }
+            return;
+        }
+        ctx->timed_out = true;
+    }
+    raise_every_instruction(L, on_count);
+    luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
+               (int)lua->timeout_ms);
+}
+
+void lh_call_begin_config(struct lh_lua *lua)
+{
+    lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+    lua->config_deadline = lh_now_ns() + LH_CONFIG_MS * 1000000LL; /* a loop fails, not hangs */
+    lua->loading = lua->capped = true;
+}
+
+void lh_call_end_config(struct lh_lua *lua)
+{
+    lua->loading = lua->capped = false;
+    lua_sethook(lua->L, NULL, 0, 0);
+}
+
+/* ---- calling into Lua ------------------------------------------------------------------- */
+
+/* Remember the innermost Lua function on co's stack: the line that failed. */
+static void note_error_position(struct lh_lua *lua, lua_State *co)
+{
+    lua_Debug ar;
+    lua->err_line = 0;
+    for (int level = 0; lua_getstack(co, level, &ar); level++)
+        if (lua_getinfo(co, "Sl", &ar) && ar.currentline > 0 && ar.source[0] == '@') {
+            snprintf(lua->err_file, sizeof lua->err_file, "%s", ar.source + 1);
+            lua->err_line = ar.currentline;
+            return;
+        }
+}
+
+int lh_call_add_traceback(lua_State *L)
+{
+    const char *msg = lua_tostring(L, 1);
+    if (!msg) {
+        if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+            msg = lua_tostring(L, -1);
+        else
+            msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    }
+    luaL_traceback(L, L, msg, 1);
+    return 1;
+}
+
+/* Give ctx a coroutine: the spare one, or a new one. */
+static lua_State *take_thread(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    if (lua->spare_ref != LUA_NOREF) {
+        ctx->co_ref = lua->spare_ref;
+        lua->spare_ref = LUA_NOREF;
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->co_ref);
+    } else {
+        lua_newthread(L);
+        lua_pushvalue(L, -1);
+        ctx->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_State *co = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    ctx->co = co;
+    return co;
+}
+
+void lh_call_drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
+{
+    if (ctx->co_ref == LUA_NOREF)
+        return;
+    lua_State *co = ctx->co;
+    ctx->co = NULL;
+    if (reusable && lua->spare_ref == LUA_NOREF && lua_status(co) == LUA_OK &&
+        lua_gettop(co) == 0)
+        lua->spare_ref = ctx->co_ref;
+    else
+        luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
+    ctx->co_ref = LUA_NOREF;
+}
+
+const char *lh_call_describe(const struct lh_ctx *ctx, char *buf, size_t size)
+{
+    if (ctx->what_method)
+        snprintf(buf, size, "route %s %s", ctx->what_method, ctx->what_pattern);
+    else
+        snprintf(buf, size, "%s hook %d", ctx->what_kind ? ctx->what_kind : "?",
+                 ctx->what_index);
+    return buf;
+}
+
+/* The error on top of co becomes the failure res of ctx's call: logged with co's
+ * traceback under lh_call_describe(ctx), and kept for the --dev page. Pops the error. */
+static void log_failure(struct lh_lua *lua, struct lh_ctx *ctx, lua_State *co,
+                        enum lh_call_result res)
+{
+    lua_State *L = lua->L;
+    int base = lua_gettop(L);
+    lua_xmove(co, L, 1);
+    /* no __tostring: it would run the handler's code outside its limits */
+    const char *msg = res == LH_CALL_MEMORY ? "not enough memory (limits.lua_memory_mb)"
+                      : lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
+                          ? lua_tostring(L, -1)
+                          : lua_pushfstring(L, "(error object is a %s value)",
+                                            luaL_typename(L, -1));
+    note_error_position(lua, co);
+    luaL_traceback(L, co, NULL, 0);
+    const char *trace = lua_tostring(L, -1);
+    char what[160];
+    lh_call_describe(ctx, what, sizeof what);
+    lh_log_error_trace("error", trace, "lua: %s: %s", what, msg);
+    if (lua->dev && ctx->dev_loopback && res != LH_CALL_TIMEOUT) {
+        free(ctx->dev_error);
+        ctx->dev_error = lh_devpage_render_error(ctx, what,
+                                                 lua_pushfstring(L, "%s\n%s", msg, trace),
+                                                 lua->err_file, lua->err_line);
+    }
+    lua_settop(L, base);
+}
+
+enum lh_call_result lh_call_run_slice(struct lh_lua *lua, struct lh_ctx *ctx, int nargs,
+                                      int *nres)
+{
+    lua_State *L = lua->L, *co;
+    int64_t now = lh_now_ns();
+    if (ctx->co_ref == LUA_NOREF) {
+        co = take_thread(lua, ctx);
+        lua_xmove(L, co, nargs + 1);
+        ctx->timed_out = false;
+        /* once per call, not per resume: lua_sethook restarts the count */
+        lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+    } else {
+        co = ctx->co;
+        nargs = 0;
+        if (ctx->charge_wait)
+            ctx->lua_ns += now - ctx->resumed_at;
+    }
+    ctx->charge_wait = ctx->hook_paused = false;
+    if (ctx->lua_ns >= lua->timeout_ns) {
+        ctx->timed_out = true;
+        lua_pushfstring(co, "handler ran longer than limits.handler_timeout_ms (%d ms)",
+                        (int)lua->timeout_ms);
+        log_failure(lua, ctx, co, LH_CALL_TIMEOUT);
+        lh_call_drop_thread(lua, ctx, false);
+        return LH_CALL_TIMEOUT;
+    }
+    ctx->resumed_at = now;
+    ctx->slice_end = now + SLICE_NS;
+    int n = 0;
+    lua->running = ctx;
+    lua->capped = lua->mem_limit > 0;
+    int rc = lua_resume(co, L, nargs, &n);
+    lua->capped = false;
+    lua->running = NULL;
+    now = lh_now_ns();
+    ctx->lua_ns += now - ctx->resumed_at;
+    if (rc == LUA_YIELD) {
+        lua_pop(co, n); /* a handler's own coroutine.yield() gives nothing to us */
+        if (!ctx->hook_paused) { /* it asked for the pause: the wait counts */
+            ctx->charge_wait = true;
+            ctx->resumed_at = now;
+        }
+        return LH_CALL_YIELD;
+    }
+    if (rc == LUA_OK) {
+        lua_xmove(co, L, n);
+        *nres = n;
+        lh_call_drop_thread(lua, ctx, true);
+        return LH_CALL_OK;
+    }
+    enum lh_call_result res = ctx->timed_out     ? LH_CALL_TIMEOUT
+                              : rc == LUA_ERRMEM ? LH_CALL_MEMORY
+                              : ctx->bad_json && lua_topointer(co, -1) == ctx->bad_json
+                                  ? LH_CALL_BAD_JSON
+                                  : LH_CALL_ERROR;
+    log_failure(lua, ctx, co, res);
+    lh_call_drop_thread(lua, ctx, false);
+    lua_gc(L, LUA_GCCOLLECT);
+    return res;
+}

@@ -1,0 +1,281 @@
+/* lua_req.c - the request object handlers see: a userdata around a pointer to the
+ * request's ctx, with lazy fields (headers, query, params) and req:json(); when the
+ * request ends the pointer is cleared, so a handler that keeps req gets a Lua error.
+ * See lua_int.h. */
+#include "lua_int.h"
+
+#include "path.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <string.h>
+
+#define REQ_META "luahttpd.request"
+
+/* The request behind the userdata at idx; raises once its request has ended. */
+static struct lh_ctx *check_req(lua_State *L, int idx)
+{
+    struct lh_ctx **p = luaL_checkudata(L, idx, REQ_META);
+    if (!*p)
+        luaL_error(L, "request object used after its request ended");
+    return *p;
+}
+
+/* Cached fields live in the userdata's user values, one slot each: no table to make
+ * for a request whose handler reads nothing. */
+enum {
+    SLOT_HEADERS = 1,
+    SLOT_QUERY,
+    SLOT_PARAMS,
+    SLOT_REWRITTEN,
+    SLOT_BAD_JSON,
+    NSLOTS = SLOT_BAD_JSON
+};
+
+/* Push the value cached in slot and return true, or push nothing and return false. */
+static bool push_slot(lua_State *L, int ud, int slot)
+{
+    if (lua_getiuservalue(L, ud, slot) != LUA_TNIL)
+        return true;
+    lua_pop(L, 1);
+    return false;
+}
+
+/* Keep the value on top of the stack (it stays there) in slot. */
+static void keep_in_slot(lua_State *L, int ud, int slot)
+{
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, ud, slot);
+}
+
+static void push_headers(lua_State *L, const struct lh_request *r)
+{
+    lua_createtable(L, 0, (int)r->nheaders);
+    char name[256];
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        const struct lh_header *h = &r->headers[i];
+        size_t n = h->name_len < sizeof name ? h->name_len : sizeof name - 1;
+        for (size_t k = 0; k < n; k++)
+            name[k] = (char)((h->name[k] >= 'A' && h->name[k] <= 'Z') ? h->name[k] + 32
+                                                                        : h->name[k]);
+        lua_pushlstring(L, name, n);
+        lua_pushlstring(L, h->value, h->value_len);
+        lua_rawset(L, -3); /* a repeated header: the last one wins */
+    }
+}
+
+/* Push the query-decoded form of s (never longer than s). */
+static void push_decoded(lua_State *L, const char *s, size_t len)
+{
+    char small[256];
+    if (len < sizeof small) { /* the common case: no luaL_Buffer box on the stack */
+        lua_pushlstring(L, small, lh_query_decode(s, len, small, sizeof small));
+        return;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, len + 1);
+    luaL_pushresultsize(&b, lh_query_decode(s, len, out, len + 1));
+}
+
+static void push_query(lua_State *L, const char *q, size_t len)
+{
+    int pairs = 0;
+    for (size_t i = 0; q && i < len; i++)
+        pairs += q[i] == '&';
+    lua_createtable(L, 0, q && len ? pairs + 1 : 0);
+    size_t i = 0;
+    while (q && i < len) {
+        size_t s = i;
+        while (i < len && q[i] != '&')
+            i++;
+        size_t e = s;
+        while (e < i && q[e] != '=')
+            e++;
+        if (i > s) {
+            push_decoded(L, q + s, e - s);
+            push_decoded(L, e < i ? q + e + 1 : "", e < i ? i - e - 1 : 0);
+            lua_rawset(L, -3); /* the last value wins */
+        }
+        i++;
+    }
+}
+
+/* req:json(). Its error, if it reaches the top uncaught, answers 400 (the body is the
+ * client's fault): lh_call_run_slice recognises the very string raised here, kept
+ * alive in a user value of the request. A handler that catches it and fails for
+ * another reason answers 500. json.decode is the one config.lua started with,
+ * whatever the global `json` holds now. */
+static int req_json(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_decode);
+    lua_pushlstring(L, ctx->body, ctx->body_len);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, SLOT_BAD_JSON);
+        ctx->bad_json = lua_topointer(L, -1);
+        return lua_error(L);
+    }
+    return 1;
+}
+
+static int req_index(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    int slot = strcmp(k, "query") == 0     ? SLOT_QUERY
+               : strcmp(k, "params") == 0  ? SLOT_PARAMS
+               : strcmp(k, "headers") == 0 ? SLOT_HEADERS
+                                           : 0;
+    if (slot) {
+        if (push_slot(L, 1, slot))
+            return 1;
+        if (slot == SLOT_HEADERS)
+            push_headers(L, ctx->req);
+        else if (slot == SLOT_QUERY)
+            push_query(L, ctx->query, ctx->query_len);
+        else
+            lua_newtable(L); /* a route without captures */
+        keep_in_slot(L, 1, slot);
+    } else if (strcmp(k, "method") == 0) {
+        lua_pushlstring(L, ctx->req->method, ctx->req->method_len);
+    } else if (strcmp(k, "path") == 0) {
+        lua_pushstring(L, ctx->path);
+    } else if (strcmp(k, "body") == 0) {
+        lua_pushlstring(L, ctx->body, ctx->body_len);
+    } else if (strcmp(k, "remote_addr") == 0) {
+        lua_pushstring(L, ctx->remote_addr);
+    } else if (strcmp(k, "json") == 0) {
+        lua_pushcfunction(L, req_json);
+    } else {
+        lua_pushnil(L);
+    }
+    return 1;
+}
+
+/*
+ * Only req.path may be set, and only by a before hook (a coroutine it runs included):
+ * later, routes have been matched against the old path. The new path is decoded
+ * already; it is normalised here, never decoded again, into a Lua string the request
+ * object keeps (SLOT_REWRITTEN) while ctx->path points at it: sized by the string,
+ * and wherever ctx moves while the hook is paused. A path that no client could ask
+ * for is refused as that request would be: ctx->rewrite_refused holds its status
+ * (403 above "/", 404 for a NUL or a backslash, 414 longer than
+ * limits.header_bytes) and the path stays as it was.
+ */
+static int req_newindex(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    const char *k = luaL_checkstring(L, 2);
+    if (strcmp(k, "path") != 0)
+        return luaL_error(L, "req.%s is read-only (only req.path can be rewritten)", k);
+    const char *kind = ctx->what_kind ? ctx->what_kind : "?";
+    if (strcmp(kind, "before") != 0 || lh_host_of(L)->running != ctx) /* or another's req */
+        return luaL_error(L, "req.path can only be changed by a before hook, not by %s",
+                          strcmp(kind, "route") == 0 ? "a route handler" : "an after hook");
+    size_t len;
+    const char *p = luaL_checklstring(L, 3, &len);
+    if (len == 0 || p[0] != '/')
+        return luaL_error(L, "req.path must start with '/'");
+    if (len > lh_host_of(L)->path_max) {
+        ctx->rewrite_refused = 414;
+        return 0;
+    }
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, len + 2);
+    int st = lh_path_resolve(p, len, out, len + 2);
+    if (st != 0) {
+        ctx->rewrite_refused = st;
+        return 0;
+    }
+    luaL_pushresultsize(&b, strlen(out));
+    keep_in_slot(L, 1, SLOT_REWRITTEN); /* keeps the string alive while ctx->path points at it */
+    ctx->path = lua_tostring(L, -1);
+    return 0;
+}
+
+static int req_tostring(lua_State *L)
+{
+    struct lh_ctx **p = luaL_checkudata(L, 1, REQ_META);
+    if (*p)
+        lua_pushfstring(L, "request %s", (*p)->path);
+    else
+        lua_pushliteral(L, "request (ended)");
+    return 1;
+}
+
+static const luaL_Reg req_meta[] = {
+    {"__index", req_index},
+    {"__newindex", req_newindex},
+    {"__tostring", req_tostring},
+    {NULL, NULL},
+};
+
+void lh_req_create_meta(lua_State *L)
+{
+    luaL_newmetatable(L, REQ_META);
+    luaL_setfuncs(L, req_meta, 0);
+    lua_pop(L, 1);
+}
+
+void lh_req_push_object(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    if (ctx->req_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->req_ref);
+        return;
+    }
+    struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, NSLOTS);
+    *p = ctx;
+    luaL_setmetatable(L, REQ_META);
+    lua_pushvalue(L, -1);
+    ctx->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void lh_req_set_params(struct lh_lua *lua, struct lh_ctx *ctx, const struct lh_route_match *m)
+{
+    lua_State *L = lua->L;
+    if (m->nparams > 0) { /* the match is gone once the handler runs: copy it now */
+        lh_req_push_object(lua, ctx);
+        int req = lua_gettop(L);
+        lua_createtable(L, 0, (int)m->nparams);
+        for (size_t i = 0; i < m->nparams; i++) {
+            lua_pushlstring(L, m->params[i].value, m->params[i].value_len);
+            lua_setfield(L, -2, m->params[i].name);
+        }
+        keep_in_slot(L, req, SLOT_PARAMS);
+        lua_settop(L, req - 1);
+    } else if (ctx->req_ref != LUA_NOREF) { /* an earlier route's captures go */
+        lh_req_push_object(lua, ctx);
+        lua_pushnil(L);
+        lua_setiuservalue(L, -2, SLOT_PARAMS);
+        lua_pop(L, 1);
+    }
+}
+
+/* Point ctx's request object at target (ctx itself, or NULL when it ends). */
+static void retarget_req(struct lh_lua *lua, struct lh_ctx *ctx, struct lh_ctx *target)
+{
+    if (ctx->req_ref == LUA_NOREF)
+        return;
+    lua_rawgeti(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    *(struct lh_ctx **)lua_touserdata(lua->L, -1) = target;
+    lua_pop(lua->L, 1);
+}
+
+void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    retarget_req(lua, ctx, ctx);
+}
+
+void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
+{
+    if (!lua)
+        return;
+    retarget_req(lua, ctx, NULL);
+    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->res_ref);
+    ctx->req_ref = ctx->res_ref = LUA_NOREF;
+    lh_call_drop_thread(lua, ctx, false); /* a handler abandoned while paused */
+}

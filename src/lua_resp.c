@@ -1,0 +1,390 @@
+/* lua_resp.c - Lua values into the response: what a handler returns (status, body,
+ * headers) once it has run, a failed call's error response, and the res table after
+ * hooks see and change. See lua_int.h. */
+#include "lua_int.h"
+
+#include "log.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- what handlers return ----------------------------------------------------------- */
+
+/* Response headers from Lua (a handler's third value, an after hook's res.headers)
+ * pass the rules of lh_response_name_class: a bad name or value, or a table past
+ * the response's header room, is a 500 with a log line naming what ran and the
+ * header; the server's framing headers are left out with a warning, which is given
+ * once per route or hook and header name in a worker (and again after a reload, in
+ * the new state) so that a busy route cannot flood the log; Connection: close is
+ * honoured by closing the connection after the response. */
+
+static const char key_warned; /* registry: table of the warnings already given */
+
+/* Log why the header name (len bytes; may be NULL) makes the response a 500. */
+static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
+                         const char *why)
+{
+    char what[160];
+    int shown = len > 64 ? 64 : (int)len; /* lh_log_error escapes what it holds */
+    lh_log_error("error", "lua: %s: response header \"%.*s%s\" %s: answering 500",
+                 lh_call_describe(ctx, what, sizeof what), name ? shown : 14,
+                 name ? name : "(not a string)", len > 64 ? "..." : "", why);
+    return false;
+}
+
+/* Warn that a framing header (name: a token, at most 17 bytes) was left out, the
+ * first time this route or hook sets it. The warnings given are kept in the state,
+ * keyed by "what runs" and the name in lower case: a few per route at most. */
+static void warn_ignored(struct lh_lua *lua, const struct lh_ctx *ctx, const char *name,
+                         size_t len)
+{
+    lua_State *L = lua->L;
+    char what[160], key[sizeof what + 32];
+    lh_call_describe(ctx, what, sizeof what);
+    size_t wlen = strlen(what);
+    memcpy(key, what, wlen);
+    key[wlen] = '\n';
+    for (size_t i = 0; i < len && i < 31; i++)
+        key[wlen + 1 + i] = (char)(name[i] | 0x20); /* a framing name's letters, lowered */
+    size_t klen = wlen + 1 + (len < 31 ? len : 31);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_warned) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key_warned);
+    }
+    lua_pushlstring(L, key, klen);
+    if (lua_rawget(L, -2) == LUA_TNIL) {
+        lua_pushlstring(L, key, klen);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -4);
+        lh_log_error("warn", "lua: %s: response header %.*s is the server's and is not "
+                     "sent (warned once per route and header name)", what, (int)len, name);
+    }
+    lua_pop(L, 2);
+}
+
+/* Does the table on top of the stack hold exactly the keys 1..n? */
+static bool is_array(lua_State *L, lua_Unsigned n)
+{
+    lua_Unsigned count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        count++;
+    }
+    return count == n;
+}
+
+/* Add one value (on top of the stack) of the header name to resp. */
+static bool add_value(struct lh_lua *lua, const struct lh_ctx *ctx, struct lh_response *resp,
+                      const char *name, size_t nlen, enum lh_hname class)
+{
+    lua_State *L = lua->L;
+    int t = lua_type(L, -1);
+    size_t vlen = 0;
+    const char *v = t == LUA_TSTRING || t == LUA_TNUMBER ? lua_tolstring(L, -1, &vlen) : NULL;
+    if (!v)
+        return header_error(ctx, name, nlen, "must be a string, a number or an array of them");
+    if (!lh_response_value_ok(v, vlen))
+        return header_error(ctx, name, nlen, "has a value with CR, LF, NUL or another "
+                                             "control byte");
+    if (class == LH_HNAME_FRAMING) {
+        if (nlen == 10 && strncasecmp(name, "connection", 10) == 0 &&
+            lh_response_connection_close(v, vlen))
+            resp->close = true; /* honoured: the server's own Connection: close goes out */
+        else
+            warn_ignored(lua, ctx, name, nlen);
+        return true;
+    }
+    if (lh_response_add(resp, name, nlen, v, vlen) != 0)
+        return header_error(ctx, name, nlen, "does not fit: a response has at most 1024 "
+                                             "header lines and 128 KiB of them");
+    return true;
+}
+
+/* Add the pair on top of the stack (a name, and a value or an array of values) to
+ * resp. *singles: the Date, Server and Content-Type names seen in this table. */
+static bool add_field(struct lh_lua *lua, const struct lh_ctx *ctx, struct lh_response *resp,
+                      unsigned *singles)
+{
+    lua_State *L = lua->L;
+    size_t nlen = 0;
+    const char *name = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nlen) : NULL;
+    enum lh_hname class = name ? lh_response_name_class(name, nlen) : LH_HNAME_BAD;
+    if (class == LH_HNAME_BAD)
+        return header_error(ctx, name, nlen, "is not a valid header name (RFC 9110 token)");
+    bool list = lua_type(L, -1) == LUA_TTABLE;
+    lua_Unsigned n = list ? lua_rawlen(L, -1) : 1;
+    if (list && !is_array(L, n))
+        return header_error(ctx, name, nlen, "has a table value that is not an array");
+    if (class == LH_HNAME_SINGLE) {
+        unsigned bit = nlen == 4 ? 1u : nlen == 6 ? 2u : 4u; /* Date, Server, Content-Type */
+        if (n != 1)
+            return header_error(ctx, name, nlen, "takes exactly one value");
+        if (*singles & bit)
+            return header_error(ctx, name, nlen, "is given twice (names are compared "
+                                                 "without regard to case)");
+        *singles |= bit;
+        lh_response_unset(resp, name); /* the server's own */
+    }
+    for (lua_Unsigned i = 1; i <= n; i++) {
+        if (list)
+            lua_rawgeti(L, -1, (lua_Integer)i);
+        else
+            lua_pushvalue(L, -1);
+        bool ok = add_value(lua, ctx, resp, name, nlen, class);
+        lua_pop(L, 1);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* Add the headers table at idx (nil: none) to resp. Returns false on a bad header
+ * (logged); the caller answers 500. */
+static bool add_headers(struct lh_lua *lua, const struct lh_ctx *ctx, int idx,
+                        struct lh_response *resp)
+{
+    lua_State *L = lua->L;
+    if (lua_isnil(L, idx))
+        return true;
+    if (!lua_istable(L, idx)) {
+        char what[160];
+        lh_log_error("error", "lua: %s: headers must be a table, got %s: answering 500",
+                     lh_call_describe(ctx, what, sizeof what), luaL_typename(L, idx));
+        return false;
+    }
+    unsigned singles = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (!add_field(lua, ctx, resp, &singles)) {
+            lua_pop(L, 2);
+            return false;
+        }
+        lua_pop(L, 1);
+    }
+    return true;
+}
+
+/*
+ * Turn the values a handler returned (stack from `base` to the top) into ctx->resp.
+ * Returns false when it returned nothing (the request goes on); answers 500 for
+ * values that make no response.
+ */
+static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
+{
+    lua_State *L = lua->L;
+    int n = lua_gettop(L) - base;
+    if (n == 0 || (lua_isnil(L, base + 1) && n == 1))
+        return false;
+    struct lh_response *resp = ctx->resp;
+    int status = 200, body = base + 1;
+    if (lua_type(L, base + 1) == LUA_TNUMBER) {
+        lua_Integer s;
+        if (!lua_isinteger(L, base + 1) || (s = lua_tointeger(L, base + 1)) < 200 || s > 599) {
+            lh_log_error("error", "lua: status must be an integer from 200 to 599");
+            lh_response_error(resp, 500);
+            return true;
+        }
+        status = (int)s;
+        body = base + 2;
+    }
+    int headers = body + 1;
+    lua_settop(L, base + 3 > headers ? base + 3 : headers);
+    lh_response_init(resp, status);
+    const char *ctype = NULL;
+    size_t len = 0;
+    const char *text = NULL;
+    if (lua_type(L, body) == LUA_TSTRING) {
+        text = lua_tolstring(L, body, &len);
+        ctype = "text/html; charset=utf-8";
+    } else if (lua_istable(L, body)) {
+        lua_pushcfunction(L, lh_call_add_traceback);
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_encode);
+        lua_pushvalue(L, body);
+        lua->capped = lua->mem_limit > 0;
+        int rc = lua_pcall(L, 1, 1, -3);
+        lua->capped = false;
+        if (rc != LUA_OK) {
+            char what[160];
+            lh_log_error("error", "lua: %s: the returned table is not JSON: %s",
+                         lh_call_describe(ctx, what, sizeof what), lua_tostring(L, -1));
+            lh_response_error(resp, 500);
+            return true;
+        }
+        lua_replace(L, body);
+        lua_pop(L, 1);
+        text = lua_tolstring(L, body, &len);
+        ctype = "application/json";
+    } else if (!lua_isnil(L, body)) {
+        lh_log_error("error", "lua: a body must be a string, a table or nil, got %s",
+                     luaL_typename(L, body));
+        lh_response_error(resp, 500);
+        return true;
+    }
+    if (ctype)
+        lh_response_header(resp, "Content-Type", ctype);
+    if (!add_headers(lua, ctx, headers, resp)) {
+        lh_response_error(resp, 500);
+        return true;
+    }
+    if (text) {
+        char *copy = malloc(len ? len : 1);
+        if (!copy) {
+            lh_response_error(resp, 500);
+            return true;
+        }
+        memcpy(copy, text, len);
+        lh_response_body(resp, copy, len, copy);
+    }
+    return true;
+}
+
+void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r)
+{
+    int status = r == LH_CALL_TIMEOUT ? 503 : r == LH_CALL_BAD_JSON ? 400 : 500;
+    lh_response_error(ctx->resp, status);
+    if (status == 500 && ctx->dev_error && ctx->dev_loopback) {
+        /* --dev, asked from this machine: show what went wrong */
+        lh_response_body(ctx->resp, ctx->dev_error, strlen(ctx->dev_error), ctx->dev_error);
+        ctx->dev_error = NULL;
+    }
+}
+
+enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs)
+{
+    lua_State *L = lua->L;
+    int base = lua_gettop(L) - (ctx->co_ref == LUA_NOREF ? nargs + 1 : 0);
+    int nres = 0;
+    enum lh_call_result r = lh_call_run_slice(lua, ctx, nargs, &nres);
+    if (r == LH_CALL_YIELD)
+        return LH_SUSPENDED;
+    if (r != LH_CALL_OK) {
+        lh_resp_answer_failure(ctx, r);
+        return LH_ANSWERED;
+    }
+    bool answered = take_response(lua, base, ctx);
+    lua_settop(L, base);
+    return answered ? LH_ANSWERED : LH_DECLINED;
+}
+
+/* ---- the after hooks' res ------------------------------------------------------------- */
+
+static const char key_headers_meta; /* registry: the metatable of res.headers */
+
+/* Push the key of table t that equals name without regard to case; false (nothing
+ * pushed) when there is none. */
+static bool find_name(lua_State *L, int t, const char *name, size_t len)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        size_t n;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *k = lua_tolstring(L, -1, &n);
+            if (n == len && strncasecmp(k, name, n) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+/* res.headers[k] for a k not there as spelt: the entry whose name differs only in
+ * case (res.headers["content-type"] reads "Content-Type"). */
+static int headers_index(lua_State *L)
+{
+    size_t len;
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+    if (name && find_name(L, 1, name, len))
+        lua_rawget(L, 1);
+    else
+        lua_pushnil(L);
+    return 1;
+}
+
+/* res.headers[k] = v for a k not there as spelt: replaces (or with nil removes) an
+ * entry whose name differs only in case, instead of adding a second one. */
+static int headers_newindex(lua_State *L)
+{
+    size_t len;
+    const char *name = lua_type(L, 2) == LUA_TSTRING ? lua_tolstring(L, 2, &len) : NULL;
+    if (name && find_name(L, 1, name, len)) {
+        lua_pushnil(L);
+        lua_rawset(L, 1);
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 0;
+}
+
+/* The first header of resp with header i's name (i itself when none before it). */
+static uint32_t first_with_name(const struct lh_response *resp, uint32_t i)
+{
+    const struct lh_resp_header *h = lh_response_at(resp, i);
+    for (uint32_t j = 0; j < i; j++)
+        if (lh_response_at(resp, j)->name_len == h->name_len &&
+            strcasecmp(lh_response_name(resp, j), lh_response_name(resp, i)) == 0)
+            return j;
+    return i;
+}
+
+/* An after hook's res: { status = ..., headers = { name = value, ... } }, a header
+ * sent more than once as an array of its values (so that a hook can append one),
+ * names matched without regard to case. */
+void lh_resp_push_res(lua_State *L, const struct lh_response *resp)
+{
+    static const luaL_Reg meta[] = {
+        {"__index", headers_index}, {"__newindex", headers_newindex}, {NULL, NULL}};
+    lua_createtable(L, 0, 2);
+    lua_pushinteger(L, resp->status);
+    lua_setfield(L, -2, "status");
+    lua_createtable(L, 0, (int)resp->nheaders + 4); /* room for a hook's additions */
+    int t = lua_gettop(L);
+    for (uint32_t i = 0; i < resp->nheaders; i++) {
+        uint32_t first = first_with_name(resp, i);
+        lua_pushlstring(L, lh_response_name(resp, first), lh_response_at(resp, first)->name_len);
+        lua_pushlstring(L, lh_response_value(resp, i), lh_response_at(resp, i)->value_len);
+        if (first != i) { /* a repeated header: { earlier values..., this one } */
+            lua_pushvalue(L, -2);
+            if (lua_rawget(L, t) != LUA_TTABLE) {
+                lua_createtable(L, 2, 0);
+                lua_insert(L, -2);
+                lua_rawseti(L, -2, 1);
+            }
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+        }
+        lua_rawset(L, t);
+    }
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &key_headers_meta) == LUA_TNIL) {
+        lua_pop(L, 1);
+        luaL_newlib(L, meta);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &key_headers_meta);
+    }
+    lua_setmetatable(L, t);
+    lua_setfield(L, -2, "headers");
+}
+
+bool lh_resp_apply_res(struct lh_lua *lua, const struct lh_ctx *ctx, int idx,
+                       struct lh_response *resp)
+{
+    lua_State *L = lua->L;
+    lua_getfield(L, idx, "headers");
+    bool ok = lua_istable(L, -1);
+    if (ok) {
+        lh_response_clear_headers(resp);
+        ok = add_headers(lua, ctx, lua_gettop(L), resp);
+    } else {
+        char what[160];
+        lh_log_error("error", "lua: %s: res.headers must be a table, got %s: answering 500",
+                     lh_call_describe(ctx, what, sizeof what), luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return ok;
+}
