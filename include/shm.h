@@ -34,12 +34,17 @@ struct lh_shm_sizes {
 struct lh_shm;
 
 /* Map a shared anonymous region for sz (before fork: children inherit it). NULL and
- * errno on failure. */
+ * errno on failure: EINVAL unless 1 <= workers and 1 <= max_connections <= INT32_MAX,
+ * ENOMEM. The per-IP table has a fixed 2 * max_connections slots (rounded up to a
+ * power of two, at least 1024, at most 2^21); each worker slot has room to record
+ * max_connections connections, so the region takes about
+ * workers * max_connections * 20 bytes of address space besides the arena, of which
+ * only what is used is ever touched. */
 struct lh_shm *lh_shm_create(const struct lh_shm_sizes *sz);
 /* Unmap it (in each process that is done with it). Safe on NULL. */
 void lh_shm_destroy(struct lh_shm *shm);
 
-/* Worker slot i, 0 <= i < sz.workers. */
+/* Worker slot i, 0 <= i < sz.workers (else NULL). Zeroed when created. */
 struct lh_shm_worker *lh_shm_worker(struct lh_shm *shm, int i);
 
 /* What lh_shm_conn_acquire says. */
@@ -49,29 +54,37 @@ enum lh_shm_cap { LH_SHM_OK = 0, LH_SHM_OVER_CONNECTIONS, LH_SHM_OVER_PER_CLIENT
  * Count one connection from ip for worker slot `worker`, if it keeps the total at or
  * below max_connections and ip's count at or below max_per_client (<= 0: no cap for
  * that one). On LH_SHM_OK *ticket identifies the count for lh_shm_conn_release; on a
- * refusal nothing is counted. max_connections above sz.max_connections counts as
- * sz.max_connections.
+ * refusal nothing is counted. max_connections <= 0 or above sz.max_connections counts
+ * as sz.max_connections. A new IP when the per-IP table is full (possible only with
+ * sz.max_connections above 2^20) is LH_SHM_OVER_PER_CLIENT; a worker out of range or
+ * an unusable lock (see lh_shm_lock) is LH_SHM_OVER_CONNECTIONS.
  */
 enum lh_shm_cap lh_shm_conn_acquire(struct lh_shm *shm, int worker, const struct lh_ipkey *ip,
                                     long max_connections, long max_per_client,
                                     uint32_t *ticket);
-/* Uncount what a successful acquire of this worker slot counted. */
+/* Uncount what a successful acquire of this worker slot counted. A ticket that is
+ * not counted now (released already, reclaimed) is ignored. */
 void lh_shm_conn_release(struct lh_shm *shm, int worker, uint32_t ticket);
 /* The worker in slot `worker` is gone: uncount everything it held (the master calls
  * this when it reaps the worker, before the slot's next worker starts). */
 void lh_shm_conn_reclaim(struct lh_shm *shm, int worker);
 
-/* Connections counted now, all workers; and from ip. For tests and logs. */
+/* Connections counted now, all workers; and from ip. For tests and logs. -1 when the
+ * lock is unusable. */
 long lh_shm_conn_count(struct lh_shm *shm);
 long lh_shm_ip_count(struct lh_shm *shm, const struct lh_ipkey *ip);
 
-/* The shared store's arena: arena_bytes bytes at a fixed address in every process. */
+/* The shared store's arena: arena_bytes bytes at a fixed address in every process,
+ * page-aligned, zeroed when created. *bytes (if bytes is not NULL) = arena_bytes. */
 void *lh_shm_arena(struct lh_shm *shm, size_t *bytes);
 
-/* Take / drop the region's lock (a robust, process-shared mutex). When its last
- * holder died with it, the caps are recounted from what each worker holds before
- * lock returns; returns 1 in that case so that the store can repair its own part,
- * else 0. */
+/* Take / drop the region's lock (a robust, process-shared mutex). Not recursive: the
+ * functions above take it themselves, never call them while holding it. When a holder
+ * died with it, whoever takes it next (here or in a function above) first recounts
+ * the caps from what each worker holds. lh_shm_lock returns 1 when a holder died
+ * since lh_shm_lock last returned 1, so that the store can repair its own part, else
+ * 0; -1 when the lock can never be taken again (ENOTRECOVERABLE: someone unlocked it
+ * after a death without this recovery); then do not unlock it. */
 int lh_shm_lock(struct lh_shm *shm);
 void lh_shm_unlock(struct lh_shm *shm);
 
