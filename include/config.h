@@ -20,6 +20,8 @@ struct lh_limits {
     double request_timeout;  /* seconds to receive a whole request once started */
     long handler_timeout_ms; /* Lua run time of one request (summed over its resumes) */
     long lua_memory_mb;      /* memory of one Lua state */
+    double stall_timeout;    /* seconds a worker may stay away from its event loop */
+    long shared_mb;          /* memory of the shared store */
 };
 
 /* Every string is owned by the struct (malloc'd) and freed by lh_config_free. */

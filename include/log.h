@@ -16,6 +16,10 @@ int lh_log_open(const char *path, int std_fd);
  * stderr). Safe to call while other threads log. */
 void lh_log_set_error_fd(int fd);
 
+/* SIGUSR1: open path ("-" is left alone) and put it in place of the error log's fd,
+ * under the same number. 0, or -1 with errno (the old file stays in use). */
+int lh_log_reopen_error(const char *path);
+
 /* "YYYY/MM/DD HH:MM:SS [level] message\n", written with one write(2). The message
  * is one line whatever it holds: control bytes in it (from a client, from Lua) are
  * written as \n, \r or \xHH, so no client can forge an entry. Tabs stay. */

@@ -1,4 +1,4 @@
-/* server.h - listeners, worker threads, signals, reload and connection policy. */
+/* server.h - the server: a master process, its worker processes, signals, reload. */
 #ifndef LH_SERVER_H
 #define LH_SERVER_H
 
@@ -22,10 +22,11 @@ int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char 
                           size_t errlen);
 
 /*
- * Serve until SIGINT/SIGTERM. Takes ownership of cfg (freed before returning).
- * Prints "listening on http://HOST:PORT/" once listening. Returns the process exit
- * status: 0 after a clean shutdown, 1 when the docroot, a log or the port is unusable.
+ * Load the configuration, then serve as the master of `workers` worker processes
+ * until SIGINT/SIGTERM. Prints "listening on http://HOST:PORT/" once listening.
+ * Returns the process exit status: 0 after a clean shutdown, 1 when requests had to
+ * be abandoned, or the configuration, docroot, a log or the port is unusable.
  */
-int lh_server_run(const struct lh_options *o, struct lh_config *cfg);
+int lh_server_run(const struct lh_options *o);
 
 #endif

@@ -5,7 +5,7 @@
 #ifndef LH_SHM_H
 #define LH_SHM_H
 
-#include "iptable.h"
+#include "ipkey.h"
 
 #include <stdatomic.h>
 #include <stddef.h>

@@ -84,6 +84,11 @@ static const struct setting limits_fields[] = {
       .imin = 1, .imax = 86400000, .off = offsetof(struct lh_limits, handler_timeout_ms) },
     { .name = "lua_memory_mb", .kind = K_LONG, .what = "an integer from 1 to 1048576",
       .imin = 1, .imax = 1048576, .off = offsetof(struct lh_limits, lua_memory_mb) },
+    { .name = "stall_timeout", .kind = K_SECONDS, .flags = OPEN_MIN,
+      .what = "a number of seconds greater than 0 and at most 86400",
+      .dmin = 0, .dmax = MAX_SECONDS, .off = offsetof(struct lh_limits, stall_timeout) },
+    { .name = "shared_mb", .kind = K_LONG, .what = "an integer from 1 to 65536",
+      .imin = 1, .imax = 65536, .off = offsetof(struct lh_limits, shared_mb) },
     { .name = NULL },
 };
 
@@ -113,8 +118,8 @@ static const struct setting settings[] = {
       .dmin = 0, .dmax = MAX_SECONDS, .off = offsetof(struct lh_config, shutdown_timeout) },
     { .name = "keepalive", .kind = K_TABLE, .what = "a table", .fields = keepalive_fields,
       .off = offsetof(struct lh_config, keepalive) },
-    { .name = "max_connections", .kind = K_LONG, .what = "an integer >= 1",
-      .imin = 1, .imax = LONG_MAX, .off = offsetof(struct lh_config, max_connections) },
+    { .name = "max_connections", .kind = K_LONG, .what = "an integer from 1 to 1048576",
+      .imin = 1, .imax = 1048576, .off = offsetof(struct lh_config, max_connections) },
     { .name = "limits", .kind = K_TABLE, .what = "a table", .fields = limits_fields,
       .off = offsetof(struct lh_config, limits) },
     { .name = "unsafe_libs", .kind = K_BOOL, .what = "true or false",
@@ -144,7 +149,8 @@ int lh_config_defaults(struct lh_config *c)
                        .max_per_client = 64 },
         .max_connections = 10000,
         .limits = { .header_bytes = 8192, .body_bytes = 1048576, .request_timeout = 10,
-                    .handler_timeout_ms = 2000, .lua_memory_mb = 64 },
+                    .handler_timeout_ms = 2000, .lua_memory_mb = 64,
+                    .stall_timeout = 10, .shared_mb = 16 },
     };
     c->dir = strdup(".");
     c->host = strdup("127.0.0.1");

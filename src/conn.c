@@ -7,7 +7,7 @@
 #include "server_int.h"
 #include "dispatch.h"
 #include "http.h"
-#include "iptable.h"
+#include "ipkey.h"
 #include "log.h"
 #include "lua_host.h"
 
@@ -44,8 +44,7 @@ static void uncount(struct conn *c)
     if (!c->counted)
         return;
     c->counted = false;
-    atomic_fetch_sub(&c->w->srv->nconns, 1);
-    lh_iptable_release(c->w->srv->per_ip, &c->ip);
+    lh_shm_conn_release(c->w->srv->shm, c->w->id, c->ticket);
 }
 
 void lh_conn_free(struct conn *c)
@@ -62,7 +61,7 @@ void lh_conn_free(struct conn *c)
     free(c->out);
     uncount(c);
     if (c->state == C_LINGER)
-        atomic_fetch_sub(&w->srv->nlinger, 1);
+        w->nlinger--;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -93,19 +92,19 @@ static void close_now(struct conn *c)
  * client that uses one connection per request has often opened the next one by
  * then, and would get 503 far below its cap. Sockets refused over a cap linger
  * uncounted too. So that neither can take every descriptor the process has (a flood
- * past max_connections could), at most srv->linger_max connections linger at once,
- * all workers together: LINGER_MAX, or a quarter of the descriptor limit if that is
- * less (the limit is raised to leave room for them, see raise_fd_limit). Beyond it a
+ * past max_connections could), at most srv->linger_max connections of a worker linger
+ * at once: LINGER_MAX, or a quarter of the descriptor limit if that is less (the
+ * limit is raised to leave room for them, see raise_fd_limit in master.c). Beyond it a
  * connection is closed at once, which costs only a client that is still sending. */
 void lh_conn_linger(struct conn *c)
 {
-    struct server *srv = c->w->srv;
+    struct worker *w = c->w;
     uncount(c);
-    if (c->w->stopping || atomic_fetch_add(&srv->nlinger, 1) >= srv->linger_max) {
-        atomic_fetch_sub(&srv->nlinger, 1);
+    if (w->stopping || w->nlinger >= w->srv->linger_max) {
         close_now(c);
         return;
     }
+    w->nlinger++;
     c->state = C_LINGER; /* lh_conn_free gives the place back from here on */
     if (shutdown(c->fd, SHUT_WR) < 0) {
         lh_conn_free(c);
@@ -182,7 +181,7 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
                          .resp = &w->resp,
                          .st = &w->set->st,
                          .fcache = w->fcache,
-                         .lua = w->set->lua[w->id],
+                         .lua = w->set->lua,
                          .body = body,
                          .body_len = body_len,
                          .remote_addr = ip,
@@ -191,7 +190,10 @@ static enum step answer(struct conn *c, const char *body, size_t body_len)
                          .pathbuf = w->path,
                          .pathcap = w->pathcap};
     lh_dispatch_init(&ctx);
-    if (lh_dispatch(&ctx) == LH_SUSPENDED)
+    lh_worker_running(w, &ctx);
+    enum lh_step r = lh_dispatch(&ctx);
+    lh_worker_running(w, NULL);
+    if (r == LH_SUSPENDED)
         return lh_runq_park(c, &ctx);
     return lh_send_respond(c, req, &w->resp);
 }

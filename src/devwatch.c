@@ -62,13 +62,13 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         return;
     srv->watched = sig; /* a broken save is reported once, not at every poll */
     lh_log_error("notice", "--dev: a Lua file changed, reloading");
-    lh_server_reload(srv);
+    lh_master_reload(srv);
 }
 
 int lh_devwatch_start(struct server *srv)
 {
     srv->watched = lua_files_signature(srv);
-    srv->watch = event_new(srv->main_base, -1, EV_PERSIST, on_watch, srv);
+    srv->watch = event_new(srv->base, -1, EV_PERSIST, on_watch, srv);
     struct timeval every = {0, 250000};
     return srv->watch && event_add(srv->watch, &every) == 0 ? 0 : -1;
 }

@@ -25,6 +25,20 @@ void lh_log_set_error_fd(int fd)
         close(old);
 }
 
+int lh_log_reopen_error(const char *path)
+{
+    int cur = atomic_load(&error_fd);
+    if (strcmp(path, "-") == 0 || cur <= 2)
+        return 0;
+    int fd = lh_log_open(path, STDERR_FILENO);
+    if (fd < 0)
+        return -1;
+    /* onto the same number: no line can find the fd closed */
+    int rc = dup3(fd, cur, O_CLOEXEC);
+    close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
 /* write(2) the whole buffer, retrying short writes; logging never fails loudly. */
 static void write_all(int fd, const char *p, size_t n)
 {

@@ -15,7 +15,7 @@ static const char usage[] =
     "  -c, --config FILE   config file (default ./config.lua; built-in defaults if absent)\n"
     "  -p, --port PORT     listen on PORT (0 picks a free one)\n"
     "  -r, --root DIR      serve files from DIR\n"
-    "  -w, --workers N     worker threads (a number or \"auto\")\n"
+    "  -w, --workers N     worker processes (a number or \"auto\")\n"
     "      --check         validate the configuration and exit\n"
     "      --dev           development mode\n"
     "  -v, --version       print the version and exit\n"
@@ -119,11 +119,5 @@ int main(int argc, char **argv)
     if (do_check)
         return check(&o);
 
-    char err[1024];
-    struct lh_config cfg = {0};
-    if (lh_server_load_config(&o, &cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "luahttpd: %s\n", err);
-        return 1;
-    }
-    return lh_server_run(&o, &cfg);
+    return lh_server_run(&o);
 }

@@ -65,7 +65,7 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
     if (ctx->path >= ctx->pathbuf && ctx->path < ctx->pathbuf + ctx->pathcap)
         p->ctx.path = pathbuf + (ctx->path - ctx->pathbuf);
     p->set = w->set;
-    atomic_fetch_add(&p->set->refs, 1);
+    p->set->refs++;
     lh_lua_ctx_moved(p->ctx.lua, &p->ctx);
     c->parked = p;
     c->state = C_LUA;
@@ -136,7 +136,10 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     if (!w->runq)
         w->runq_tail = NULL;
     struct parked *p = c->parked;
-    if (lh_dispatch(&p->ctx) == LH_SUSPENDED) {
+    lh_worker_running(w, &p->ctx);
+    enum lh_step r = lh_dispatch(&p->ctx);
+    lh_worker_running(w, NULL);
+    if (r == LH_SUSPENDED) {
         enqueue(w, c);
         return;
     }

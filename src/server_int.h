@@ -1,12 +1,13 @@
-/* server_int.h - what the pieces of the server share: the settings, the workers, the
- * connections, and the functions one piece calls in another. Private to src/; the
- * public face is include/server.h.
+/* server_int.h - what the pieces of the server share: the settings, the master, a
+ * worker, the connections, and the functions one piece calls in another. Private to
+ * src/; the public face is include/server.h.
  *
- * A request's way through them: worker.c accepts a connection (under the caps) and
- * conn.c reads, parses and has it answered (dispatch.c); send.c puts the response
- * on the wire and logs it; a Lua handler that pauses waits in runq.c; conn_mem.c is
- * where connections and their buffers live; settings.c the configuration they use;
- * server.c starts it all and takes the signals; devwatch.c reloads for --dev. */
+ * master.c forks the workers and supervises them. In a worker, worker.c accepts a
+ * connection (under the caps, counted in shm.c for all workers) and conn.c reads,
+ * parses and has it answered (dispatch.c); send.c puts the response on the wire and
+ * logs it; a Lua handler that pauses waits in runq.c; conn_mem.c is where
+ * connections and their buffers live; settings.c the configuration they use;
+ * devwatch.c reloads for --dev. */
 #ifndef LH_SERVER_INT_H
 #define LH_SERVER_INT_H
 
@@ -14,45 +15,82 @@
 #include "config.h"
 #include "dispatch.h"
 #include "http.h"
-#include "iptable.h"
+#include "ipkey.h"
 #include "response.h"
 #include "server.h"
+#include "shm.h"
 #include "static.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/time.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define OUT_SCRATCH (64 * 1024)      /* per-worker render buffer */
 #define IN_INITIAL 4096              /* first allocation of a connection's buffer */
-#define LINGER_MAX 1024              /* lingering closes at once, all workers (see
+#define LINGER_MAX 1024              /* lingering closes at once, per worker (see
                                         lh_conn_linger) */
 #define PARKED_WATCH 3600.0          /* a paused handler's socket: re-armed when it fires */
+#define HEARTBEAT_SECS 0.25          /* how often a worker's loop tells the master it lives */
 
+/* A configuration and what was opened for it. Each process has its own: the master
+ * loads one to check a file and to hand it to the workers it forks; a worker loads
+ * its own on reload. */
 struct settings {
-    atomic_int refs;
+    int refs;
     struct lh_config cfg;
     int root_fd;
     char *root_real;
     int access_fd;            /* -1 when the access log is off */
     struct lh_static st;
     bool dev;
-    int nlua;
-    struct lh_lua **lua;      /* one Lua state per worker, made by running config.lua */
+    struct lh_lua *lua;       /* the state config.lua ran in: its routes and hooks */
 };
 
 struct conn;
 struct slab;
 
+/* The master's view of one worker slot. */
+struct child {
+    struct server *srv;
+    pid_t pid;                /* 0: none running */
+    double started;           /* monotonic time of its fork */
+    int quick_deaths;         /* deaths in a row within a second of starting */
+    bool stalled;             /* killed for not coming back to its event loop */
+    bool killed_at_stop;      /* killed when shutdown_timeout was over */
+    struct event *restart_ev; /* a delayed start (back-off) */
+};
+
+/* One per process. In the master: the listening socket, the shared region and the
+ * workers; in a worker, its copy tells it where to accept and count. */
+struct server {
+    int listen_fd;
+    int nworkers;
+    struct lh_shm *shm;
+    struct settings *current;     /* the master's: what the next worker starts with */
+    const struct lh_options *opts;
+    long linger_max;              /* lingering closes at once, per worker */
+    long max_connections;         /* what the shared region was sized for */
+    pid_t master_pid;
+    /* master only */
+    struct event_base *base;
+    struct child *children;
+    struct event *sigs[6];
+    struct event *supervise_ev;   /* heartbeats, every HEARTBEAT_SECS */
+    struct event *stop_ev;        /* shutdown_timeout is over */
+    bool stopping;
+    int status;                   /* the exit status so far */
+    struct event *watch;          /* --dev: polls the Lua files for changes */
+    uint64_t watched;             /* signature of what the last poll saw */
+};
+
 struct worker {
     struct server *srv;
-    int id;                       /* index of this worker's Lua state in settings */
-    pthread_t thread;
+    int id;                       /* slot in the shared region */
+    struct lh_shm_worker *slot;
     struct event_base *base;
     struct event *accept_ev;
     struct event *accept_retry;   /* re-enables accepting after EMFILE */
@@ -60,18 +98,19 @@ struct worker {
     long refused[2];              /* refusals not logged yet, per enum cap */
     long refused_limit[2];        /* the value of that cap at the last one */
     struct lh_ipkey refused_ip;   /* the client refused last */
-    struct event *notify_ev;
+    struct event *sigs[4];        /* SIGTERM, SIGINT, SIGHUP, SIGUSR1 */
+    struct event *beat_ev;        /* the heartbeat */
     struct event *stop_timer;
     struct event *resume_ev;      /* runs the next slice of a paused Lua handler */
     struct event *docroot_ev;     /* the docroot changed (fcache's inotify), or NULL */
     struct conn *runq, *runq_tail;/* connections whose handler paused, oldest first */
-    int notify_fd;                /* eventfd the main thread pokes */
-    _Atomic(struct settings *) pending; /* a new configuration to switch to */
-    atomic_bool stop_requested;
     struct settings *set;
     struct conn *conns;           /* every open connection, for shutdown */
     long nconns;
+    long nlinger;                 /* connections in a lingering close */
     bool stopping;
+    int status;                   /* exit status: 1 when requests were abandoned */
+    const struct lh_ctx *running; /* the request being dispatched, for a stall report */
     time_t date_sec;
     char date[LH_HTTP_DATE_LEN + 1];
     struct lh_request req;        /* scratch: the request being answered */
@@ -83,22 +122,6 @@ struct worker {
     struct slab *slabs;           /* slabs with a free connection slot */
     struct slab *spare;           /* an empty slab kept for the next connection */
     char *spare_in;               /* an IN_INITIAL request buffer kept for the next */
-};
-
-struct server {
-    int listen_fd;
-    struct worker *workers;
-    int nworkers;
-    atomic_long nconns;           /* connections holding a slot, all workers */
-    atomic_long nlinger;          /* connections in a lingering close, all workers */
-    long linger_max;              /* most of those at once (see lh_conn_linger) */
-    struct lh_iptable *per_ip;
-    struct settings *current;
-    const struct lh_options *opts;
-    struct event_base *main_base; /* signals, --dev polling; workers[0].base if single */
-    bool single;                  /* one worker, run on the main thread */
-    struct event *watch;          /* --dev: polls the Lua files for changes */
-    uint64_t watched;             /* signature of what the last poll saw */
 };
 
 enum conn_state {
@@ -130,11 +153,12 @@ struct conn {
     int fd;
     uint8_t state;
     uint8_t after_write;     /* what a completed C_WRITE leads to */
-    bool counted;            /* holds a slot in the caps */
+    bool counted;            /* holds a slot in the caps (ticket) */
     bool close_after;        /* close once the current response is out */
     bool eof;                /* the client will send nothing more */
     short armed;             /* EV_READ or EV_WRITE the event watches, 0 before */
     struct lh_ipkey ip;
+    uint32_t ticket;         /* what shm.c counted for it */
     char *in;                /* request bytes; NULL while idle */
     uint32_t in_len, in_cap;
     size_t scanned;          /* parser progress over in */
@@ -177,12 +201,13 @@ enum step { DONE = 0, AGAIN = 1 };
 
 /* ---- settings.c ---- */
 
-/* Open what cfg names and make a Lua state per worker. Takes ownership of cfg's
- * contents. NULL with err on failure. */
-struct settings *lh_settings_new(struct lh_config *cfg, int nworkers, bool dev, char *err,
-                                 size_t errlen);
+/* Run the config file o names (or take the defaults), apply o's overrides and open
+ * what the result names. NULL with a one-line message (file:line) in err. */
+struct settings *lh_settings_load(const struct lh_options *o, char *err, size_t errlen);
 /* Drop a reference; the last one frees. Safe on NULL. */
 void lh_settings_release(struct settings *s);
+/* SIGUSR1: the access log's file opened again under the same fd. 0 or -1. */
+int lh_settings_reopen_access_log(struct settings *s);
 /* The config's warnings to the error log. */
 void lh_settings_log_warnings(const struct lh_config *c);
 
@@ -244,17 +269,20 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg);
 
 /* ---- worker.c ---- */
 
-int lh_worker_init(struct worker *w, struct server *srv, int id);
-void lh_worker_free(struct worker *w);
-/* The worker's event loop; returns when the worker has stopped. */
-void *lh_worker_main(void *arg);
-/* Wake w to look at its pending settings and stop request. */
-void lh_worker_notify(struct worker *w);
+/* The body of a worker process forked for slot id: serve until told to stop, then
+ * exit (never returns). */
+void lh_worker_run(struct server *srv, int id) __attribute__((noreturn));
+/* A Lua handler is running or done (ctx NULL), for the stall report. */
+static inline void lh_worker_running(struct worker *w, const struct lh_ctx *ctx)
+{
+    w->running = ctx;
+}
 
-/* ---- server.c, devwatch.c ---- */
+/* ---- master.c, devwatch.c ---- */
 
-/* SIGHUP: load the file again; switch only if all of it loads and opens. */
-void lh_server_reload(struct server *srv);
+/* SIGHUP: load the file again; if all of it loads and opens, keep it for the workers
+ * forked from now on and tell the running ones to load it too. */
+void lh_master_reload(struct server *srv);
 /* --dev: poll the Lua files and reload when one changes. 0 or -1. */
 int lh_devwatch_start(struct server *srv);
 

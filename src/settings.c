@@ -1,11 +1,12 @@
-/* settings.c - a configuration with what it opened (docroot, access log, a Lua state
- * per worker), shared by reference count: workers switch to a new one on reload while
- * requests in flight finish on the old. See server_int.h. */
+/* settings.c - a configuration with what it opened (docroot, access log, the Lua state
+ * config.lua ran in), shared by reference count: a worker switches to a new one on
+ * reload while its requests in flight finish on the old. See server_int.h. */
 #include "server_int.h"
 #include "log.h"
 #include "lua_host.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,66 +14,49 @@
 
 void lh_settings_release(struct settings *s)
 {
-    if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
+    if (!s || --s->refs > 0)
         return;
     if (s->root_fd >= 0)
         close(s->root_fd);
     if (s->access_fd >= 0)
         close(s->access_fd);
     free(s->root_real);
-    for (int i = 0; i < s->nlua; i++)
-        lh_lua_free(s->lua[i]);
-    free(s->lua);
+    lh_lua_free(s->lua);
     lh_config_free(&s->cfg);
     free(s);
 }
 
-/* The worker Lua states: config.lua run once more for each, here, so that a file
- * that fails to load is noticed before anything switches to it. */
-static int make_states(struct settings *s, int n, char *err, size_t errlen)
+/* What the command line asked for wins over config.lua. 0 or -1. */
+static int apply_options(const struct lh_options *o, struct lh_config *c)
 {
-    s->lua = calloc((size_t)n, sizeof *s->lua);
-    if (!s->lua) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
-    for (; s->nlua < n; s->nlua++) {
-        struct lh_config scratch = {0};
-        s->lua[s->nlua] = lh_lua_new(s->cfg.path, &scratch, s->dev, err, errlen);
-        if (!s->lua[s->nlua])
+    if (o->port >= 0)
+        c->port = o->port;
+    if (o->workers > 0)
+        c->workers = o->workers;
+    if (o->docroot) {
+        char *d = strdup(o->docroot);
+        if (!d)
             return -1;
-        lh_config_free(&scratch);
+        free(c->docroot);
+        c->docroot = d;
     }
     return 0;
 }
 
-/* Open what cfg names and make a Lua state per worker. Takes ownership of cfg's
- * contents. NULL with err on failure. */
-struct settings *lh_settings_new(struct lh_config *cfg, int nworkers, bool dev,
-                                     char *err, size_t errlen)
+/* Open what s->cfg names. 0, or -1 with err. */
+static int open_files(struct settings *s, char *err, size_t errlen)
 {
-    struct settings *s = calloc(1, sizeof *s);
-    if (!s) {
-        snprintf(err, errlen, "out of memory");
-        lh_config_free(cfg);
-        return NULL;
-    }
-    s->cfg = *cfg;
-    memset(cfg, 0, sizeof *cfg);
-    s->access_fd = -1;
-    s->dev = dev;
-    atomic_init(&s->refs, 1);
     s->root_fd = lh_static_open_root(s->cfg.docroot);
     s->root_real = s->root_fd >= 0 ? realpath(s->cfg.docroot, NULL) : NULL;
     if (!s->root_real) {
         snprintf(err, errlen, "docroot %s: %s", s->cfg.docroot, strerror(errno));
-        goto fail;
+        return -1;
     }
     if (s->cfg.access_log) {
         s->access_fd = lh_log_open(s->cfg.access_log, STDOUT_FILENO);
         if (s->access_fd < 0) {
             snprintf(err, errlen, "access_log %s: %s", s->cfg.access_log, strerror(errno));
-            goto fail;
+            return -1;
         }
     }
     s->st = (struct lh_static){.root_fd = s->root_fd,
@@ -80,7 +64,27 @@ struct settings *lh_settings_new(struct lh_config *cfg, int nworkers, bool dev,
                                .index = s->cfg.index,
                                .autoindex = s->cfg.autoindex,
                                .dotfiles = s->cfg.dotfiles};
-    if (make_states(s, nworkers, err, errlen) < 0)
+    return 0;
+}
+
+struct settings *lh_settings_load(const struct lh_options *o, char *err, size_t errlen)
+{
+    struct settings *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->refs = 1;
+    s->root_fd = s->access_fd = -1;
+    s->dev = o->dev;
+    s->lua = lh_lua_new(o->config_path, &s->cfg, o->dev, err, errlen);
+    if (!s->lua)
+        goto fail;
+    if (apply_options(o, &s->cfg) < 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    if (open_files(s, err, errlen) < 0)
         goto fail;
     return s;
 fail:
@@ -88,32 +92,31 @@ fail:
     return NULL;
 }
 
+int lh_settings_reopen_access_log(struct settings *s)
+{
+    if (s->access_fd < 0 || strcmp(s->cfg.access_log, "-") == 0)
+        return 0;
+    int fd = lh_log_open(s->cfg.access_log, STDOUT_FILENO);
+    if (fd < 0)
+        return -1;
+    /* onto the same number: a line being written goes to the old file or the new */
+    int rc = dup3(fd, s->access_fd, O_CLOEXEC);
+    close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
 int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char *err,
                           size_t errlen)
 {
-    if (o->config_path) {
-        /* the same loading path as the workers' states: routes are checked too */
-        struct lh_lua *lua = lh_lua_new(o->config_path, c, o->dev, err, errlen);
-        if (!lua)
-            return -1;
-        lh_lua_free(lua);
-    } else if (lh_config_defaults(c) < 0) {
+    /* the same loading path as the server's: routes are checked too */
+    struct lh_lua *lua = lh_lua_new(o->config_path, c, o->dev, err, errlen);
+    if (!lua)
+        return -1;
+    lh_lua_free(lua);
+    if (apply_options(o, c) < 0) {
+        lh_config_free(c);
         snprintf(err, errlen, "out of memory");
         return -1;
-    }
-    if (o->port >= 0)
-        c->port = o->port;
-    if (o->workers > 0)
-        c->workers = o->workers;
-    if (o->docroot) {
-        char *d = strdup(o->docroot);
-        if (!d) {
-            lh_config_free(c);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        free(c->docroot);
-        c->docroot = d;
     }
     return 0;
 }

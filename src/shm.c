@@ -141,7 +141,9 @@ struct lh_shm *lh_shm_create(const struct lh_shm_sizes *sz)
     struct plan p;
     if (plan_layout(sz, &p) < 0)
         return NULL;
-    char *base = mmap(NULL, p.bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    /* NORESERVE: most journal pages are never touched; don't charge them up front */
+    char *base = mmap(NULL, p.bytes, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
     struct lh_shm *shm = (struct lh_shm *)base;

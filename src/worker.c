@@ -1,18 +1,25 @@
-/* worker.c - a worker: its event loop, accepting connections under the caps, and
- * switching to a new configuration. See server_int.h. */
+/* worker.c - a worker process: its event loop, accepting connections under the caps
+ * (counted in the shared region for all workers), its signals, the heartbeat the
+ * master watches, and switching to a new configuration. See server_int.h. */
 #include "server_int.h"
 #include "log.h"
+#include "lua_host.h"
 #include "static.h"
 
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+/* The process's worker, for the SIGUSR2 handler. */
+static struct worker *this_worker;
 
 static void ipkey_of(const struct sockaddr_storage *ss, struct lh_ipkey *k)
 {
@@ -90,10 +97,12 @@ static void reject(struct conn *c, enum cap which, long limit)
 
 static void pause_accepting(struct worker *w)
 {
-    static atomic_long last_warned;
-    long now = (long)time(NULL);
-    if (atomic_exchange(&last_warned, now) != now)
+    static time_t last_warned;
+    time_t now = time(NULL);
+    if (last_warned != now) {
+        last_warned = now;
         lh_log_error("warn", "accept: %s; pausing new connections briefly", strerror(errno));
+    }
     event_del(w->accept_ev);
     struct timeval tv = {0, 100000};
     evtimer_add(w->accept_retry, &tv);
@@ -134,23 +143,42 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             close(fd);
             continue;
         }
-        struct server *srv = w->srv;
-        if (atomic_fetch_add(&srv->nconns, 1) >= cfg->max_connections) {
-            atomic_fetch_sub(&srv->nconns, 1);
+        switch (lh_shm_conn_acquire(w->srv->shm, w->id, &ip, cfg->max_connections,
+                                    cfg->keepalive.max_per_client, &c->ticket)) {
+        case LH_SHM_OVER_CONNECTIONS:
             reject(c, CAP_CONNECTIONS, cfg->max_connections);
-        } else if (lh_iptable_acquire(srv->per_ip, &ip, cfg->keepalive.max_per_client) < 0) {
-            atomic_fetch_sub(&srv->nconns, 1);
+            break;
+        case LH_SHM_OVER_PER_CLIENT:
             reject(c, CAP_PER_CLIENT, cfg->keepalive.max_per_client);
-        } else {
+            break;
+        case LH_SHM_OK:
             c->counted = true;
             lh_conn_arm(c, EV_READ, cfg->limits.request_timeout);
+            break;
         }
     }
 }
 
+
+/* ---- stopping --------------------------------------------------------------------- */
+
+/* shutdown_timeout is over: what is still in flight is abandoned, each named in the
+ * error log, and the worker exits 1. */
 static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
+    for (struct conn *c = w->conns; c; c = c->next) {
+        const struct lh_request *r = c->parked ? &c->parked->req : NULL;
+        char ip[LH_IP_STRLEN];
+        lh_ipkey_format(&c->ip, ip);
+        if (r)
+            lh_log_error("warn", "shutdown_timeout: abandoning %.*s %.*s from %s (a paused handler)",
+                         (int)r->method_len, r->method, (int)r->target_len, r->target, ip);
+        else
+            lh_log_error("warn", "shutdown_timeout: abandoning a %s connection from %s",
+                         c->state == C_WRITE ? "response being sent on a" : "request on a", ip);
+        w->status = 1;
+    }
     event_base_loopbreak(w->base);
 }
 
@@ -174,38 +202,116 @@ static void worker_stop(struct worker *w)
         event_base_loopbreak(w->base);
 }
 
-static void on_notify(evutil_socket_t fd, short what, void *arg)
+/* ---- signals from the master ------------------------------------------------------- */
+
+/* SIGHUP: the master has loaded and checked the file; load it here too. Requests in
+ * flight keep the settings they started with. */
+static void worker_reload(struct worker *w)
 {
-    struct worker *w = arg;
-    uint64_t v;
-    if (read(fd, &v, sizeof v) < 0 && errno != EAGAIN)
+    char err[1024];
+    const struct lh_options *o = w->srv->opts;
+    struct settings *s = lh_settings_load(o, err, sizeof err);
+    if (!s) {
+        lh_log_error("error", "worker %d: reload failed, keeping the running configuration: %s",
+                     w->id + 1, err);
         return;
-    struct settings *s = atomic_exchange(&w->pending, NULL);
-    if (s) {
-        lh_settings_release(w->set);
-        w->set = s;
-        lh_fcache_watch(w->fcache, s->root_fd);
     }
-    if (atomic_load(&w->stop_requested))
-        worker_stop(w);
+    /* what only a restart changes, as the master keeps it */
+    s->cfg.port = w->set->cfg.port;
+    s->cfg.workers = w->set->cfg.workers;
+    if (strcmp(s->cfg.error_log, w->set->cfg.error_log) != 0) {
+        int efd = lh_log_open(s->cfg.error_log, STDERR_FILENO);
+        if (efd >= 0)
+            lh_log_set_error_fd(efd);
+    }
+    lh_settings_release(w->set);
+    w->set = s;
+    lh_fcache_watch(w->fcache, s->root_fd);
 }
 
-void *lh_worker_main(void *arg)
+/* SIGUSR1: logrotate moved the files; open them again under the same fds. */
+static void worker_reopen_logs(struct worker *w)
+{
+    if (lh_log_reopen_error(w->set->cfg.error_log) < 0 ||
+        lh_settings_reopen_access_log(w->set) < 0)
+        lh_log_error("error", "worker %d: cannot reopen the logs: %s", w->id + 1,
+                     strerror(errno));
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    event_base_dispatch(w->base);
-    while (w->conns)
-        lh_conn_free(w->conns);
-    report_refusals(w); /* those of its last second */
-    return NULL;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo == SIGHUP)
+            worker_reload(w);
+        else if (si.ssi_signo == SIGUSR1)
+            worker_reopen_logs(w);
+        else
+            worker_stop(w); /* SIGTERM from the master, or a Ctrl-C to the group */
+    }
 }
 
-void lh_worker_notify(struct worker *w)
+/* ---- the heartbeat and the stall report ------------------------------------------- */
+
+static int64_t now_ms(void)
 {
-    uint64_t one = 1;
-    if (write(w->notify_fd, &one, sizeof one) < 0)
-        lh_log_error("error", "cannot wake worker: %s", strerror(errno));
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    atomic_store_explicit(&w->slot->beat_ms, now_ms(), memory_order_relaxed);
+}
+
+static size_t put(char *out, size_t at, const char *s, size_t len)
+{
+    while (len-- && *s && at + 1 < LH_SHM_WHAT_LEN)
+        out[at++] = *s++;
+    out[at] = '\0';
+    return at;
+}
+
+/* SIGUSR2: the master found this worker away from its loop for too long and asks
+ * what it runs before it kills it. Runs in the middle of whatever that is: only
+ * reads what the dispatch left in ctx and copies bytes. */
+static void on_report(int sig)
+{
+    struct worker *w = this_worker;
+    if (!w)
+        return;
+    char *out = w->slot->what;
+    const struct lh_ctx *ctx = w->running;
+    size_t n = 0;
+    if (!ctx) {
+        n = put(out, 0, "no request", SIZE_MAX);
+    } else {
+        if (ctx->what_method) {
+            n = put(out, n, "route ", SIZE_MAX);
+            n = put(out, n, ctx->what_method, SIZE_MAX);
+            n = put(out, n, " ", 1);
+            n = put(out, n, ctx->what_pattern, SIZE_MAX);
+        } else if (ctx->what_kind) {
+            char num[4] = {(char)('0' + ctx->what_index / 10 % 10),
+                           (char)('0' + ctx->what_index % 10), 0, 0};
+            n = put(out, n, ctx->what_kind, SIZE_MAX);
+            n = put(out, n, " hook ", SIZE_MAX);
+            n = put(out, n, num[0] == '0' ? num + 1 : num, SIZE_MAX);
+        } else {
+            n = put(out, n, "the built-in steps", SIZE_MAX);
+        }
+        n = put(out, n, " for ", SIZE_MAX);
+        n = put(out, n, ctx->req->method, ctx->req->method_len);
+        n = put(out, n, " ", 1);
+        put(out, n, ctx->req->target, ctx->req->target_len);
+    }
+    atomic_store(&w->slot->running, 1);
+}
+
+/* ---- the process ------------------------------------------------------------------ */
 
 static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
 {
@@ -213,40 +319,38 @@ static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
     lh_fcache_changed(w->fcache);
 }
 
-int lh_worker_init(struct worker *w, struct server *srv, int id)
+static struct event_base *new_base(void)
 {
-    w->srv = srv;
-    w->id = id;
-    w->set = srv->current;
-    atomic_fetch_add(&w->set->refs, 1);
     struct event_config *ec = event_config_new();
     if (!ec)
-        return -1;
+        return NULL;
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
     event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    w->base = event_base_new_with_config(ec);
+    struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
     /* two priorities: news of the docroot (0) is read before any request (1) */
-    if (w->base && event_base_priority_init(w->base, 2) < 0)
-        return -1;
-    w->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    w->out = malloc(OUT_SCRATCH);
-    w->fcache = lh_fcache_new();
-    if (!w->base || w->notify_fd < 0 || !w->out || !w->fcache)
-        return -1;
-    w->accept_ev = event_new(w->base, srv->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    if (base && event_base_priority_init(base, 2) < 0) {
+        event_base_free(base);
+        return NULL;
+    }
+    return base;
+}
+
+/* The events of w; 0 or -1. sigfd: the signalfd of the signals the master sends. */
+static int add_events(struct worker *w, int sigfd)
+{
+    static const struct timeval beat = {0, (suseconds_t)(HEARTBEAT_SECS * 1e6)};
+    w->accept_ev = event_new(w->base, w->srv->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
     w->accept_retry = evtimer_new(w->base, on_accept_retry, w);
     w->refuse_ev = evtimer_new(w->base, on_refuse_timer, w);
-    if (!w->refuse_ev)
-        return -1;
-    w->notify_ev = event_new(w->base, w->notify_fd, EV_READ | EV_PERSIST, on_notify, w);
+    w->sigs[0] = event_new(w->base, sigfd, EV_READ | EV_PERSIST, on_signal, w);
+    w->beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, w);
     w->stop_timer = evtimer_new(w->base, on_stop_timer, w);
     w->resume_ev = evtimer_new(w->base, lh_runq_on_resume, w);
-    if (!w->accept_ev || !w->accept_retry || !w->notify_ev || !w->stop_timer || !w->resume_ev)
+    if (!w->accept_ev || !w->accept_retry || !w->refuse_ev || !w->sigs[0] || !w->beat_ev ||
+        !w->stop_timer || !w->resume_ev || event_add(w->accept_ev, NULL) < 0 ||
+        event_add(w->sigs[0], NULL) < 0 || event_add(w->beat_ev, &beat) < 0)
         return -1;
-    event_add(w->accept_ev, NULL);
-    event_add(w->notify_ev, NULL);
-    lh_fcache_watch(w->fcache, w->set->root_fd);
     int wfd = lh_fcache_watch_fd(w->fcache);
     if (wfd >= 0) {
         w->docroot_ev = event_new(w->base, wfd, EV_READ | EV_PERSIST, on_docroot_change, w);
@@ -257,21 +361,79 @@ int lh_worker_init(struct worker *w, struct server *srv, int id)
     return 0;
 }
 
-void lh_worker_free(struct worker *w)
+static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
 {
-    struct event *evs[] = {w->accept_ev, w->accept_retry, w->refuse_ev, w->notify_ev,
-                           w->stop_timer, w->resume_ev, w->docroot_ev};
+    w->srv = srv;
+    w->id = id;
+    w->slot = lh_shm_worker(srv->shm, id);
+    w->set = srv->current;
+    w->set->refs++;
+    w->base = new_base();
+    w->out = malloc(OUT_SCRATCH);
+    w->fcache = lh_fcache_new();
+    if (!w->base || !w->out || !w->fcache)
+        return -1;
+    lh_fcache_watch(w->fcache, w->set->root_fd);
+    return add_events(w, sigfd);
+}
+
+static void worker_free(struct worker *w)
+{
+    struct event *evs[] = {w->accept_ev, w->accept_retry, w->refuse_ev, w->sigs[0],
+                           w->beat_ev,   w->stop_timer,   w->resume_ev, w->docroot_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) /* before their base */
         if (evs[i])
             event_free(evs[i]);
     if (w->base)
         event_base_free(w->base);
-    if (w->notify_fd > 0)
-        close(w->notify_fd);
-    lh_settings_release(atomic_exchange(&w->pending, NULL));
     lh_settings_release(w->set);
     free(w->out);
     free(w->path);
     lh_fcache_free(w->fcache);
     lh_conn_mem_worker_free(w);
+}
+
+/* The signals as a worker takes them: what the master sends (SIGTERM, SIGINT, SIGHUP,
+ * SIGUSR1) through a signalfd, read by the event loop; SIGUSR2 at once, whatever the
+ * worker is doing. The master's handlers, inherited with the fork, are undone first
+ * (all signals are blocked until then). Returns the signalfd, or -1. */
+static int take_signals(void)
+{
+    static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
+    for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++)
+        signal(relayed[i], SIG_DFL);
+    struct sigaction sa = {.sa_handler = on_report};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    for (size_t i = 0; i < 4; i++)
+        sigaddset(&set, relayed[i]);
+    int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    sigprocmask(SIG_SETMASK, &set, NULL); /* the rest unblocked */
+    return fd;
+}
+
+void lh_worker_run(struct server *srv, int id)
+{
+    static struct worker w;
+    /* a worker does not outlive its master: it drains and goes */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    int sigfd = take_signals();
+    if (getppid() != srv->master_pid)
+        exit(0);
+    if (sigfd < 0 || worker_init(&w, srv, id, sigfd) < 0) {
+        lh_log_error("error", "worker %d: cannot start: %s", id + 1, strerror(errno));
+        exit(1);
+    }
+    this_worker = &w;
+    event_base_dispatch(w.base);
+    this_worker = NULL;
+    while (w.conns)
+        lh_conn_free(w.conns);
+    report_refusals(&w); /* those of its last second */
+    int status = w.status;
+    worker_free(&w);
+    close(sigfd);
+    exit(status);
 }

@@ -53,6 +53,45 @@ def valgrind_report(logdir):
     return "\n".join(bad)
 
 
+def child_pids(pid):
+    """The pids of pid's child processes."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(d))
+    return out
+
+
+def proc_field(pid, name):
+    """A number from /proc/PID/status (VmRSS in bytes), 0 when the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    n = int(line.split()[1])
+                    return n * 1024 if line.rstrip().endswith("kB") else n
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of one process, 0 when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Server:
     """A luahttpd process with its own folder, config.lua and docroot (www/)."""
 
@@ -115,6 +154,31 @@ class Server:
 
     def signal(self, sig):
         self.proc.send_signal(sig)
+
+    def workers(self):
+        """The worker processes' pids (the master's children)."""
+        return child_pids(self.proc.pid)
+
+    def pids(self):
+        return [self.proc.pid, *self.workers()]
+
+    def rss(self):
+        """Resident memory of the master and its workers together, in bytes."""
+        return sum(proc_field(p, "VmRSS") for p in self.pids())
+
+    def cpu_seconds(self):
+        """CPU time the master and the workers running now have used."""
+        return sum(cpu_seconds(p) for p in self.pids())
+
+    def open_fds(self):
+        """Descriptors the master and its workers hold, together."""
+        n = 0
+        for p in self.pids():
+            try:
+                n += len(os.listdir("/proc/%d/fd" % p))
+            except OSError:
+                pass
+        return n
 
     def wait(self, timeout=10):
         return self.proc.wait(timeout=timeout)

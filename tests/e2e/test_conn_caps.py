@@ -26,10 +26,6 @@ def raise_nofile(want):
     return True
 
 
-def open_fds(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
 class PipelineHalfClose(ServerTest):
     """`printf 'GET ...GET ...' | nc`: the client sends its requests, then shuts down
     its sending side. Every complete request is answered, in order, then the server
@@ -173,8 +169,8 @@ class LingerBound(ServerTest):
                 c.sendall(get("/a.txt"))
                 self.assertEqual(Reader(c).response().status, 503)
                 if i % 100 == 99:
-                    peak = max(peak, open_fds(s.proc.pid))
-            peak = max(peak, open_fds(s.proc.pid))
+                    peak = max(peak, s.open_fds())
+            peak = max(peak, s.open_fds())
             # at most 1024 lingering sockets, and the rest of what the server holds
             self.assertLess(peak, 1024 + 100)
             # the first connection still works

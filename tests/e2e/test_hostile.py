@@ -13,20 +13,6 @@ from harness import SANITIZED, SLOW, VALGRIND, ServerTest, connect, curl, get
 BIG = 5 * 1024 * 1024
 
 
-def rss(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -63,7 +49,7 @@ class Hostile(ServerTest):
                         "max_connections = 5000\naccess_log = false\n", files={"a.txt": "A"})
         for rnd in range(2):  # the second round shows the first one's memory came back
             curl(s.url("/a.txt"))
-            base = rss(s.proc.pid)
+            base = s.rss()
             conns = []
             try:
                 for _ in range(3000):
@@ -72,12 +58,12 @@ class Hostile(ServerTest):
                     conns.append(c)
                 for c in conns:
                     c.recv(4096)
-                held = rss(s.proc.pid)
+                held = s.rss()
                 # all of them idle: the server closes each after a second
                 self.wait_for(lambda: all(c.recv(1) == b"" for c in conns), timeout=5,
                               what="the idle timeout")
                 time.sleep(0.3)
-                after = rss(s.proc.pid)
+                after = s.rss()
             finally:
                 for c in conns:
                     c.close()
@@ -101,7 +87,7 @@ class Hostile(ServerTest):
     def test_readers_that_never_read_cost_little_memory(self):
         s = self.server("", files={"big.bin": b"x" * BIG, "a.txt": "A"})
         curl(s.url("/a.txt"))
-        base = rss(s.proc.pid)
+        base = s.rss()
         held = []
         for _ in range(50):
             c = connect(s.port)
@@ -109,7 +95,7 @@ class Hostile(ServerTest):
             c.sendall(get("/big.bin"))
             held.append(c)
         time.sleep(1.0)
-        grown = rss(s.proc.pid) - base
+        grown = s.rss() - base
         self.assertLess(grown, 10 << 20, "%d bytes for 50 stalled 5 MiB downloads" % grown)
         self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
         for c in held:
@@ -131,9 +117,9 @@ class Hostile(ServerTest):
             except OSError:
                 break
         time.sleep(0.5)
-        before = cpu_seconds(s.proc.pid)
+        before = s.cpu_seconds()
         time.sleep(2.0)
-        used = cpu_seconds(s.proc.pid) - before
+        used = s.cpu_seconds() - before
         self.assertLess(used, 0.5, "the server spun while out of descriptors")
         self.assertIn("Too many open files", s.stderr())  # it really ran out
         for c in held:

@@ -386,7 +386,10 @@ static void test_out_of_range(void **state)
     expect_error(f, "workers = 257\n", ":1: workers must be an integer from 1 to 256 or \"auto\", got 257");
     expect_error(f, "shutdown_timeout = -1\n",
                  ":1: shutdown_timeout must be a number of seconds from 0 to 86400, got -1");
-    expect_error(f, "max_connections = 0\n", ":1: max_connections must be an integer >= 1, got 0");
+    expect_error(f, "max_connections = 0\n",
+                 ":1: max_connections must be an integer from 1 to 1048576, got 0");
+    expect_error(f, "max_connections = 2000000\n",
+                 ":1: max_connections must be an integer from 1 to 1048576, got 2000000");
     expect_error(f, "limits = { header_bytes = 100 }\n",
                  ":1: limits.header_bytes must be an integer from 256 to 1048576, got 100");
     expect_error(f, "limits = { body_bytes = -1 }\n",
