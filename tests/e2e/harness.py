@@ -54,7 +54,8 @@ def valgrind_report(logdir):
 
 
 def child_pids(pid):
-    """The pids of pid's child processes."""
+    """The pids of pid's child processes that still run (a zombie, dead and not yet
+    reaped, is not one)."""
     out = []
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -64,7 +65,7 @@ def child_pids(pid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and fields[0] != "Z":
             out.append(int(d))
     return out
 
