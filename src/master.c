@@ -353,8 +353,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             lh_master_reload(srv);
         break;
     case SIGUSR1:
-        if (lh_log_reopen_error(srv->current->cfg.error_log) < 0)
-            lh_log_error("error", "cannot reopen the error log: %s", strerror(errno));
+        /* the access log too: a worker forked from now on writes to the master's */
+        if (lh_log_reopen_error(srv->current->cfg.error_log) < 0 ||
+            lh_settings_reopen_access_log(srv->current) < 0)
+            lh_log_error("error", "cannot reopen the logs: %s", strerror(errno));
         for (int i = 0; i < srv->nworkers; i++)
             if (srv->children[i].pid > 0)
                 kill(srv->children[i].pid, SIGUSR1);

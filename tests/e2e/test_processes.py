@@ -346,6 +346,24 @@ limits = { handler_timeout_ms = 60000 }
         with open(acc + ".1") as f:
             self.assertEqual(f.read().count("GET /a.txt"), 1)
 
+    def test_worker_started_after_sigusr1_logs_to_the_new_file(self):
+        s = self.server('workers = 1\naccess_log = "access.log"\nerror_log = "error.log"\n' +
+                        PID, files={"a.txt": "A"})
+        acc = os.path.join(s.dir, "access.log")
+        self.assertEqual(curl(s.url("/a.txt"))[0], 200)
+        os.rename(acc, acc + ".1")
+        s.signal(signal.SIGUSR1)
+        self.wait_for(lambda: os.path.exists(acc), what="a new access.log")
+        old = s.workers()[0]
+        os.kill(old, signal.SIGKILL)
+        self.wait_for(lambda: status(s.url("/pid")) == 200 and s.workers() != [old],
+                      what="a new worker")
+        self.assertEqual(curl(s.url("/a.txt"))[0], 200)
+        with open(acc + ".1") as f:
+            self.assertEqual(f.read().count("GET /a.txt"), 1)
+        self.wait_for(lambda: open(acc).read().count("GET /a.txt") == 1,
+                      what="the new worker's line in the new access.log")
+
     def test_log_lines_stay_whole_across_workers(self):
         s = self.server('workers = 4\naccess_log = "access.log"\n' + '''
 route("GET", "/w", function(req)
