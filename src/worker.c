@@ -16,10 +16,24 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* The process's worker, for the SIGUSR2 handler. */
 static struct worker *this_worker;
+
+/* The signal a worker gets when its master dies (PR_SET_PDEATHSIG): one that nobody
+ * else sends. */
+#define SIG_MASTER_GONE SIGRTMIN
+
+/* How long a worker whose master died may take to stop, in ms: shutdown_timeout and a
+ * half second to log what it abandons. For on_master_gone; set at start and reload. */
+static volatile sig_atomic_t orphan_stop_ms;
+
+static void set_orphan_stop(const struct lh_config *c)
+{
+    orphan_stop_ms = (sig_atomic_t)(c->shutdown_timeout * 1000) + 500;
+}
 
 static void ipkey_of(const struct sockaddr_storage *ss, struct lh_ipkey *k)
 {
@@ -226,6 +240,7 @@ static void worker_reload(struct worker *w)
     }
     lh_settings_release(w->set);
     w->set = s;
+    set_orphan_stop(&s->cfg);
     lh_fcache_watch(w->fcache, s->root_fd);
 }
 
@@ -311,6 +326,27 @@ static void on_report(int sig)
     atomic_store(&w->slot->running, 1);
 }
 
+/* The master is gone: nobody will kill this worker if it is stuck in a handler, so it
+ * sets its own deadline (SIGALRM, on_orphan_deadline); then it stops as the master's
+ * SIGTERM would have it (through the signalfd, if it gets back to its loop). Only
+ * system calls. */
+static void on_master_gone(int sig)
+{
+    int saved = errno;
+    long ms = orphan_stop_ms;
+    struct itimerval it = {.it_value = {.tv_sec = ms / 1000, .tv_usec = ms % 1000 * 1000}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    kill(getpid(), SIGTERM);
+    errno = saved;
+}
+
+/* The deadline is over: the worker goes as the master would have ended it, with
+ * SIGKILL (under valgrind, which reports other fatal signals as errors, too). */
+static void on_orphan_deadline(int sig)
+{
+    kill(getpid(), SIGKILL);
+}
+
 /* ---- the process ------------------------------------------------------------------ */
 
 static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
@@ -374,6 +410,7 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
     if (!w->base || !w->out || !w->fcache)
         return -1;
     lh_fcache_watch(w->fcache, w->set->root_fd);
+    set_orphan_stop(&w->set->cfg);
     return add_events(w, sigfd);
 }
 
@@ -394,9 +431,10 @@ static void worker_free(struct worker *w)
 }
 
 /* The signals as a worker takes them: what the master sends (SIGTERM, SIGINT, SIGHUP,
- * SIGUSR1) through a signalfd, read by the event loop; SIGUSR2 at once, whatever the
- * worker is doing. The master's handlers, inherited with the fork, are undone first
- * (all signals are blocked until then). Returns the signalfd, or -1. */
+ * SIGUSR1) through a signalfd, read by the event loop; SIGUSR2, SIG_MASTER_GONE and
+ * SIGALRM at once, whatever the worker is doing. The master's handlers,
+ * inherited with the fork, are undone first (all signals are blocked until then).
+ * Returns the signalfd, or -1. */
 static int take_signals(void)
 {
     static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
@@ -405,6 +443,10 @@ static int take_signals(void)
     struct sigaction sa = {.sa_handler = on_report};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR2, &sa, NULL);
+    sa.sa_handler = on_master_gone;
+    sigaction(SIG_MASTER_GONE, &sa, NULL);
+    sa.sa_handler = on_orphan_deadline;
+    sigaction(SIGALRM, &sa, NULL);
     sigset_t set;
     sigemptyset(&set);
     for (size_t i = 0; i < 4; i++)
@@ -417,8 +459,8 @@ static int take_signals(void)
 void lh_worker_run(struct server *srv, int id)
 {
     static struct worker w;
-    /* a worker does not outlive its master: it drains and goes */
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* a worker does not outlive its master: it drains and goes (on_master_gone) */
+    prctl(PR_SET_PDEATHSIG, SIG_MASTER_GONE);
     int sigfd = take_signals();
     if (getppid() != srv->master_pid)
         exit(0);

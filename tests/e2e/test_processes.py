@@ -39,6 +39,23 @@ def comm(pid):
         return None
 
 
+def state(pid):
+    """The state letter of a process ("Z": a zombie), None when it is gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def kill_all(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
 def pid_on(sock, rd):
     """The pid of the worker serving this keep-alive connection (None: 503)."""
     sock.sendall(get("/pid"))
@@ -190,6 +207,29 @@ class Processes(ServerTest):
                                  r"GET /stuck")
                 self.assertEqual(s.workers(), [])
                 stuck.close()
+
+    def test_workers_go_when_the_master_is_killed(self):
+        # kill -9 of the master: its workers finish what they serve and go soon after
+        # shutdown_timeout, a stuck one included (no master is left to kill it)
+        s = self.server("workers = 2\nshutdown_timeout = 1\n" + STUCK + PID)
+        self.wait_workers(s, 2)
+        workers = s.workers()
+        self.addCleanup(kill_all, workers)  # what the test may leave behind
+        stuck = connect(s.port, timeout=10 * SLOW)
+        stuck.sendall(get("/stuck"))
+        time.sleep(0.3)
+        idle = connect(s.port)
+        ird = Reader(idle)
+        self.assertIn(pid_on(idle, ird), workers)  # the other worker, on keep-alive
+        os.kill(s.proc.pid, signal.SIGKILL)
+        s.wait(timeout=5)
+        t = time.time()
+        self.assertTrue(ird.closed(timeout=1))  # an idle keep-alive connection is closed
+        while any(state(p) not in (None, "Z") for p in workers):
+            self.assertLess(time.time() - t, 2.5 * SLOW, "a worker outlived its master")
+            time.sleep(0.05)
+        for c in (stuck, idle):
+            c.close()
 
     def test_max_per_client_holds_across_workers(self):
         s = self.server("workers = 4\nkeepalive = { max_per_client = 3 }\n" + PID)
