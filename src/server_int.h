@@ -70,7 +70,8 @@ struct server {
     int listen_fd;
     int nworkers;
     struct lh_shm *shm;
-    struct settings *current;     /* the master's: what the next worker starts with */
+    struct settings *current;     /* the master's: what the next worker starts with;
+                                     a worker takes it over (NULL there) */
     const struct lh_options *opts;
     long linger_max;              /* lingering closes at once, per worker */
     long max_connections;         /* what the shared region was sized for */

@@ -402,8 +402,10 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
     w->srv = srv;
     w->id = id;
     w->slot = lh_shm_worker(srv->shm, id);
+    /* the master's reference, copied with the fork, is this worker's now: a reload
+     * frees the configuration here (its files, its Lua state) */
     w->set = srv->current;
-    w->set->refs++;
+    srv->current = NULL;
     w->base = new_base();
     w->out = malloc(OUT_SCRATCH);
     w->fcache = lh_fcache_new();

@@ -349,6 +349,22 @@ limits = { handler_timeout_ms = 60000 }
             self.assertEqual(rd.response().body, b"two")
             c.close()
 
+    def test_reload_lets_go_of_the_old_access_log(self):
+        # after a reload no worker holds the file the old configuration logged to
+        s = self.server('workers = 2\naccess_log = "one.log"\n', files={"a.txt": "A"})
+        self.wait_workers(s, 2)
+        one = os.path.join(s.dir, "one.log")
+        holds = lambda pid: any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == one
+                                for fd in os.listdir("/proc/%d/fd" % pid))
+        self.assertTrue(all(holds(p) for p in s.workers()))
+        s.rewrite_config('workers = 2\naccess_log = "two.log"\n')
+        s.signal(signal.SIGHUP)
+        self.wait_for(lambda: not any(holds(p) for p in s.workers()),
+                      what="the workers to close one.log")
+        self.assertEqual(curl(s.url("/a.txt"))[0], 200)
+        self.wait_for(lambda: "GET /a.txt" in open(os.path.join(s.dir, "two.log")).read(),
+                      what="the line in two.log")
+
     def test_worker_dying_at_start_backs_off(self):
         s = self.server("workers = 1\n", files={"a.txt": "A"})
         killed = set()
