@@ -322,6 +322,15 @@ void lh_master_reload(struct server *srv)
     }
     struct lh_config *nc = &s->cfg;
     const struct lh_config *cur = &srv->current->cfg;
+    /* as at start, an error log that cannot be opened is an error in the file */
+    int efd = -1;
+    if (strcmp(nc->error_log, cur->error_log) != 0 &&
+        (efd = lh_log_open(nc->error_log, STDERR_FILENO)) < 0) {
+        lh_log_error("error", "reload failed, keeping the running configuration: "
+                     "error_log %s: %s", nc->error_log, strerror(errno));
+        lh_settings_release(s);
+        return;
+    }
     if (nc->port != cur->port || strcmp(nc->host, cur->host) != 0 || nc->workers != cur->workers)
         lh_log_error("warn", "reload: port, host and workers change only on restart");
     if (nc->max_connections > srv->max_connections || nc->limits.shared_mb != cur->limits.shared_mb)
@@ -330,11 +339,8 @@ void lh_master_reload(struct server *srv)
     nc->port = cur->port;
     nc->workers = cur->workers;
     lh_settings_log_warnings(nc);
-    if (strcmp(nc->error_log, cur->error_log) != 0) {
-        int efd = lh_log_open(nc->error_log, STDERR_FILENO);
-        if (efd >= 0)
-            lh_log_set_error_fd(efd);
-    }
+    if (efd >= 0)
+        lh_log_set_error_fd(efd);
     lh_settings_release(srv->current);
     srv->current = s;
     for (int i = 0; i < srv->nworkers; i++)

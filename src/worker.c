@@ -230,14 +230,19 @@ static void worker_reload(struct worker *w)
                      w->id + 1, err);
         return;
     }
+    int efd = -1;
+    if (strcmp(s->cfg.error_log, w->set->cfg.error_log) != 0 &&
+        (efd = lh_log_open(s->cfg.error_log, STDERR_FILENO)) < 0) {
+        lh_log_error("error", "worker %d: reload failed, keeping the running configuration: "
+                     "error_log %s: %s", w->id + 1, s->cfg.error_log, strerror(errno));
+        lh_settings_release(s);
+        return;
+    }
+    if (efd >= 0)
+        lh_log_set_error_fd(efd);
     /* what only a restart changes, as the master keeps it */
     s->cfg.port = w->set->cfg.port;
     s->cfg.workers = w->set->cfg.workers;
-    if (strcmp(s->cfg.error_log, w->set->cfg.error_log) != 0) {
-        int efd = lh_log_open(s->cfg.error_log, STDERR_FILENO);
-        if (efd >= 0)
-            lh_log_set_error_fd(efd);
-    }
     lh_settings_release(w->set);
     w->set = s;
     set_orphan_stop(&s->cfg);

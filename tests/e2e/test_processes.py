@@ -365,6 +365,20 @@ limits = { handler_timeout_ms = 60000 }
         self.wait_for(lambda: "GET /a.txt" in open(os.path.join(s.dir, "two.log")).read(),
                       what="the line in two.log")
 
+    def test_reload_to_an_error_log_that_cannot_open_is_refused(self):
+        # as at start: an error_log that cannot be opened fails the reload
+        conf = 'workers = 2\nerror_log = "%s"\nroute("GET", "/v", function() return "%s" end)\n'
+        s = self.server(conf % ("error.log", "one"))
+        self.wait_workers(s, 2)
+        s.rewrite_config(conf % ("no/such/folder/error.log", "two"))
+        s.signal(signal.SIGHUP)
+        log = os.path.join(s.dir, "error.log")
+        self.wait_for(lambda: "reload" in open(log).read(), what="the reload line")
+        self.assertRegex(open(log).read(), r"reload failed, keeping the running "
+                         r"configuration: error_log .*no/such/folder/error.log: No such file")
+        for _ in range(6):
+            self.assertEqual(curl(s.url("/v"))[2], b"one")
+
     def test_worker_dying_at_start_backs_off(self):
         s = self.server("workers = 1\n", files={"a.txt": "A"})
         killed = set()
