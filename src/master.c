@@ -296,6 +296,8 @@ static void master_stop(struct server *srv, int sig)
     lh_log_error("notice", "signal %d: stopping", sig);
     /* stop accepting at once: new connections are refused, not left in the queue */
     shutdown(srv->listen_fd, SHUT_RDWR);
+    if (srv->watch) /* --dev: no more reloads, as for SIGHUP */
+        event_del(srv->watch);
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         evtimer_del(ch->restart_ev);

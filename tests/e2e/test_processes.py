@@ -379,6 +379,21 @@ limits = { handler_timeout_ms = 60000 }
         for _ in range(6):
             self.assertEqual(curl(s.url("/v"))[2], b"one")
 
+    def test_dev_does_not_reload_while_stopping(self):
+        # as SIGHUP: once stopping, a changed Lua file is no reason to reload
+        s = self.server("shutdown_timeout = 3\n", args=("--dev",), files={"big.bin": BIG * b"x"})
+        dl = connect(s.port, timeout=10 * SLOW)
+        dl.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        dl.sendall(get("/big.bin"))
+        dl.recv(1000)  # a download in flight keeps the server stopping for a while
+        s.signal(signal.SIGTERM)
+        self.wait_for(lambda: "stopping" in s.stderr(), what="the stop")
+        s.rewrite_config("shutdown_timeout = 3\n-- changed\n")
+        time.sleep(1.0)  # the watcher looks every 0.25 s
+        dl.close()
+        self.assertEqual(s.wait(timeout=6 * SLOW), 0)
+        self.assertNotIn("reload", s.stderr().partition("stopping")[2])
+
     def test_worker_dying_at_start_backs_off(self):
         s = self.server("workers = 1\n", files={"a.txt": "A"})
         killed = set()
