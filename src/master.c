@@ -227,8 +227,8 @@ static const char *reported(struct lh_shm_worker *slot)
     return atomic_load(&slot->running) ? slot->what : "(it did not say what it runs)";
 }
 
-/* Every HEARTBEAT_SECS: a worker whose heartbeat is older than stall_timeout is asked
- * what it runs (SIGUSR2), and killed at the next look. */
+/* Every HEARTBEAT_SECS: a worker whose heartbeat is overdue by more than stall_timeout
+ * is asked what it runs (SIGUSR2), and killed at the next look. */
 static void on_supervise(evutil_socket_t fd, short what, void *arg)
 {
     struct server *srv = arg;
@@ -243,7 +243,9 @@ static void on_supervise(evutil_socket_t fd, short what, void *arg)
         struct lh_shm_worker *slot = lh_shm_worker(srv->shm, i);
         if (ch->pid <= 0)
             continue;
-        int64_t away = now - atomic_load(&slot->beat_ms);
+        /* counted from when its next beat was due: a worker idle in its loop beats
+         * only every HEARTBEAT_SECS, and that is no time away */
+        int64_t away = now - atomic_load(&slot->beat_ms) - (int64_t)(HEARTBEAT_SECS * 1000);
         if (ch->stalled) {
             lh_log_error("error", "worker %d (pid %d) has not come back to its event loop "
                          "for %.1f s (limits.stall_timeout = %g), running %s; killing it",

@@ -191,6 +191,15 @@ class Processes(ServerTest):
         s.signal(signal.SIGTERM)
         self.assertEqual(s.wait(timeout=6 * SLOW), 0)
 
+    def test_short_stall_timeout_spares_an_idle_worker(self):
+        # an idle worker beats every 0.25 s: no stall_timeout makes that a stall
+        s = self.server("workers = 1\nlimits = { stall_timeout = 0.2 }\n" + PID)
+        self.wait_workers(s, 1)
+        pid = s.workers()[0]
+        time.sleep(2)
+        self.assertNotIn("has not come back", s.stderr())
+        self.assertEqual(int(curl(s.url("/pid"))[2]), pid)
+
     def test_sigterm_while_a_worker_is_stuck(self):
         for workers in (1, 2):
             with self.subTest(workers=workers):
