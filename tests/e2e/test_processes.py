@@ -48,6 +48,21 @@ def state(pid):
         return None
 
 
+def open_files(pid):
+    """What pid's descriptors point to."""
+    out = []
+    try:
+        fds = os.listdir("/proc/%d/fd" % pid)
+    except OSError:
+        return out
+    for fd in fds:
+        try:
+            out.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass  # closed meanwhile
+    return out
+
+
 def kill_all(pids):
     for pid in pids:
         try:
@@ -226,7 +241,7 @@ class Processes(ServerTest):
         self.addCleanup(kill_all, workers)  # what the test may leave behind
         stuck = connect(s.port, timeout=10 * SLOW)
         stuck.sendall(get("/stuck"))
-        time.sleep(0.3)
+        time.sleep(0.3 * SLOW)
         idle = connect(s.port)
         ird = Reader(idle)
         self.assertIn(pid_on(idle, ird), workers)  # the other worker, on keep-alive
@@ -363,8 +378,7 @@ limits = { handler_timeout_ms = 60000 }
         s = self.server('workers = 2\naccess_log = "one.log"\n', files={"a.txt": "A"})
         self.wait_workers(s, 2)
         one = os.path.join(s.dir, "one.log")
-        holds = lambda pid: any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == one
-                                for fd in os.listdir("/proc/%d/fd" % pid))
+        holds = lambda pid: one in open_files(pid)
         self.assertTrue(all(holds(p) for p in s.workers()))
         s.rewrite_config('workers = 2\naccess_log = "two.log"\n')
         s.signal(signal.SIGHUP)
