@@ -342,6 +342,8 @@ void lh_master_reload(struct server *srv)
                      "only on restart", srv->max_connections);
     nc->port = cur->port;
     nc->workers = cur->workers;
+    if (nc->max_connections > srv->max_connections)
+        nc->max_connections = srv->max_connections;
     lh_settings_log_warnings(nc);
     if (efd >= 0)
         lh_log_set_error_fd(efd);

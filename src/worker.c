@@ -243,6 +243,8 @@ static void worker_reload(struct worker *w)
     /* what only a restart changes, as the master keeps it */
     s->cfg.port = w->set->cfg.port;
     s->cfg.workers = w->set->cfg.workers;
+    if (s->cfg.max_connections > w->srv->max_connections)
+        s->cfg.max_connections = w->srv->max_connections;
     lh_settings_release(w->set);
     w->set = s;
     set_orphan_stop(&s->cfg);

@@ -295,6 +295,28 @@ class Processes(ServerTest):
         for c, _ in conns.values():
             c.close()
 
+    def test_max_connections_above_the_start_size(self):
+        # the shared region was sized at start: a reload cannot raise the cap, and
+        # the refusals say which cap holds
+        s = self.server("workers = 2\nmax_connections = 2\n" + PID)
+        s.rewrite_config("workers = 2\nmax_connections = 10\n" + PID)
+        s.signal(signal.SIGHUP)
+        self.wait_for(lambda: "reloaded" in s.stderr(), what="the reload")
+        self.assertIn("max_connections above 2 and limits.shared_mb change only on restart",
+                      s.stderr())
+        conns = self.connections_on_two_workers(s)
+        time.sleep(0.5)  # both workers have reloaded
+        for _ in range(4):
+            c = connect(s.port)
+            c.sendall(get("/pid"))
+            self.assertEqual(Reader(c).response().status, 503)
+            c.close()
+        self.wait_for(lambda: "refused" in s.stderr(), what="the refusal")
+        self.assertNotIn("over max_connections = 10", s.stderr())
+        self.assertIn("over max_connections = 2)", s.stderr())
+        for c, _ in conns.values():
+            c.close()
+
     def test_a_dead_workers_connections_are_uncounted(self):
         s = self.server("workers = 2\nkeepalive = { max_per_client = 2 }\n" + PID)
         self.wait_workers(s, 2)
