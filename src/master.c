@@ -136,6 +136,7 @@ static int fork_worker(struct server *srv, int i)
     ch->pid = pid;
     ch->started = mono();
     ch->stalled = ch->killed_at_stop = false;
+    ch->asked = ASK_NONE;
     return 0;
 }
 
@@ -221,6 +222,15 @@ static void reap_all(struct server *srv)
         event_base_loopbreak(srv->base);
 }
 
+/* Ask a worker what it runs: its SIGUSR2 handler writes it into the slot. */
+static void ask(struct server *srv, int i, int why)
+{
+    struct child *ch = &srv->children[i];
+    atomic_store(&lh_shm_worker(srv->shm, i)->running, 0);
+    ch->asked = why;
+    kill(ch->pid, SIGUSR2);
+}
+
 /* What a worker asked with SIGUSR2 said it runs, or what is known without it. */
 static const char *reported(struct lh_shm_worker *slot)
 {
@@ -241,20 +251,22 @@ static void on_supervise(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         struct lh_shm_worker *slot = lh_shm_worker(srv->shm, i);
-        if (ch->pid <= 0)
-            continue;
         /* counted from when its next beat was due: a worker idle in its loop beats
          * only every HEARTBEAT_SECS, and that is no time away */
         int64_t away = now - atomic_load(&slot->beat_ms) - (int64_t)(HEARTBEAT_SECS * 1000);
-        if (ch->stalled) {
+        if (ch->pid <= 0 || ch->stalled)
+            continue; /* killed already, waiting to be reaped */
+        if (away <= limit) {
+            ch->asked = ASK_NONE; /* back in its loop (if it had been asked) */
+        } else if (ch->asked == ASK_STALLED) {
             lh_log_error("error", "worker %d (pid %d) has not come back to its event loop "
                          "for %.1f s (limits.stall_timeout = %g), running %s; killing it",
                          i + 1, (int)ch->pid, (double)away / 1000,
                          srv->current->cfg.limits.stall_timeout, reported(slot));
-            kill(ch->pid, SIGKILL);
-        } else if (away > limit) {
             ch->stalled = true;
-            kill(ch->pid, SIGUSR2);
+            kill(ch->pid, SIGKILL);
+        } else {
+            ask(srv, i, ASK_STALLED);
         }
     }
 }
@@ -271,11 +283,10 @@ static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         struct lh_shm_worker *slot = lh_shm_worker(srv->shm, i);
-        if (ch->pid <= 0)
-            continue;
-        if (!ch->killed_at_stop && !ch->stalled) {
-            ch->stalled = true; /* asked */
-            kill(ch->pid, SIGUSR2);
+        if (ch->pid <= 0 || ch->killed_at_stop || ch->stalled)
+            continue; /* gone, or killed and not reaped yet */
+        if (ch->asked != ASK_AT_STOP) {
+            ask(srv, i, ASK_AT_STOP);
             asked = true;
             continue;
         }
@@ -303,8 +314,7 @@ static void master_stop(struct server *srv, int sig)
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         evtimer_del(ch->restart_ev);
-        ch->stalled = false;
-        if (ch->pid > 0)
+        if (ch->pid > 0 && !ch->stalled)
             kill(ch->pid, SIGTERM);
     }
     /* the workers stop themselves at shutdown_timeout; this is for one that cannot */
@@ -450,6 +460,7 @@ int lh_server_run(const struct lh_options *o)
     int port = 0;
     struct server srv = {.listen_fd = -1, .opts = o, .master_pid = getpid()};
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN); /* what workers answer; a stray one must not end the master */
     srv.current = lh_settings_load(o, err, sizeof err);
     if (!srv.current) {
         fprintf(stderr, "luahttpd: %s\n", err);

@@ -59,6 +59,7 @@ struct child {
     pid_t pid;                /* 0: none running */
     double started;           /* monotonic time of its fork */
     int quick_deaths;         /* deaths in a row within a second of starting */
+    enum { ASK_NONE, ASK_STALLED, ASK_AT_STOP } asked; /* SIGUSR2 sent: what it runs? */
     bool stalled;             /* killed for not coming back to its event loop */
     bool killed_at_stop;      /* killed when shutdown_timeout was over */
     struct event *restart_ev; /* a delayed start (back-off) */

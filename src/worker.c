@@ -311,7 +311,7 @@ static void on_report(int sig)
     if (!ctx) {
         n = put(out, 0, "no request", SIZE_MAX);
     } else {
-        if (ctx->what_method) {
+        if (ctx->what_method && ctx->what_pattern) { /* both set, or a signal between */
             n = put(out, n, "route ", SIZE_MAX);
             n = put(out, n, ctx->what_method, SIZE_MAX);
             n = put(out, n, " ", 1);
@@ -392,6 +392,7 @@ static int add_events(struct worker *w, int sigfd)
     w->resume_ev = evtimer_new(w->base, lh_runq_on_resume, w);
     if (!w->accept_ev || !w->accept_retry || !w->refuse_ev || !w->sigs[0] || !w->beat_ev ||
         !w->stop_timer || !w->resume_ev || event_add(w->accept_ev, NULL) < 0 ||
+        event_priority_set(w->beat_ev, 0) < 0 || /* not starved by docroot news */
         event_add(w->sigs[0], NULL) < 0 || event_add(w->beat_ev, &beat) < 0)
         return -1;
     int wfd = lh_fcache_watch_fd(w->fcache);
@@ -449,7 +450,7 @@ static int take_signals(void)
     static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
     for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++)
         signal(relayed[i], SIG_DFL);
-    struct sigaction sa = {.sa_handler = on_report};
+    struct sigaction sa = {.sa_handler = on_report, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR2, &sa, NULL);
     sa.sa_handler = on_master_gone;

@@ -526,3 +526,16 @@ end)
         self.assertEqual(len(errors), n)
         for line in errors:
             self.assertTrue(line.endswith("x" * 300), line[-80:])
+
+    def test_worker_back_in_time_is_not_killed(self):
+        # asked what it runs a moment past stall_timeout, the worker comes back before
+        # the next look: it lives on, and its request is answered
+        s = self.server("workers = 1\nunsafe_libs = true\nlimits = { stall_timeout = 2 }\n" +
+                        PID + '''
+route("GET", "/nap", function(req) os.execute("sleep 2.1") return "rested" end)
+''')
+        before = int(curl(s.url("/pid"))[2])
+        self.assertEqual(curl(s.url("/nap"), timeout=10 * SLOW)[:3:2], (200, b"rested"))
+        time.sleep(0.6)
+        self.assertEqual(int(curl(s.url("/pid"))[2]), before)
+        self.assertNotIn("has not come back", s.stderr())
