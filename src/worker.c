@@ -325,7 +325,6 @@ static struct event_base *new_base(void)
     if (!ec)
         return NULL;
     event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
     struct event_base *base = event_base_new_with_config(ec);
     event_config_free(ec);
     /* two priorities: news of the docroot (0) is read before any request (1) */
