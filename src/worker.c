@@ -321,12 +321,7 @@ static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
 
 static struct event_base *new_base(void)
 {
-    struct event_config *ec = event_config_new();
-    if (!ec)
-        return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    struct event_base *base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    struct event_base *base = event_base_new();
     /* two priorities: news of the docroot (0) is read before any request (1) */
     if (base && event_base_priority_init(base, 2) < 0) {
         event_base_free(base);
