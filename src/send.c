@@ -133,13 +133,8 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
     const char *extra = NULL;
     size_t extra_len = 0;
     if (body > 0 && r->body_kind == LH_BODY_MEM) {
-        if (n + (size_t)body <= OUT_SCRATCH) {
-            memcpy(out + n, r->body, (size_t)body);
-            n += (size_t)body;
-        } else {
-            extra = r->body;
-            extra_len = (size_t)body;
-        }
+        extra = r->body;
+        extra_len = (size_t)body;
     } else if (body > 0 && r->body_kind == LH_BODY_FILE) {
         if (body <= INLINE_FILE_MAX && n + (size_t)body <= OUT_SCRATCH &&
             pread(r->fd, out + n, (size_t)body, r->file_off) == body) {
