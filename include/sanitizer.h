@@ -3,8 +3,8 @@
  * LH_ASAN is 1 in builds with AddressSanitizer (gcc or clang).
  *
  * LH_POOLS is 1 when the modules that keep their own pools of memory may use them
- * (server.c: connection slabs and the spare request buffer; lua_alloc.c: Lua's small
- * blocks). Building with -DLH_NO_POOLS, as make valgrind does, or with ASan makes it
+ * (conn_mem.c: connection slabs and the spare request buffer; lua_alloc.c: Lua's
+ * small blocks). Building with -DLH_NO_POOLS, as make valgrind does, or with ASan makes it
  * 0: every object then comes from malloc/calloc and goes back to free, so that
  * valgrind or ASan sees each one, a use after free included. */
 #ifndef LH_SANITIZER_H

@@ -1,13 +1,17 @@
 /* conn_mem.c - where connections and their request buffers live. See server_int.h.
  *
  * Connections come from per-worker slabs of 64 KiB, mapped when needed and unmapped
- * when their last connection closes (one empty slab is kept for the next), so that
- * the memory of 10,000 idle connections goes back to the system once they are
- * closed. From malloc it would not: libevent's per-descriptor records, allocated
- * between the connections and kept for reuse, pin the pages. And a worker keeps one
- * request buffer for the next request, so a request that arrives whole costs no
- * malloc. With LH_NO_POOLS (and under ASan) every connection and buffer comes from
- * calloc/malloc and goes back to free, so that the checkers see each one. */
+ * when their last connection closes, so that the memory of 10,000 idle connections
+ * goes back to the system once they are closed. From malloc it would not: libevent's
+ * per-descriptor records, allocated between the connections and kept for reuse, pin
+ * the pages (worker RSS after 10,000 connections closed: 3.2 MiB with slabs, 6.4 MiB
+ * with calloc; the slabs save no measurable time). One empty slab is kept for the
+ * next connection, so that connections coming one at a time cost no mmap and munmap.
+ * And a worker keeps one request buffer for the next request, so a request that
+ * arrives whole costs no malloc (250 to 370 instructions a request, 2 to 5 %,
+ * tests/bench/callgrind.py). With LH_NO_POOLS (and under ASan) every connection and
+ * buffer comes from calloc/malloc and goes back to free, so that the checkers see
+ * each one. */
 #include "server_int.h"
 #include "sanitizer.h"
 
@@ -15,15 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-/* ---- connection memory ----------------------------------------------------------
- * Connections come from per-worker slabs of 64 KiB, mapped when needed and unmapped
- * when their last connection closes (one empty slab is kept for the next), so that
- * the memory of 10,000 idle connections goes back to the system once they are
- * closed. From malloc it would not: libevent's per-descriptor records, allocated
- * between the connections and kept for reuse, pin the pages. And a worker keeps one
- * request buffer for the next request, so a request that arrives whole costs no
- * malloc. Builds with -DLH_NO_POOLS or AddressSanitizer use plain calloc/malloc/free,
- * so that valgrind or ASan checks every connection and buffer on its own. */
+/* ---- connection memory ---------------------------------------------------------- */
 #define OWN_POOLS LH_POOLS
 
 #define SLAB_BYTES (64 * 1024)

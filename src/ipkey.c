@@ -7,8 +7,9 @@
 
 _Static_assert(LH_IP_STRLEN >= INET6_ADDRSTRLEN, "LH_IP_STRLEN too small");
 
-/* IPv4 is formatted here: inet_ntop goes through sprintf, which cost more than the
- * rest of answering a small request. */
+/* IPv4 is formatted here: inet_ntop goes through sprintf, which costs 1,670 more
+ * instructions a request (the address is formatted for every request), a quarter of
+ * a small static file's (tests/bench/callgrind.py). */
 char *lh_ipkey_format(const struct lh_ipkey *ip, char *out)
 {
     static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};

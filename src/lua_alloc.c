@@ -4,7 +4,8 @@
  * Lua's small blocks (up to LH_SMALL_MAX bytes, in 16-byte size classes) come from
  * free lists of their state, carved out of CHUNK_BYTES chunks: a request makes and
  * frees a few dozen of them, and a free list does each in a few instructions where
- * malloc and free take about a hundred. The chunks are freed with the state; what
+ * malloc and free take about a hundred (800 instructions, 4.7 %, of a small JSON
+ * request, tests/bench/callgrind.py). The chunks are freed with the state; what
  * they hold counts against limits.lua_memory_mb like any block. Built with
  * -DLH_NO_POOLS or ASan, every block comes from malloc, so that valgrind or ASan
  * checks each one. */

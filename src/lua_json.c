@@ -93,15 +93,6 @@ static void copy_marked(lua_State *L, int idx, int depth)
     }
 }
 
-/* Does "{}" occur in s? (memmem's set-up costs more than this whole search) */
-static bool has_empty_object(const char *s, size_t len)
-{
-    for (const char *p = s, *end = s + len; (p = memchr(p, '{', (size_t)(end - p)));)
-        if (++p < end && *p == '}')
-            return true;
-    return false;
-}
-
 static int json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -113,7 +104,7 @@ static int json_encode(lua_State *L)
     lua_call(L, 1, 1);
     size_t olen, elen;
     const char *out = lua_tolstring(L, -1, &olen);
-    if (!has_empty_object(out, olen) || !needs_copy(L, 1, 0))
+    if (!memmem(out, olen, "{}", 2) || !needs_copy(L, 1, 0))
         return 1;
     lua_settop(L, 1);
     lua_pushvalue(L, UP_ENCODE);

@@ -314,7 +314,7 @@ void lh_response_error(struct lh_response *r, int status)
     r->no_body = no_body;
     r->close = close_after;
     /* "<status> <reason>" twice in a fixed frame, pieced together by hand (this is
-     * every 404's page: snprintf took a tenth of such a request's instructions) */
+     * every 404's page: snprintf took a third of such a request's instructions) */
     const char *reason = lh_status_reason(status);
     char title[64];
     title[0] = (char)('0' + status / 100 % 10); /* 100..999, as in the status line */

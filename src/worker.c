@@ -129,47 +129,43 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
         event_add(w->accept_ev, NULL);
 }
 
+/* One connection per wakeup. The listening socket is level-triggered, so the loop
+ * comes straight back while more wait; and with several workers, every idle one is
+ * woken for it, so a burst of connections is spread between them rather than taken
+ * whole by the first (which would then carry all their requests). */
 static void on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     struct worker *w = arg;
     const struct lh_config *cfg = &w->set->cfg;
-    /* With several workers, one connection per wakeup: every idle worker is woken
-     * for the shared socket, so a burst of connections is spread between them rather
-     * than taken whole by the first (which then carries all their requests). */
-    int batch = w->srv->nworkers > 1 ? 1 : 64;
-    for (int i = 0; i < batch && !w->stopping; i++) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof ss;
-        int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                pause_accepting(w);
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return; /* EAGAIN: another worker took it, or none left */
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct lh_ipkey ip;
-        ipkey_of(&ss, &ip);
-        struct conn *c = lh_conn_new(w, fd, &ip);
-        if (!c) {
-            close(fd);
-            continue;
-        }
-        switch (lh_shm_conn_acquire(w->srv->shm, w->id, &ip, cfg->max_connections,
-                                    cfg->keepalive.max_per_client, &c->ticket)) {
-        case LH_SHM_OVER_CONNECTIONS:
-            reject(c, CAP_CONNECTIONS, cfg->max_connections);
-            break;
-        case LH_SHM_OVER_PER_CLIENT:
-            reject(c, CAP_PER_CLIENT, cfg->keepalive.max_per_client);
-            break;
-        case LH_SHM_OK:
-            c->counted = true;
-            lh_conn_arm(c, EV_READ, cfg->limits.request_timeout);
-            break;
-        }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accepting(w);
+        return; /* EAGAIN: another worker took it; else a waiting one wakes the loop again */
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct lh_ipkey ip;
+    ipkey_of(&ss, &ip);
+    struct conn *c = lh_conn_new(w, fd, &ip);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    switch (lh_shm_conn_acquire(w->srv->shm, w->id, &ip, cfg->max_connections,
+                                cfg->keepalive.max_per_client, &c->ticket)) {
+    case LH_SHM_OVER_CONNECTIONS:
+        reject(c, CAP_CONNECTIONS, cfg->max_connections);
+        break;
+    case LH_SHM_OVER_PER_CLIENT:
+        reject(c, CAP_PER_CLIENT, cfg->keepalive.max_per_client);
+        break;
+    case LH_SHM_OK:
+        c->counted = true;
+        lh_conn_arm(c, EV_READ, cfg->limits.request_timeout);
+        break;
     }
 }
 
@@ -364,13 +360,7 @@ static void on_docroot_change(evutil_socket_t fd, short what, void *arg)
 
 static struct event_base *new_base(void)
 {
-    struct event_config *ec = event_config_new();
-    if (!ec)
-        return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    struct event_base *base = event_base_new_with_config(ec);
-    event_config_free(ec);
+    struct event_base *base = event_base_new();
     /* two priorities: news of the docroot (0) is read before any request (1) */
     if (base && event_base_priority_init(base, 2) < 0) {
         event_base_free(base);
