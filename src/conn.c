@@ -39,7 +39,7 @@ void lh_conn_arm(struct conn *c, short what, double timeout)
 }
 
 /* Give back the connection's slot in max_connections and max_per_client. */
-static void uncount(struct conn *c)
+static void uncount_caps(struct conn *c)
 {
     if (!c->counted)
         return;
@@ -59,7 +59,7 @@ void lh_conn_free(struct conn *c)
         close(c->file_fd);
     lh_conn_release_input(c);
     free(c->out);
-    uncount(c);
+    uncount_caps(c);
     if (c->state == C_LINGER)
         w->nlinger--;
     if (c->prev)
@@ -99,7 +99,7 @@ static void close_now(struct conn *c)
 void lh_conn_linger(struct conn *c)
 {
     struct worker *w = c->w;
-    uncount(c);
+    uncount_caps(c);
     if (w->stopping || w->nlinger >= w->srv->linger_max) {
         close_now(c);
         return;
@@ -163,7 +163,7 @@ static bool host_is_local(const struct lh_request *req)
 }
 
 /* The request in c->in is complete (its head parsed into w->req): answer it. */
-static enum step answer(struct conn *c, const char *body, size_t body_len)
+static enum step answer_request(struct conn *c, const char *body, size_t body_len)
 {
     struct worker *w = c->w;
     const struct lh_request *req = &w->req;
@@ -227,7 +227,7 @@ enum step lh_conn_finish_request(struct conn *c)
 }
 
 /* How many bytes the buffer may hold in the current state. */
-static size_t in_limit(const struct conn *c)
+static size_t input_limit(const struct conn *c)
 {
     const struct lh_limits *l = &cfg_of(c)->limits;
     if (c->state == C_HEAD)
@@ -241,9 +241,9 @@ static size_t in_limit(const struct conn *c)
 /* Read what the socket has. 1: got bytes or full; 0: nothing yet; -1: failed. Sets
  * c->eof when the client closed its side: the requests already buffered are still
  * answered, and the connection closes once no complete request is left. */
-static int fill(struct conn *c)
+static int read_input(struct conn *c)
 {
-    size_t limit = in_limit(c);
+    size_t limit = input_limit(c);
     size_t want = c->in_len + IN_INITIAL;
     if (want > limit)
         want = limit;
@@ -302,7 +302,7 @@ static enum step start_request(struct conn *c, int head_len)
         return lh_send_error(c, req, 413);
     if (!req->chunked && req->content_length <= 0) {
         c->body_len = 0;
-        return answer(c, "", 0);
+        return answer_request(c, "", 0);
     }
     c->body_len = req->chunked ? -1 : req->content_length;
     c->raw_pos = c->body_end = (uint32_t)head_len;
@@ -315,7 +315,7 @@ static enum step start_request(struct conn *c, int head_len)
 
 /* Parse the head of the request being read again: w->req is shared by the
  * worker's connections and may describe another one by now. */
-static const struct lh_request *reparse(struct conn *c)
+static const struct lh_request *parse_head_again(struct conn *c)
 {
     size_t scanned = 0;
     lh_http_parse_head(c->in, c->head_len, &scanned, SIZE_MAX, &c->w->req);
@@ -324,9 +324,9 @@ static const struct lh_request *reparse(struct conn *c)
 
 static enum step answer_body(struct conn *c)
 {
-    reparse(c);
+    parse_head_again(c);
     size_t len = c->body_len >= 0 ? (size_t)c->body_len : c->body_end - c->head_len;
-    return answer(c, c->in + c->head_len, len);
+    return answer_request(c, c->in + c->head_len, len);
 }
 
 /* C_BODY: answer once the whole body is in. A chunked body is decoded in place and
@@ -348,9 +348,9 @@ static enum step read_body(struct conn *c)
     c->in_len -= c->raw_pos - c->body_end;
     c->raw_pos = c->body_end;
     if (rc < 0)
-        return lh_send_error(c, reparse(c), 400);
+        return lh_send_error(c, parse_head_again(c), 400);
     if (c->body_end - c->head_len > (uint64_t)l->body_bytes)
-        return lh_send_error(c, reparse(c), 413);
+        return lh_send_error(c, parse_head_again(c), 413);
     if (rc == 0)
         return wait_request(c);
     return answer_body(c);
@@ -371,7 +371,7 @@ void lh_conn_process(struct conn *c)
                                        (size_t)cfg_of(c)->limits.header_bytes, &w->req);
             if (n < 0)
                 st = lh_send_error(c, NULL, -n);
-            else if (n == 0 && c->in_len >= in_limit(c))
+            else if (n == 0 && c->in_len >= input_limit(c))
                 st = lh_send_error(c, NULL, 431);
             else if (n == 0)
                 st = wait_request(c);
@@ -415,7 +415,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *arg)
         lh_runq_watch(c);
         return;
     }
-    if (fill(c) < 0)
+    if (read_input(c) < 0)
         lh_conn_free(c);
     else
         lh_conn_process(c);

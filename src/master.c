@@ -90,7 +90,7 @@ static void print_listening(const char *host, int port)
     fflush(stdout);
 }
 
-static double mono(void)
+static double now_secs(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -134,7 +134,7 @@ static int fork_worker(struct server *srv, int i)
     atomic_store(&slot->pid, (int32_t)pid);
     struct child *ch = &srv->children[i];
     ch->pid = pid;
-    ch->started = mono();
+    ch->started = now_secs();
     ch->stalled = ch->killed_at_stop = false;
     ch->asked = ASK_NONE;
     return 0;
@@ -200,7 +200,7 @@ static void reap(struct server *srv, int i, int st)
         }
         return;
     }
-    bool quick = mono() - ch->started < QUICK_DEATH;
+    bool quick = now_secs() - ch->started < QUICK_DEATH;
     ch->quick_deaths = quick ? ch->quick_deaths + 1 : 0;
     lh_log_error("error", "worker %d (pid %d) %s %s%s; starting another", i + 1, (int)pid,
                  WIFSIGNALED(st) ? "was killed by" : "exited with", how,
@@ -223,7 +223,7 @@ static void reap_all(struct server *srv)
 }
 
 /* Ask a worker what it runs: its SIGUSR2 handler writes it into the slot. */
-static void ask(struct server *srv, int i, int why)
+static void ask_what_runs(struct server *srv, int i, int why)
 {
     struct child *ch = &srv->children[i];
     atomic_store(&lh_shm_worker(srv->shm, i)->running, 0);
@@ -232,7 +232,7 @@ static void ask(struct server *srv, int i, int why)
 }
 
 /* What a worker asked with SIGUSR2 said it runs, or what is known without it. */
-static const char *reported(struct lh_shm_worker *slot)
+static const char *stall_report(struct lh_shm_worker *slot)
 {
     return atomic_load(&slot->running) ? slot->what : "(it did not say what it runs)";
 }
@@ -262,11 +262,11 @@ static void on_supervise(evutil_socket_t fd, short what, void *arg)
             lh_log_error("error", "worker %d (pid %d) has not come back to its event loop "
                          "for %.1f s (limits.stall_timeout = %g), running %s; killing it",
                          i + 1, (int)ch->pid, (double)away / 1000,
-                         srv->current->cfg.limits.stall_timeout, reported(slot));
+                         srv->current->cfg.limits.stall_timeout, stall_report(slot));
             ch->stalled = true;
             kill(ch->pid, SIGKILL);
         } else {
-            ask(srv, i, ASK_STALLED);
+            ask_what_runs(srv, i, ASK_STALLED);
         }
     }
 }
@@ -286,13 +286,13 @@ static void on_stop_timeout(evutil_socket_t fd, short what, void *arg)
         if (ch->pid <= 0 || ch->killed_at_stop || ch->stalled)
             continue; /* gone, or killed and not reaped yet */
         if (ch->asked != ASK_AT_STOP) {
-            ask(srv, i, ASK_AT_STOP);
+            ask_what_runs(srv, i, ASK_AT_STOP);
             asked = true;
             continue;
         }
         lh_log_error("error", "worker %d (pid %d) did not finish within shutdown_timeout; "
                      "killing it and abandoning what it runs: %s", i + 1, (int)ch->pid,
-                     reported(slot));
+                     stall_report(slot));
         ch->killed_at_stop = true;
         srv->status = 1;
         kill(ch->pid, SIGKILL);

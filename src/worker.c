@@ -285,7 +285,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
     atomic_store_explicit(&w->slot->beat_ms, now_ms(), memory_order_relaxed);
 }
 
-static size_t put(char *out, size_t at, const char *s, size_t len)
+static size_t append_text(char *out, size_t at, const char *s, size_t len)
 {
     while (len-- && *s && at + 1 < LH_SHM_WHAT_LEN)
         out[at++] = *s++;
@@ -305,26 +305,26 @@ static void on_report(int sig)
     const struct lh_ctx *ctx = w->running;
     size_t n = 0;
     if (!ctx) {
-        n = put(out, 0, "no request", SIZE_MAX);
+        n = append_text(out, 0, "no request", SIZE_MAX);
     } else {
         if (ctx->what_method && ctx->what_pattern) { /* both set, or a signal between */
-            n = put(out, n, "route ", SIZE_MAX);
-            n = put(out, n, ctx->what_method, SIZE_MAX);
-            n = put(out, n, " ", 1);
-            n = put(out, n, ctx->what_pattern, SIZE_MAX);
+            n = append_text(out, n, "route ", SIZE_MAX);
+            n = append_text(out, n, ctx->what_method, SIZE_MAX);
+            n = append_text(out, n, " ", 1);
+            n = append_text(out, n, ctx->what_pattern, SIZE_MAX);
         } else if (ctx->what_kind) {
             char num[4] = {(char)('0' + ctx->what_index / 10 % 10),
                            (char)('0' + ctx->what_index % 10), 0, 0};
-            n = put(out, n, ctx->what_kind, SIZE_MAX);
-            n = put(out, n, " hook ", SIZE_MAX);
-            n = put(out, n, num[0] == '0' ? num + 1 : num, SIZE_MAX);
+            n = append_text(out, n, ctx->what_kind, SIZE_MAX);
+            n = append_text(out, n, " hook ", SIZE_MAX);
+            n = append_text(out, n, num[0] == '0' ? num + 1 : num, SIZE_MAX);
         } else {
-            n = put(out, n, "the built-in steps", SIZE_MAX);
+            n = append_text(out, n, "the built-in steps", SIZE_MAX);
         }
-        n = put(out, n, " for ", SIZE_MAX);
-        n = put(out, n, ctx->req->method, ctx->req->method_len);
-        n = put(out, n, " ", 1);
-        put(out, n, ctx->req->target, ctx->req->target_len);
+        n = append_text(out, n, " for ", SIZE_MAX);
+        n = append_text(out, n, ctx->req->method, ctx->req->method_len);
+        n = append_text(out, n, " ", 1);
+        append_text(out, n, ctx->req->target, ctx->req->target_len);
     }
     atomic_store(&w->slot->running, 1);
 }
