@@ -3,12 +3,14 @@
 mod_magnet, on this machine, in one run.
 
 Each server gets the same docroot and an equivalent Lua handler per workload, runs
-one worker pinned to CPU 1 while wrk runs pinned to CPU 0, and is measured by its own
-CPU time (from /proc/PID/schedstat) per request: on two cores wrk is often the
-bottleneck, so requests per second alone cannot rank servers. The servers take
-turns, workload by workload, for a few rounds, and each figure is the median of its
-rounds: this shared machine drifts by 10-20 % over minutes, and taking turns spreads
-that over every server alike. Only 127.0.0.1 is used and every run is bounded in time.
+one worker pinned to CPU 1 while wrk runs pinned to CPU 0, and is measured by its
+own CPU time per request: the time of the server's whole process tree (the process,
+its descendants, all their threads, from /proc/PID/schedstat), so that a master with
+forked workers counts in full. On two cores wrk is often the bottleneck, so requests
+per second alone cannot rank servers. The servers take turns, workload by workload,
+for a few rounds, and each figure is the median of its rounds: this shared machine
+drifts by 10-20 % over minutes, and taking turns spreads that over every server
+alike. Only 127.0.0.1 is used and every run is bounded in time.
 
     LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--rounds N]
 """
@@ -158,30 +160,74 @@ def wait_port(port, proc, timeout=10):
     return False
 
 
-def cpu_ns(pid):
-    """CPU time the process has used, in nanoseconds (all its threads)."""
-    total = 0
-    for tid in os.listdir("/proc/%d/task" % pid):
+def process_tree(pid):
+    """pid and every process descended from it (a master and its forked workers)."""
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
         try:
-            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
-                total += int(f.read().split()[0])
-        except (OSError, ValueError):
+            with open("/proc/%s/stat" % name) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        kids.setdefault(ppid, []).append(int(name))
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo.extend(kids.get(p, []))
+    return tree
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_ns(pid):
+    """CPU time the process tree at pid has used, in nanoseconds: every thread of
+    every process in it, and what its processes' reaped children used (a worker
+    that ended during the run)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            for tid in os.listdir("/proc/%d/task" % p):
+                try:
+                    with open("/proc/%d/task/%s/schedstat" % (p, tid)) as f:
+                        total += int(f.read().split()[0])
+                except (OSError, ValueError):
+                    pass
+            with open("/proc/%d/stat" % p) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[13]) + int(fields[14])) * 1000000000 // CLK_TCK
+        except (OSError, ValueError, IndexError):
             pass
     return total
 
 
 def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """Resident memory of the process tree at pid (the sum of its processes' RSS)."""
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open("/proc/%d/status" % p) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except (OSError, ValueError):
+            pass
+    return total
 
 
 class Server:
+    """A server in its own session; pinned to the CPUs in cpu (taskset -c), or
+    unpinned when cpu is None. Its descendants inherit the pinning."""
+
     def __init__(self, name, argv, port, cpu="1"):
         self.name, self.port = name, port
-        self.proc = subprocess.Popen(["taskset", "-c", cpu, *argv], stdout=subprocess.DEVNULL,
+        if cpu:
+            argv = ["taskset", "-c", cpu, *argv]
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         if not wait_port(port, self.proc):
             self.stop()
