@@ -125,7 +125,7 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     struct lh_lua *lua = calloc(1, sizeof *lua);
     if (!lua)
         goto oom;
-    lua->spare_ref = LUA_NOREF;
+    lua->spare_ref = lua->req_meta_ref = lua->spare_req_ref = LUA_NOREF;
     lua->dev = dev;
     lua->router = lh_router_new();
     lua->L = lh_alloc_new_state(lua);

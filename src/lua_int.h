@@ -51,6 +51,8 @@ struct lh_lua {
     int64_t config_deadline;
     struct lh_ctx *running;   /* the request whose Lua code runs now, or NULL */
     int spare_ref;            /* a finished coroutine kept for the next handler */
+    int req_meta_ref;         /* the request object's metatable (registry) */
+    int spare_req_ref;        /* an emptied registry slot kept for the next request object */
     int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
@@ -128,7 +130,8 @@ char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const 
 
 /* ---- lua_req.c ---- */
 
-/* Make the request object's metatable (while the state is made). */
+/* Make the request object's metatable (while the state is made), kept under the
+ * registry number lua->req_meta_ref. */
 void lh_req_create_meta(lua_State *L);
 /* Push ctx's request object, creating it on first use. */
 void lh_req_push_object(struct lh_lua *lua, struct lh_ctx *ctx);
