@@ -52,6 +52,7 @@ struct lh_lua {
     struct lh_ctx *running;   /* the request whose Lua code runs now, or NULL */
     int spare_ref;            /* a finished coroutine kept for the next handler */
     int req_meta_ref;         /* the request object's metatable (registry) */
+    const void *req_meta;     /* the same table, to compare with (lua_topointer) */
     int spare_req_ref;        /* an emptied registry slot kept for the next request object */
     int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
     char err_file[512];       /* where the last error was raised (for --dev) */

@@ -13,16 +13,16 @@
 
 #define REQ_META "luahttpd.request"
 
-/* The request object at idx (a request's, ended or not), or NULL. The metatable is
- * found by its registry number: cheaper than luaL_checkudata's lookup by name. */
+/* The request object at idx (a request's, ended or not), or NULL. Its metatable is
+ * compared by address (the registry keeps it alive): luaL_checkudata's lookup by
+ * name costs more than the rest of a req.x. */
 static struct lh_ctx **to_req(lua_State *L, int idx)
 {
     struct lh_ctx **p = lua_touserdata(L, idx);
     if (!p || !lua_getmetatable(L, idx))
         return NULL;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, lh_host_of(L)->req_meta_ref);
-    bool ours = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
+    bool ours = lua_topointer(L, -1) == lh_host_of(L)->req_meta;
+    lua_pop(L, 1);
     return ours ? p : NULL;
 }
 
@@ -233,6 +233,7 @@ void lh_req_create_meta(lua_State *L)
 {
     luaL_newmetatable(L, REQ_META);
     luaL_setfuncs(L, req_meta, 0);
+    lh_host_of(L)->req_meta = lua_topointer(L, -1);
     lh_host_of(L)->req_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
