@@ -51,6 +51,8 @@ struct lh_lua {
     int64_t config_deadline;
     struct lh_ctx *running;   /* the request whose Lua code runs now, or NULL */
     int spare_ref;            /* a finished coroutine kept for the next handler */
+    int routes_ref;           /* registry: the handlers, by route id */
+    int encode_ref;           /* registry: json.encode as config.lua found it */
     int req_meta_ref;         /* the request object's metatable (registry) */
     const void *req_meta;     /* the same table, to compare with (lua_topointer) */
     int spare_req_ref;        /* an emptied registry slot kept for the next request object */
@@ -59,11 +61,11 @@ struct lh_lua {
     int err_line;
 };
 
-/* Registry slots of the host (light userdata keys), made by lua_host.c: the routes'
- * handlers, the before and after hooks, and json.encode and json.decode as
- * config.lua started with them. */
-extern const char lh_host_key_routes, lh_host_key_before, lh_host_key_after,
-    lh_host_key_encode, lh_host_key_decode;
+/* Registry slots of the host (light userdata keys), made by lua_host.c: the before
+ * and after hooks, and json.decode as config.lua started with it. The two that every
+ * Lua request reads have numbers instead (struct lh_lua's routes_ref and encode_ref):
+ * an integer key costs a third of a light userdata's hashed one. */
+extern const char lh_host_key_before, lh_host_key_after, lh_host_key_decode;
 
 /* The state's host: the allocator's user data, so no registry lookup is needed. */
 static inline struct lh_lua *lh_host_of(lua_State *L)

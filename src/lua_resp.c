@@ -205,7 +205,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         ctype = "text/html; charset=utf-8";
     } else if (lua_istable(L, body)) {
         lua_pushcfunction(L, lh_call_add_traceback);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_encode);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lua->encode_ref);
         lua_pushvalue(L, body);
         lua->capped = lua->mem_limit > 0;
         int rc = lua_pcall(L, 1, 1, -3);

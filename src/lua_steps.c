@@ -69,7 +69,7 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     v->ctx->what_method = m->method;
     v->ctx->what_pattern = m->pattern;
     lua_State *L = v->lua->L;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_routes);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, v->lua->routes_ref);
     lua_rawgeti(L, -1, m->handler);
     lua_remove(L, -2);
     lh_req_push_object(v->lua, v->ctx);
