@@ -92,6 +92,8 @@ static int install_api(lua_State *L)
      * becomes */
     lua_getfield(L, -1, "encode");
     lh_host_of(L)->encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lh_json_push_cjson_encode(L, -1);
+    lh_host_of(L)->cjson_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "decode");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_decode);
     lua_pop(L, 1);
@@ -127,7 +129,7 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     if (!lua)
         goto oom;
     lua->spare_ref = lua->req_meta_ref = lua->spare_req_ref = LUA_NOREF;
-    lua->routes_ref = lua->encode_ref = LUA_NOREF;
+    lua->routes_ref = lua->encode_ref = lua->cjson_encode_ref = LUA_NOREF;
     lua->dev = dev;
     lua->router = lh_router_new();
     lua->L = lh_alloc_new_state(lua);

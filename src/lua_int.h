@@ -53,6 +53,7 @@ struct lh_lua {
     int spare_ref;            /* a finished coroutine kept for the next handler */
     int routes_ref;           /* registry: the handlers, by route id */
     int encode_ref;           /* registry: json.encode as config.lua found it */
+    int cjson_encode_ref;     /* registry: lua-cjson's encoder, which json.encode calls */
     int req_meta_ref;         /* the request object's metatable (registry) */
     const void *req_meta;     /* the same table, to compare with (lua_topointer) */
     int spare_req_ref;        /* an emptied registry slot kept for the next request object */

@@ -35,6 +35,12 @@ static const char LIMITS_LONG[] = "limits = { handler_timeout_ms = 60000, lua_me
 static const char CONFIG[] =
     "route('GET', '/hello/:name', function(req) return { hello = req.params.name } end)\n"
     "route('GET', '/decline', function(req) end)\n"
+    /* tables with an empty table in them: lua-cjson's text alone does not say which
+     * are arrays (json.encode is called then) */
+    "route('GET', '/arrays', function(req)\n"
+    "  return { a = json.empty_array, b = json.array({}), c = {} } end)\n"
+    "route('GET', '/empty', function(req) return {} end)\n"
+    "route('GET', '/notjson', function(req) return { f = print } end)\n"
     "route('GET', '/keep', function(req) kept = req return 'kept' end)\n"
     "route('GET', '/use-kept', function(req) return kept.method end)\n"
     "route('GET', '/same', function(req)\n"
@@ -224,6 +230,13 @@ static void test_route_and_json(void **state)
     assert_int_equal(f->slices, 0);
     assert_body(f, "{\"hello\":\"ann\"}");
     assert_string_equal(lh_response_get(&f->resp, "Content-Type"), "application/json");
+    assert_int_equal(get(f, "/arrays"), 200);
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"a\":[]", 6));
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"b\":[]", 6));
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"c\":{}", 6));
+    assert_int_equal(get(f, "/empty"), 200);
+    assert_body(f, "{}");
+    assert_int_equal(get(f, "/notjson"), 500);
     assert_int_equal(get(f, "/decline"), 0);
     assert_int_equal(get(f, "/nothing"), 0);
     lh_response_free(&f->resp);
