@@ -11,7 +11,8 @@ from /proc/PID/schedstat), so that a master with forked workers counts in full. 
 two cores wrk is often the bottleneck, so requests per second alone cannot rank
 servers. The servers take turns, workload by workload, for a few rounds, and each
 figure is the median of its rounds: this shared machine drifts by 10-20 % over
-minutes, and taking turns spreads that over every server alike. Only 127.0.0.1 is
+minutes, and taking turns spreads that over every server alike. A last table runs
+luahttpd and nginx with two workers each, unpinned beside wrk. Only 127.0.0.1 is
 used and every run is bounded in time.
 
     LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--rounds N]
@@ -356,7 +357,8 @@ def run_workloads(servers, d, www, seconds, rounds):
             for wl, path, want in WORKLOADS:
                 for name in order:
                     srv, port = running[name]
-                    wrk(port, path, 1)  # warm up
+                    if rnd == 0:
+                        wrk(port, path, 1)  # warm up (later rounds find it warm)
                     before = cpu_ns(srv.proc.pid)
                     reqs, rps, p99, non2xx, errors = wrk(port, path, seconds)
                     used = cpu_ns(srv.proc.pid) - before
@@ -429,6 +431,66 @@ def scaling(d, www, seconds):
     return rates
 
 
+TWO_WORKERS = ("lua json", "/api/hello?n=42")
+
+
+def two_workers(d, www, seconds, rounds):
+    """luahttpd with workers = 2 against nginx with master_process on and
+    worker_processes 2, on the "lua json" workload: both servers running at once
+    (the one not measured idles), unpinned, and wrk -t2 -c50 unpinned on the same
+    cores; the servers take turns for a few rounds. Returns {name: (median req/s,
+    median CPU us per request of the whole process tree, wrong responses)}."""
+    running, runs = {}, {}
+    _, path = TWO_WORKERS
+    try:
+        for name in ("luahttpd", "nginx"):
+            if name != "luahttpd" and not shutil.which(name):
+                continue
+            port = free_port()
+            try:
+                srv = start(name, d, www, port, workers=2, cpu=None)
+                check_answers(srv)
+                running[name] = (srv, port)
+            except RuntimeError as e:
+                print("  %s: %s" % (name, e))
+        for rnd in range(rounds):
+            order = list(running)
+            order = order[rnd % len(order):] + order[:rnd % len(order)]
+            for name in order:
+                srv, port = running[name]
+                if rnd == 0:
+                    wrk(port, path, 1, threads=2, cpu=None)
+                before = cpu_ns(srv.proc.pid)
+                reqs, rps, _, non2xx, errors = wrk(port, path, seconds, threads=2, cpu=None)
+                us = (cpu_ns(srv.proc.pid) - before) / 1e3 / max(reqs, 1)
+                runs.setdefault(name, []).append((rps, us, non2xx + errors))
+                print("  round %d  %-9s workers=2 %-9s %9.0f req/s %8.1f us/req  wrong %d" %
+                      (rnd + 1, name, TWO_WORKERS[0], rps, us, non2xx + errors), flush=True)
+    finally:
+        for srv, _ in running.values():
+            srv.stop()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    return {k: (med([r[0] for r in v]), med([r[1] for r in v]), sum(r[2] for r in v))
+            for k, v in runs.items()}
+
+
+def print_two_workers(two, seconds, rounds):
+    cell = lambda name, i, fmt: fmt % two[name][i] if name in two else "-"
+    ratio = lambda i: ("%.2f" % (two["luahttpd"][i] / two["nginx"][i])
+                       if "luahttpd" in two and "nginx" in two else "-")
+    print("\nTwo workers, %s: luahttpd `workers = 2`, nginx `master_process on; "
+          "worker_processes 2;`; servers and wrk -t2 -c50 unpinned on the same %d cores; "
+          "%d rounds of %ds, medians; CPU of each server's whole process tree:\n" %
+          (TWO_WORKERS[0], os.cpu_count(), rounds, seconds))
+    print("| 2 workers, %s | luahttpd | nginx | luahttpd / nginx |" % TWO_WORKERS[0])
+    print("| --- | ---: | ---: | ---: |")
+    print("| requests/s | %s | %s | %s |" % (cell("luahttpd", 0, "%.0f"), cell("nginx", 0, "%.0f"),
+                                           ratio(0)))
+    print("| CPU µs/req | %s | %s | %s |" % (cell("luahttpd", 1, "%.1f"), cell("nginx", 1, "%.1f"),
+                                           ratio(1)))
+    print("| wrong | %s | %s | |" % (cell("luahttpd", 2, "%d"), cell("nginx", 2, "%d")))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=3, help="seconds per measured run")
@@ -437,6 +499,7 @@ def main():
     ap.add_argument("--workload", action="append", metavar="NAME",
                     help="measure only this workload (repeatable); skips memory and workers")
     args = ap.parse_args()
+    started = time.time()
     if args.workload:
         unknown = set(args.workload) - {w[0] for w in WORKLOADS}
         if unknown:
@@ -448,15 +511,17 @@ def main():
     servers = ["luahttpd"] + [s for s in ("nginx", "lighttpd") if shutil.which(s)]
     d = tempfile.mkdtemp(prefix="lh-bench-")
     os.chmod(d, 0o755)  # nginx's workers run as nobody when started by root
+    two_rounds = min(args.rounds, 3)
     try:
         www = make_site(d)
         print("luahttpd benchmark, %s, %d cores, %d rounds of %ds per workload" %
               (time.strftime("%Y-%m-%d"), os.cpu_count(), args.rounds, args.seconds))
         results = run_workloads(servers, d, www, args.seconds, args.rounds)
-        mem, rates = {}, {}
+        mem, rates, two = {}, {}, {}
         if not args.workload:
             mem = idle_memory(servers, d, www, idle)
             rates = scaling(d, www, max(1, args.seconds // 3))
+            two = two_workers(d, www, args.seconds, two_rounds)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -487,7 +552,10 @@ def main():
         for name in ("lua compute", "lua json"):
             print("workers=2 / workers=1, %s: %.2f x req/s" %
                   (name, rates[(name, 2)] / rates[(name, 1)]))
+    if two:
+        print_two_workers(two, args.seconds, two_rounds)
     print("worst CPU ratio to the best peer: %.2f" % worst)
+    print("(the bench took %.0f s)" % (time.time() - started))
 
 
 if __name__ == "__main__":
