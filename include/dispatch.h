@@ -42,7 +42,7 @@ struct lh_ctx {
     size_t query_len;
     bool route_matched;           /* a route's pattern matched the path */
     const void *bad_json;         /* the error req:json() raised (the client's fault: 400) */
-    char allow[128];              /* methods of the routes whose pattern matched */
+    char allow[128];              /* for a 405: the methods of the routes whose pattern matched */
     char *dev_error;              /* --dev: the page for the last Lua error */
     /* progress, so that a request whose Lua handler paused can go on later */
     int step;                     /* the next step of the chain */

@@ -6,7 +6,7 @@
 
 struct lua_State;
 
-/* Replace resume and wrap in the global `coroutine` table (lua_host.c's install). */
+/* Replace resume, wrap and close in the global `coroutine` table (lua_host.c's install). */
 void lh_lua_coro_install(struct lua_State *L);
 
 #endif

@@ -4,6 +4,7 @@
 #ifndef LH_LUA_HOST_H
 #define LH_LUA_HOST_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -12,6 +13,11 @@
 
 struct lh_lua;
 struct lua_State;
+
+/* The signal of the timer that watches long Lua calls (lua_call.c), made on first use
+ * in the process that runs handlers: that process must leave it unblocked and its
+ * handler in place. (SIGRTMIN is a worker's parent-death signal, worker.c.) */
+#define LH_LUA_WATCH_SIGNAL (SIGRTMIN + 1)
 
 /*
  * Make a state and run config.lua (path) in it: settings go into c (which must be

@@ -4,6 +4,9 @@
 
 #include <lua.h>
 
+#include <stdbool.h>
+#include <stddef.h>
+
 /*
  * Push a new `json` table onto L's stack and return 1 (usable with luaL_requiref):
  *   json.encode(value) -> string        raises a Lua error for what JSON cannot hold
@@ -17,5 +20,16 @@
  * Encoding and decoding are done by lua-cjson; this module only adds the markers.
  */
 int lh_luaopen_json(lua_State *L);
+
+/*
+ * For the host, which encodes every table a handler returns: push lua-cjson's encoder,
+ * which the `json` table at idx (made by lh_luaopen_json) is built on. Its text for a
+ * value is json.encode's too when lh_json_plain says so; otherwise call json.encode.
+ */
+void lh_json_push_cjson_encode(lua_State *L, int idx);
+
+/* Is this text from lua-cjson's encoder (len bytes) what json.encode gives for the same
+ * value? It is unless it holds "{}", an empty table, which may be a marked array. */
+bool lh_json_plain(const char *text, size_t len);
 
 #endif

@@ -338,18 +338,23 @@ int lh_http_parse_head(const char *buf, size_t len, size_t *scanned, size_t max_
         start += 2;
     size_t i = *scanned > start ? *scanned : start;
     size_t end = 0;
-    for (; i < len; i++) {
-        if (buf[i] == '\r') {
-            if (i + 1 < len && buf[i + 1] != '\n')
-                return -400; /* bare CR */
-        } else if (buf[i] == '\n') {
-            if (i == 0 || buf[i - 1] != '\r')
-                return -400; /* bare LF */
-            if (i >= start + 3 && buf[i - 2] == '\n') {
-                end = i + 1;
-                break;
-            }
+    while (i < len) { /* line by line: memchr is several times faster than a byte loop */
+        const char *lf = memchr(buf + i, '\n', len - i);
+        size_t stop = lf ? (size_t)(lf - buf) : len;
+        /* a CR must stand right before an LF; one that ends what came so far is
+         * checked again once its successor arrives */
+        const char *cr = memchr(buf + i, '\r', stop - i);
+        if (cr && (size_t)(cr - buf) + 1 < stop)
+            return -400; /* bare CR */
+        if (!lf)
+            break;
+        if (stop == 0 || buf[stop - 1] != '\r')
+            return -400; /* bare LF */
+        if (stop >= start + 3 && buf[stop - 2] == '\n') {
+            end = stop + 1;
+            break;
         }
+        i = stop + 1;
     }
     if (end == 0) {
         /* a CR at the very end is checked again once its successor arrives */

@@ -20,7 +20,8 @@
  * coroutine.yield() runs out of time like any other loop. The allocator (lua_alloc.c)
  * enforces limits.lua_memory_mb. A single long call into C (string.rep, a backtracking find)
  * runs no Lua instructions: neither pauses nor timeouts reach it, only the memory
- * limit. */
+ * limit. The hook is put on a call only once it has run for a while: see "the watch"
+ * below. */
 #include "lua_int.h"
 
 #include "log.h"
@@ -28,6 +29,9 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -89,6 +93,97 @@ void lh_call_end_config(struct lh_lua *lua)
     lua_sethook(lua->L, NULL, 0, 0);
 }
 
+/* ---- the watch ---------------------------------------------------------------------------
+ * A count hook sends every Lua instruction through the debug machinery (a loop of
+ * arithmetic runs two thirds longer under it), so a call starts without one. When it
+ * starts, the process's one-shot timer (CLOCK_MONOTONIC, LH_LUA_WATCH_SIGNAL to the
+ * process: a worker is one thread) is set to fire once its slice is over, or its time
+ * if that comes first, unless the timer is due by then already. The signal handler
+ * puts on_count on the request's coroutine and on the one it is running now
+ * (ctx->wrapped_co), as lua.c does on Ctrl-C: lua_sethook may be called from a
+ * signal handler. From then on the call is watched as before, every HOOK_EVERY
+ * instructions, until it has ended. A coroutine the handler made before the hook
+ * came gets it when it is resumed or closed, and its resumer gets it back from it
+ * (lua_coro.c).
+ *
+ * The timer is made on first use, by the process that runs handlers: a worker (the
+ * master only runs config.lua, under the hook from the start), or a unit test. A
+ * child of fork inherits neither the timer nor a pending signal, but would inherit
+ * the note that the timer was made: forget_watch clears it in the child, which makes
+ * its own. The handler is installed with SA_RESTART, so that a read, write or accept
+ * the signal interrupts is restarted rather than failing with EINTR; epoll_wait, where
+ * it often lands (the timer fires after a short call has ended), returns EINTR
+ * whatever the flag, and libevent goes round its loop again. Where no timer can be
+ * made, every call starts with the hook. */
+
+static struct lh_ctx *volatile watch_ctx; /* whose Lua code runs now */
+static volatile sig_atomic_t watch_armed; /* the timer is set, due at: */
+static int64_t watch_due;
+static int watch_made;                    /* 1: made, -1: cannot be, 0: not yet */
+static timer_t watch_timer;
+
+/* Watch co from now on, unless it is watched already (perhaps raising at every
+ * instruction after a timeout: that stays). */
+static void hook_if_none(lua_State *co)
+{
+    if (co && !lua_gethook(co))
+        lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+}
+
+static void on_watch(int sig)
+{
+    watch_armed = 0;
+    struct lh_ctx *ctx = watch_ctx;
+    if (ctx && !ctx->timed_out) {
+        hook_if_none(ctx->co);
+        hook_if_none(ctx->wrapped_co);
+    }
+}
+
+/* In the child of a fork: the timer was the parent's. */
+static void forget_watch(void)
+{
+    watch_ctx = NULL;
+    watch_made = 0;
+    watch_armed = 0;
+}
+
+/* This process's timer, made on first use. false: there is none. */
+static bool watch_timer_made(void)
+{
+    if (watch_made == 0) {
+        static bool atfork;
+        if (!atfork)
+            atfork = pthread_atfork(NULL, NULL, forget_watch) == 0;
+        struct sigaction sa = {.sa_handler = on_watch, .sa_flags = SA_RESTART};
+        sigemptyset(&sa.sa_mask);
+        struct sigevent sev = {.sigev_notify = SIGEV_SIGNAL,
+                               .sigev_signo = LH_LUA_WATCH_SIGNAL};
+        watch_made = atfork && sigaction(LH_LUA_WATCH_SIGNAL, &sa, NULL) == 0 &&
+                             timer_create(CLOCK_MONOTONIC, &sev, &watch_timer) == 0
+                         ? 1
+                         : -1;
+    }
+    return watch_made > 0;
+}
+
+/* Have the timer fire within `within` ns (> 0) of now. false: no timer. */
+static bool watch(int64_t now, int64_t within)
+{
+    if (watch_armed && watch_due <= now + within)
+        return true;
+    if (!watch_timer_made())
+        return false;
+    struct itimerspec its = {.it_value = {.tv_sec = within / 1000000000,
+                                          .tv_nsec = within % 1000000000}};
+    watch_armed = 1; /* before: the signal of an earlier setting may clear it */
+    watch_due = now + within;
+    if (timer_settime(watch_timer, 0, &its, NULL) == 0)
+        return true;
+    watch_armed = 0;
+    return false;
+}
+
 /* ---- calling into Lua ------------------------------------------------------------------- */
 
 /* Remember the innermost Lua function on co's stack: the line that failed. */
@@ -143,10 +238,13 @@ void lh_call_drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
     lua_State *co = ctx->co;
     ctx->co = NULL;
     if (reusable && lua->spare_ref == LUA_NOREF && lua_status(co) == LUA_OK &&
-        lua_gettop(co) == 0)
+        lua_gettop(co) == 0) {
+        if (lua_gethook(co))
+            lua_sethook(co, NULL, 0, 0); /* the next call starts unwatched */
         lua->spare_ref = ctx->co_ref;
-    else
+    } else {
         luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
+    }
     ctx->co_ref = LUA_NOREF;
 }
 
@@ -198,8 +296,7 @@ enum lh_call_result lh_call_run_slice(struct lh_lua *lua, struct lh_ctx *ctx, in
         co = take_thread(lua, ctx);
         lua_xmove(L, co, nargs + 1);
         ctx->timed_out = false;
-        /* once per call, not per resume: lua_sethook restarts the count */
-        lua_sethook(co, on_count, LUA_MASKCOUNT, HOOK_EVERY);
+        ctx->wrapped_co = NULL; /* the last call's may be gone: the watch looks at it */
     } else {
         co = ctx->co;
         nargs = 0;
@@ -219,9 +316,17 @@ enum lh_call_result lh_call_run_slice(struct lh_lua *lua, struct lh_ctx *ctx, in
     ctx->slice_end = now + SLICE_NS;
     int n = 0;
     lua->running = ctx;
+    watch_ctx = ctx;
+    atomic_signal_fence(memory_order_seq_cst); /* the timer's signal from here on sees ctx */
+    int64_t left = lua->timeout_ns - ctx->lua_ns;
+    if (!watch(now, left < SLICE_NS ? left : SLICE_NS))
+        hook_if_none(co); /* no timer: watched from the start (once per call, not per
+                           * resume: lua_sethook restarts the count) */
     lua->capped = lua->mem_limit > 0;
     int rc = lua_resume(co, L, nargs, &n);
     lua->capped = false;
+    watch_ctx = NULL;
+    atomic_signal_fence(memory_order_seq_cst);
     lua->running = NULL;
     now = lh_now_ns();
     ctx->lua_ns += now - ctx->resumed_at;

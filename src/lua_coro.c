@@ -9,7 +9,13 @@
  * paused for the hook (ctx->hook_paused), pause their own thread in turn with
  * lua_yieldk, up to ctx->co, whose resumer is the server. When the server resumes,
  * each continuation resumes the level below it. Where a level cannot yield (inside a
- * table.sort comparator, say), the coroutine below is resumed at once instead. */
+ * table.sort comparator, say), the coroutine below is resumed at once instead.
+ *
+ * The hook itself comes late: a call starts without it, and lua_call.c's watch puts
+ * it on ctx->co and on ctx->wrapped_co once the call has run for a while. A coroutine
+ * made before that has none, so the hook is passed on here: to a coroutine when it is
+ * resumed or closed (coroutine.close runs its pending __close handlers), and back to
+ * its resumer when it returns with one. */
 #include "lua_coro.h"
 
 #include "dispatch.h"
@@ -19,6 +25,14 @@
 #include <lua.h>
 
 enum kind { RESUME, WRAP };
+
+/* Give `to` the hook `from` has, if it has none. */
+static void share_hook(lua_State *from, lua_State *to)
+{
+    lua_Hook hook = lua_gethook(from);
+    if (hook && !lua_gethook(to))
+        lua_sethook(to, hook, lua_gethookmask(from), lua_gethookcount(from));
+}
 
 /* Resume co with the narg values on top of L and move what it yields or returns to
  * L: their number, or -1 with the error on top of L. */
@@ -30,11 +44,13 @@ static int resume_once(lua_State *L, lua_State *co, int narg)
     }
     lua_xmove(L, co, narg);
     struct lh_ctx *ctx = lh_lua_running(L);
+    share_hook(L, co);
     if (ctx)
         ctx->wrapped_co = co;
     int nres, status = lua_resume(co, L, narg, &nres);
     if (ctx)
         ctx->wrapped_co = L; /* L runs again */
+    share_hook(co, L);
     if (status != LUA_OK && status != LUA_YIELD) {
         lua_xmove(co, L, 1);
         return -1;
@@ -123,10 +139,36 @@ static int co_wrap(lua_State *L)
     return 1;
 }
 
+/* coroutine.close (upvalue 1: Lua's own), with the hook passed on to the coroutine
+ * whose __close handlers it runs, and that coroutine watched as the running one
+ * meanwhile (lua_call.c's watch hooks ctx->wrapped_co). */
+static int co_close(lua_State *L)
+{
+    lua_State *co = lua_tothread(L, 1);
+    struct lh_ctx *ctx = lh_lua_running(L);
+    lua_State *was = ctx ? ctx->wrapped_co : NULL;
+    if (co) {
+        share_hook(L, co);
+        if (ctx)
+            ctx->wrapped_co = co;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+    if (ctx)
+        ctx->wrapped_co = was;
+    if (co)
+        share_hook(co, L);
+    return rc == LUA_OK ? lua_gettop(L) : lua_error(L);
+}
+
 void lh_lua_coro_install(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"resume", co_resume}, {"wrap", co_wrap}, {NULL, NULL}};
     lua_getglobal(L, "coroutine");
     luaL_setfuncs(L, fns, 0);
+    lua_getfield(L, -1, "close");
+    lua_pushcclosure(L, co_close, 1);
+    lua_setfield(L, -2, "close");
     lua_pop(L, 1);
 }

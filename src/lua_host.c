@@ -16,8 +16,7 @@
 #include <stdlib.h>
 
 /* Registry slots of the host (light userdata keys); see lua_int.h. */
-const char lh_host_key_routes, lh_host_key_before, lh_host_key_after, lh_host_key_encode,
-    lh_host_key_decode;
+const char lh_host_key_before, lh_host_key_after, lh_host_key_decode;
 static const char key_host;
 
 /* ---- functions config.lua calls -------------------------------------------------------- */
@@ -28,7 +27,7 @@ static int api_route(lua_State *L)
     const char *method = luaL_checkstring(L, 1);
     const char *pattern = luaL_checkstring(L, 2);
     luaL_checktype(L, 3, LUA_TFUNCTION);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_routes);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lua->routes_ref);
     lua_Integer id = luaL_len(L, -1) + 1;
     char err[256];
     if (lh_router_add(lua->router, method, pattern, (int)id, err, sizeof err) < 0)
@@ -89,8 +88,12 @@ static int install_api(lua_State *L)
     lh_lua_coro_install(L);
     lh_sandbox_guard_libs(L);
     luaL_requiref(L, "json", lh_luaopen_json, 1);
-    lua_getfield(L, -1, "encode"); /* for returned tables and req:json(), whatever */
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_encode); /* the global json becomes */
+    /* encode and decode for returned tables and req:json(), whatever the global json
+     * becomes */
+    lua_getfield(L, -1, "encode");
+    lh_host_of(L)->encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lh_json_push_cjson_encode(L, -1);
+    lh_host_of(L)->cjson_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "decode");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_decode);
     lua_pop(L, 1);
@@ -99,7 +102,7 @@ static int install_api(lua_State *L)
     lua_register(L, "after", api_after);
     lua_register(L, "log", api_log);
     lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_routes);
+    lh_host_of(L)->routes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_before);
     lua_newtable(L);
@@ -125,7 +128,8 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
     struct lh_lua *lua = calloc(1, sizeof *lua);
     if (!lua)
         goto oom;
-    lua->spare_ref = LUA_NOREF;
+    lua->spare_ref = lua->req_meta_ref = lua->spare_req_ref = LUA_NOREF;
+    lua->routes_ref = lua->encode_ref = lua->cjson_encode_ref = LUA_NOREF;
     lua->dev = dev;
     lua->router = lh_router_new();
     lua->L = lh_alloc_new_state(lua);

@@ -51,16 +51,22 @@ struct lh_lua {
     int64_t config_deadline;
     struct lh_ctx *running;   /* the request whose Lua code runs now, or NULL */
     int spare_ref;            /* a finished coroutine kept for the next handler */
+    int routes_ref;           /* registry: the handlers, by route id */
+    int encode_ref;           /* registry: json.encode as config.lua found it */
+    int cjson_encode_ref;     /* registry: lua-cjson's encoder, which json.encode calls */
+    int req_meta_ref;         /* the request object's metatable (registry) */
+    const void *req_meta;     /* the same table, to compare with (lua_topointer) */
+    int spare_req_ref;        /* an emptied registry slot kept for the next request object */
     int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
 };
 
-/* Registry slots of the host (light userdata keys), made by lua_host.c: the routes'
- * handlers, the before and after hooks, and json.encode and json.decode as
- * config.lua started with them. */
-extern const char lh_host_key_routes, lh_host_key_before, lh_host_key_after,
-    lh_host_key_encode, lh_host_key_decode;
+/* Registry slots of the host (light userdata keys), made by lua_host.c: the before
+ * and after hooks, and json.decode as config.lua started with it. The two that every
+ * Lua request reads have numbers instead (struct lh_lua's routes_ref and encode_ref):
+ * an integer key costs a third of a light userdata's hashed one. */
+extern const char lh_host_key_before, lh_host_key_after, lh_host_key_decode;
 
 /* The state's host: the allocator's user data, so no registry lookup is needed. */
 static inline struct lh_lua *lh_host_of(lua_State *L)
@@ -128,7 +134,8 @@ char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const 
 
 /* ---- lua_req.c ---- */
 
-/* Make the request object's metatable (while the state is made). */
+/* Make the request object's metatable (while the state is made), kept under the
+ * registry number lua->req_meta_ref. */
 void lh_req_create_meta(lua_State *L);
 /* Push ctx's request object, creating it on first use. */
 void lh_req_push_object(struct lh_lua *lua, struct lh_ctx *ctx);

@@ -93,6 +93,18 @@ static void copy_marked(lua_State *L, int idx, int depth)
     }
 }
 
+bool lh_json_plain(const char *text, size_t len)
+{
+    return !memmem(text, len, "{}", 2);
+}
+
+void lh_json_push_cjson_encode(lua_State *L, int idx)
+{
+    lua_getfield(L, idx, "encode");
+    lua_getupvalue(L, -1, 1); /* UP_ENCODE of json_encode */
+    lua_remove(L, -2);
+}
+
 static int json_encode(lua_State *L)
 {
     luaL_checkany(L, 1);
@@ -104,7 +116,7 @@ static int json_encode(lua_State *L)
     lua_call(L, 1, 1);
     size_t olen, elen;
     const char *out = lua_tolstring(L, -1, &olen);
-    if (!memmem(out, olen, "{}", 2) || !needs_copy(L, 1, 0))
+    if (lh_json_plain(out, olen) || !needs_copy(L, 1, 0))
         return 1;
     lua_settop(L, 1);
     lua_pushvalue(L, UP_ENCODE);

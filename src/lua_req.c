@@ -13,10 +13,25 @@
 
 #define REQ_META "luahttpd.request"
 
+/* The request object at idx (a request's, ended or not), or NULL. Its metatable is
+ * compared by address (the registry keeps it alive): luaL_checkudata's lookup by
+ * name costs more than the rest of a req.x. */
+static struct lh_ctx **to_req(lua_State *L, int idx)
+{
+    struct lh_ctx **p = lua_touserdata(L, idx);
+    if (!p || !lua_getmetatable(L, idx))
+        return NULL;
+    bool ours = lua_topointer(L, -1) == lh_host_of(L)->req_meta;
+    lua_pop(L, 1);
+    return ours ? p : NULL;
+}
+
 /* The request behind the userdata at idx; raises once its request has ended. */
 static struct lh_ctx *check_req(lua_State *L, int idx)
 {
-    struct lh_ctx **p = luaL_checkudata(L, idx, REQ_META);
+    struct lh_ctx **p = to_req(L, idx);
+    if (!p)
+        luaL_typeerror(L, idx, REQ_META);
     if (!*p)
         luaL_error(L, "request object used after its request ended");
     return *p;
@@ -197,7 +212,9 @@ static int req_newindex(lua_State *L)
 
 static int req_tostring(lua_State *L)
 {
-    struct lh_ctx **p = luaL_checkudata(L, 1, REQ_META);
+    struct lh_ctx **p = to_req(L, 1);
+    if (!p)
+        return luaL_typeerror(L, 1, REQ_META);
     if (*p)
         lua_pushfstring(L, "request %s", (*p)->path);
     else
@@ -216,9 +233,13 @@ void lh_req_create_meta(lua_State *L)
 {
     luaL_newmetatable(L, REQ_META);
     luaL_setfuncs(L, req_meta, 0);
-    lua_pop(L, 1);
+    lh_host_of(L)->req_meta = lua_topointer(L, -1);
+    lh_host_of(L)->req_meta_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 }
 
+/* A new request object is kept in the registry slot the last request left empty
+ * (lh_lua_request_done) when there is one: a luaL_ref and luaL_unref per request cost
+ * more than the rest of the object. */
 void lh_req_push_object(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
@@ -228,9 +249,16 @@ void lh_req_push_object(struct lh_lua *lua, struct lh_ctx *ctx)
     }
     struct lh_ctx **p = lua_newuserdatauv(L, sizeof *p, NSLOTS);
     *p = ctx;
-    luaL_setmetatable(L, REQ_META);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lua->req_meta_ref);
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, -1);
-    ctx->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (lua->spare_req_ref != LUA_NOREF) {
+        ctx->req_ref = lua->spare_req_ref;
+        lua->spare_req_ref = LUA_NOREF;
+        lua_rawseti(L, LUA_REGISTRYINDEX, ctx->req_ref);
+    } else {
+        ctx->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
 }
 
 void lh_req_set_params(struct lh_lua *lua, struct lh_ctx *ctx, const struct lh_route_match *m)
@@ -274,7 +302,13 @@ void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
     if (!lua)
         return;
     retarget_req(lua, ctx, NULL);
-    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    if (ctx->req_ref != LUA_NOREF && lua->spare_req_ref == LUA_NOREF) {
+        lua_pushnil(lua->L); /* the slot is kept, the object let go */
+        lua_rawseti(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+        lua->spare_req_ref = ctx->req_ref;
+    } else {
+        luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
+    }
     luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->res_ref);
     ctx->req_ref = ctx->res_ref = LUA_NOREF;
     lh_call_drop_thread(lua, ctx, false); /* a handler abandoned while paused */

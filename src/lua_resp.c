@@ -4,6 +4,7 @@
 #include "lua_int.h"
 
 #include "log.h"
+#include "lua_json.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -171,6 +172,21 @@ static bool add_headers(struct lh_lua *lua, const struct lh_ctx *ctx, int idx,
     return true;
 }
 
+/* Call the encoder under registry number ref on the value at idx, protected and
+ * under the memory cap: leaves its text, or the error with a traceback, on top. */
+static int encode(struct lh_lua *lua, int idx, int ref)
+{
+    lua_State *L = lua->L;
+    lua_pushcfunction(L, lh_call_add_traceback);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
+    lua_pushvalue(L, idx);
+    lua->capped = lua->mem_limit > 0;
+    int rc = lua_pcall(L, 1, 1, -3);
+    lua->capped = false;
+    lua_remove(L, -2); /* the traceback handler */
+    return rc;
+}
+
 /*
  * Turn the values a handler returned (stack from `base` to the top) into ctx->resp.
  * Returns false when it returned nothing (the request goes on); answers 500 for
@@ -204,12 +220,16 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         text = lua_tolstring(L, body, &len);
         ctype = "text/html; charset=utf-8";
     } else if (lua_istable(L, body)) {
-        lua_pushcfunction(L, lh_call_add_traceback);
-        lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_encode);
-        lua_pushvalue(L, body);
-        lua->capped = lua->mem_limit > 0;
-        int rc = lua_pcall(L, 1, 1, -3);
-        lua->capped = false;
+        /* lua-cjson's text is json.encode's unless it holds an empty table, which may
+         * be a marked array: only then json.encode itself, a call deeper */
+        int rc = encode(lua, body, lua->cjson_encode_ref);
+        if (rc == LUA_OK) {
+            text = lua_tolstring(L, -1, &len);
+            if (!lh_json_plain(text, len)) {
+                lua_pop(L, 1);
+                rc = encode(lua, body, lua->encode_ref);
+            }
+        }
         if (rc != LUA_OK) {
             char what[160];
             lh_log_error("error", "lua: %s: the returned table is not JSON: %s",
@@ -218,7 +238,6 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
             return true;
         }
         lua_replace(L, body);
-        lua_pop(L, 1);
         text = lua_tolstring(L, body, &len);
         ctype = "application/json";
     } else if (!lua_isnil(L, body)) {

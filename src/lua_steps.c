@@ -69,7 +69,7 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     v->ctx->what_method = m->method;
     v->ctx->what_pattern = m->pattern;
     lua_State *L = v->lua->L;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &lh_host_key_routes);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, v->lua->routes_ref);
     lua_rawgeti(L, -1, m->handler);
     lua_remove(L, -2);
     lh_req_push_object(v->lua, v->ctx);
@@ -77,23 +77,31 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     return true;
 }
 
+/* The request's method as a C string (cut to 31 bytes) in buf. */
+static const char *method_of(const struct lh_ctx *ctx, char buf[32])
+{
+    size_t n = ctx->req->method_len < 32 ? ctx->req->method_len : 31;
+    memcpy(buf, ctx->req->method, n);
+    buf[n] = '\0';
+    return buf;
+}
+
 enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
 {
     if (lh_router_count(lua->router) == 0)
         return LH_DECLINED;
-    char method[32];
-    size_t n = ctx->req->method_len < sizeof method ? ctx->req->method_len : sizeof method - 1;
-    memcpy(method, ctx->req->method, n);
-    method[n] = '\0';
+    char buf[32];
+    const char *method = method_of(ctx, buf);
     for (;;) {
         enum lh_step r;
         if (ctx->co_ref != LUA_NOREF) {
             r = lh_resp_run_handler(lua, ctx, 0);
         } else {
-            /* the walk is deterministic: skip the routes that already declined */
+            /* the walk is deterministic: skip the routes that already declined;
+             * the Allow list is made only for a 405 (lh_lua_method_not_allowed) */
             struct visit v = {.lua = lua, .ctx = ctx, .skip = ctx->lua_index};
             lh_router_match(lua->router, method, ctx->path, visit_route, &v,
-                            &ctx->route_matched, ctx->allow, sizeof ctx->allow);
+                            &ctx->route_matched, NULL, 0);
             if (!v.found) {
                 ctx->lua_index = 0;
                 return LH_DECLINED;
@@ -111,7 +119,12 @@ enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
 
 enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
 {
-    if (!ctx->route_matched || !ctx->allow[0])
+    if (!ctx->route_matched)
+        return LH_DECLINED;
+    char buf[32]; /* the routes whose pattern matched, all of them this time */
+    lh_router_match(lua->router, method_of(ctx, buf), ctx->path, NULL, NULL, NULL,
+                    ctx->allow, sizeof ctx->allow);
+    if (!ctx->allow[0])
         return LH_DECLINED;
     lh_response_error(ctx->resp, 405);
     lh_response_header(ctx->resp, "Allow", ctx->allow);

@@ -23,7 +23,7 @@
 static struct worker *this_worker;
 
 /* The signal a worker gets when its master dies (PR_SET_PDEATHSIG): one that nobody
- * else sends. */
+ * else sends (the Lua watch's timer sends LH_LUA_WATCH_SIGNAL, SIGRTMIN + 1). */
 #define SIG_MASTER_GONE SIGRTMIN
 
 /* How long a worker whose master died may take to stop, in ms: shutdown_timeout and a
@@ -434,7 +434,8 @@ static void worker_free(struct worker *w)
  * SIGUSR1) through a signalfd, read by the event loop; SIGUSR2, SIG_MASTER_GONE and
  * SIGALRM at once, whatever the worker is doing. The master's handlers,
  * inherited with the fork, are undone first (all signals are blocked until then).
- * Returns the signalfd, or -1. */
+ * LH_LUA_WATCH_SIGNAL is left unblocked too: the Lua host installs its handler with
+ * its timer, on the first handler call (lua_call.c). Returns the signalfd, or -1. */
 static int take_signals(void)
 {
     static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};

@@ -4,7 +4,9 @@ Lua and 404, against luahttpd with workers = 2 on 127.0.0.1. Reports errors and 
 server's RSS after the first 100,000 requests and after all of them (the goal: zero
 errors and at most 5 % growth); then 10,000 idle keep-alive connections are held,
 closed by the idle timeout, and the RSS after that is reported too (the goal: at
-least two thirds of what they took given back).
+least two thirds of what they took given back). The RSS is that of the whole process
+tree, the master and its workers (bench.py's rss_bytes): the connections and the Lua
+states are the workers'.
 
     LUAHTTPD=./luahttpd python3 tests/bench/soak.py [--requests N]
 """

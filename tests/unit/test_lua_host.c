@@ -35,6 +35,12 @@ static const char LIMITS_LONG[] = "limits = { handler_timeout_ms = 60000, lua_me
 static const char CONFIG[] =
     "route('GET', '/hello/:name', function(req) return { hello = req.params.name } end)\n"
     "route('GET', '/decline', function(req) end)\n"
+    /* tables with an empty table in them: lua-cjson's text alone does not say which
+     * are arrays (json.encode is called then) */
+    "route('GET', '/arrays', function(req)\n"
+    "  return { a = json.empty_array, b = json.array({}), c = {} } end)\n"
+    "route('GET', '/empty', function(req) return {} end)\n"
+    "route('GET', '/notjson', function(req) return { f = print } end)\n"
     "route('GET', '/keep', function(req) kept = req return 'kept' end)\n"
     "route('GET', '/use-kept', function(req) return kept.method end)\n"
     "route('GET', '/same', function(req)\n"
@@ -61,6 +67,22 @@ static const char CONFIG[] =
     "route('GET', '/unhook', function(req) pcall(debug.sethook) while true do end end)\n"
     "route('GET', '/yield', function(req) while true do coroutine.yield() end end)\n"
     "route('GET', '/genloop', function(req) coroutine.wrap(function() while true do end end)() end)\n"
+    /* coroutines made before the watch's hook came (30 ms in), looping when resumed
+     * or when coroutine.close runs their __close handler: the loop ends in the time
+     * limit's error, which resume and close return */
+    "local function spin(s) local t0 = os.clock() while os.clock() - t0 < s do end end\n"
+    "route('GET', '/lateloop', function(req)\n"
+    "  local co = coroutine.create(function() while true do end end)\n"
+    "  spin(0.03) return select(2, coroutine.resume(co)) end)\n"
+    "local function closing()\n"
+    "  local co = coroutine.create(function()\n"
+    "    local x <close> = setmetatable({}, { __close = function() while true do end end })\n"
+    "    coroutine.yield() end)\n"
+    "  coroutine.resume(co) return co end\n"
+    "route('GET', '/closeloop', function(req)\n"
+    "  return select(2, coroutine.close(closing())) end)\n"
+    "route('GET', '/lateclose', function(req)\n"
+    "  local co = closing() spin(0.03) return select(2, coroutine.close(co)) end)\n"
     /* a generator computing for 50 ms of CPU: the pauses happen inside it */
     "route('GET', '/gen', function(req)\n"
     "  local gen = coroutine.wrap(function()\n"
@@ -208,6 +230,13 @@ static void test_route_and_json(void **state)
     assert_int_equal(f->slices, 0);
     assert_body(f, "{\"hello\":\"ann\"}");
     assert_string_equal(lh_response_get(&f->resp, "Content-Type"), "application/json");
+    assert_int_equal(get(f, "/arrays"), 200);
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"a\":[]", 6));
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"b\":[]", 6));
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "\"c\":{}", 6));
+    assert_int_equal(get(f, "/empty"), 200);
+    assert_body(f, "{}");
+    assert_int_equal(get(f, "/notjson"), 500);
     assert_int_equal(get(f, "/decline"), 0);
     assert_int_equal(get(f, "/nothing"), 0);
     lh_response_free(&f->resp);
@@ -278,6 +307,17 @@ static void test_loops_of_every_kind_end(void **state)
     assert_int_equal(get(f, "/genloop"), 503);
     assert_true(f->slices >= 3); /* paused inside the handler's own coroutine too */
     assert_int_equal(get(f, "/unhook"), 503);
+    /* the handler returns the error (200), or now and then meets it itself in the
+     * few instructions it runs after the catch (503): the hook raises in every
+     * coroutine it watches once the time is over */
+    static const char *const late[] = {"/lateloop", "/closeloop", "/lateclose"};
+    for (size_t i = 0; i < sizeof late / sizeof late[0]; i++) {
+        int status = get(f, late[i]);
+        if (status != 503) {
+            assert_int_equal(status, 200);
+            assert_non_null(memmem(f->resp.body, f->resp.body_len, "handler_timeout_ms", 18));
+        }
+    }
     assert_int_equal(get(f, "/ok"), 200);
     lh_response_free(&f->resp);
 }
