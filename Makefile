@@ -2,7 +2,7 @@
 #   make          build ./luahttpd
 #   make run      install missing Debian packages, build, serve ./config.lua
 #   make check    the everyday loop: unit and end-to-end tests, one build, no
-#                 sanitizers (about a minute and a half)
+#                 sanitizers (about two minutes)
 #   make test     install missing Debian packages, build, run the unit tests, each
 #                 fuzz target for FUZZ_SMOKE_SECONDS, make asan, make valgrind,
 #                 then the end-to-end tests

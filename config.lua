@@ -18,9 +18,10 @@ index     = "index.html"    -- file served when a folder is asked for ("/" inclu
 autoindex = false           -- true: list a folder's files when it has no index file
 dotfiles  = false           -- true: also serve hidden files such as .env (rarely wise)
 
--- How many threads ------------------------------------------------------------------
+-- How many workers ------------------------------------------------------------------
 
-workers = 1             -- worker threads; "auto" starts one per CPU core
+workers = 1             -- worker processes (under one master that restarts any that
+                        -- crash or hang); "auto" starts one per CPU core
 
 -- Logs ------------------------------------------------------------------------------
 
@@ -38,7 +39,8 @@ keepalive = {
   max_per_client = 64,    -- connections one client IP may hold open; more get 503
 }
 
-max_connections = 10000 -- connections open at once, all clients together; more get 503
+max_connections = 10000 -- connections open at once, all clients together (at most
+                        -- 1048576); more get 503
 
 -- Limits that protect the server ----------------------------------------------------
 
@@ -49,6 +51,9 @@ limits = {
   handler_timeout_ms = 2000,     -- how long a request's Lua code may run (summed over its
                                  -- pauses for other clients); then it is stopped, 503
   lua_memory_mb      = 64,       -- memory one Lua state may use; over it the request gets 500
+  stall_timeout      = 10,       -- seconds a worker may be stuck in one C call (a runaway
+                                 -- string.find, say) before it is killed and replaced
+  shared_mb          = 16,       -- memory reserved for the store all workers share
 }
 
 -- true gives handlers os.execute, io.popen, debug.* and binary chunks back: each can

@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench import cpu_ns, free_port, make_site, wait_port  # noqa: E402
 from callgrind import CONFIG  # noqa: E402
+from bench import LUAHTTPD_ROUTES  # noqa: E402
 
 
 def worker_pid(master):
@@ -46,7 +47,7 @@ def start(binary, www, d):
     sub = tempfile.mkdtemp(dir=d)
     conf = os.path.join(sub, "config.lua")
     with open(conf, "w") as f:
-        f.write(CONFIG.format(www=www, port=port, dir=sub))
+        f.write(CONFIG.format(www=www, port=port, dir=sub, routes=LUAHTTPD_ROUTES))
     proc = subprocess.Popen(["taskset", "-c", "1", binary, "-c", conf],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     if not wait_port(port, proc):

@@ -42,7 +42,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import free_port, make_site  # noqa: E402  the same docroot as make bench
+from bench import LUAHTTPD_ROUTES, free_port, make_site  # noqa: E402  make bench's site
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
@@ -64,12 +64,7 @@ error_log = "{dir}/error.log"
 workers = 1
 keepalive = {{ timeout = 120, max_requests = 1000000, max_per_client = 30000 }}
 max_connections = 30000
-route("GET", "/api/hello", function(req)
-  return {{ hello = "world", n = tonumber(req.query.n) }}
-end)
-route("GET", "/api/echo/:id", function(req)
-  return {{ id = req.params.id }}
-end)
+{routes}
 """
 
 
@@ -204,7 +199,7 @@ def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
     port = free_port()
     conf = os.path.join(d, "config.lua")
     with open(conf, "w") as f:
-        f.write(CONFIG.format(www=www, port=port, dir=d))
+        f.write(CONFIG.format(www=www, port=port, dir=d, routes=LUAHTTPD_ROUTES))
     if tool == "callgrind":
         argv = ["valgrind", "--tool=callgrind", "--trace-children=yes",
                 "--callgrind-out-file=%s/out.%%p" % d]
