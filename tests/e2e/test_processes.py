@@ -18,14 +18,19 @@ route("GET", "/stuck", function(req)
 end)
 '''
 
-# Which process answered: the worker's pid, read where any handler can.
+# Which process answered: the worker's pid, read where any handler can. /nap keeps
+# its worker away from its loop for a second (a blocking C call), so that the next
+# connection goes to another worker: with one listening socket, connections that
+# come one at a time may all go to the worker that wakes first.
 PID = '''
+unsafe_libs = true
 route("GET", "/pid", function(req)
   local f = io.open("/proc/self/stat")
   local pid = f:read("n")
   f:close()
   return tostring(pid)
 end)
+route("GET", "/nap", function(req) os.execute("sleep 1") return "rested" end)
 '''
 
 BIG = 8 << 20
@@ -109,19 +114,19 @@ class Processes(ServerTest):
 
     def connections_on_two_workers(self, s):
         """Two keep-alive connections served by different workers."""
-        conns = {}
-        for _ in range(40):
-            c = connect(s.port)
-            rd = Reader(c)
-            pid = pid_on(c, rd)
-            if pid is None or pid in conns:  # 503: a closed one is not uncounted yet
-                c.close()
-                time.sleep(0.05)
-            else:
-                conns[pid] = (c, rd)
-            if len(conns) == 2:
-                return conns
-        self.fail("40 connections all went to one worker")
+        first = connect(s.port, timeout=10 * SLOW)
+        frd = Reader(first)
+        p1 = pid_on(first, frd)
+        first.sendall(get("/nap"))  # its worker sleeps in C: only the other one accepts
+        time.sleep(0.3)
+        second = connect(s.port, timeout=10 * SLOW)
+        srd = Reader(second)
+        p2 = pid_on(second, srd)
+        self.assertEqual(frd.response().body, b"rested")
+        self.assertIsNotNone(p1)
+        self.assertIsNotNone(p2)
+        self.assertNotEqual(p1, p2)
+        return {p1: (first, frd), p2: (second, srd)}
 
     def test_kill_9_mid_download(self):
         data = os.urandom(BIG)
@@ -258,21 +263,11 @@ class Processes(ServerTest):
     def test_max_per_client_holds_across_workers(self):
         s = self.server("workers = 4\nkeepalive = { max_per_client = 3 }\n" + PID)
         self.wait_workers(s, 4)
-        held, pids = [], set()
-        for _ in range(40):  # three connections held, on at least two workers
-            c = connect(s.port)
-            rd = Reader(c)
-            pid = pid_on(c, rd)
-            if pid is None or (len(held) == 2 and pids == {pid}):
-                c.close()  # a 503 while a closed one is uncounted, or a third on one
-                time.sleep(0.05)
-                continue
-            pids.add(pid)
-            held.append(c)
-            if len(held) == 3:
-                break
-        self.assertEqual(len(held), 3)
-        self.assertGreater(len(pids), 1, "the three connections went to one worker")
+        # three connections held, on at least two workers
+        held = [c for c, _ in self.connections_on_two_workers(s).values()]
+        c = connect(s.port)
+        self.assertIsNotNone(pid_on(c, Reader(c)))
+        held.append(c)
         for _ in range(8):  # over the cap whichever worker takes it
             c = connect(s.port)
             c.sendall(get("/pid"))
