@@ -20,6 +20,10 @@ void lh_log_set_error_fd(int fd);
  * under the same number. 0, or -1 with errno (the old file stays in use). */
 int lh_log_reopen_error(const char *path);
 
+/* The same for any log: path opened again and put in place of fd under the same
+ * number ("-", and fds 0-2, are left alone). 0, or -1 with errno. */
+int lh_log_reopen(const char *path, int fd);
+
 /* "YYYY/MM/DD HH:MM:SS [level] message\n", written with one write(2). The message
  * is one line whatever it holds: control bytes in it (from a client, from Lua) are
  * written as \n, \r or \xHH, so no client can forge an entry. Tabs stay. */

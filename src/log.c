@@ -25,18 +25,23 @@ void lh_log_set_error_fd(int fd)
         close(old);
 }
 
+int lh_log_reopen(const char *path, int fd)
+{
+    if (strcmp(path, "-") == 0 || fd <= 2)
+        return 0;
+    int nfd = lh_log_open(path, STDERR_FILENO);
+    if (nfd < 0)
+        return -1;
+    /* onto the same number: a line being written goes to the old file or the new,
+     * and none finds the fd closed */
+    int rc = dup3(nfd, fd, O_CLOEXEC);
+    close(nfd);
+    return rc < 0 ? -1 : 0;
+}
+
 int lh_log_reopen_error(const char *path)
 {
-    int cur = atomic_load(&error_fd);
-    if (strcmp(path, "-") == 0 || cur <= 2)
-        return 0;
-    int fd = lh_log_open(path, STDERR_FILENO);
-    if (fd < 0)
-        return -1;
-    /* onto the same number: no line can find the fd closed */
-    int rc = dup3(fd, cur, O_CLOEXEC);
-    close(fd);
-    return rc < 0 ? -1 : 0;
+    return lh_log_reopen(path, atomic_load(&error_fd));
 }
 
 /* write(2) the whole buffer, retrying short writes; logging never fails loudly. */

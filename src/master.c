@@ -90,13 +90,6 @@ static void print_listening(const char *host, int port)
     fflush(stdout);
 }
 
-static double now_secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* "signal 9 (SIGKILL, Killed)" or "status 1" for a wait status. */
 static const char *describe_exit(int st, char *buf, size_t size)
 {
@@ -117,9 +110,7 @@ static const char *describe_exit(int st, char *buf, size_t size)
 static int fork_worker(struct server *srv, int i)
 {
     struct lh_shm_worker *slot = lh_shm_worker(srv->shm, i);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    atomic_store(&slot->beat_ms, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    atomic_store(&slot->beat_ms, mono_ms());
     atomic_store(&slot->running, 0);
     slot->what[0] = '\0';
     sigset_t all, old;
@@ -134,7 +125,7 @@ static int fork_worker(struct server *srv, int i)
     atomic_store(&slot->pid, (int32_t)pid);
     struct child *ch = &srv->children[i];
     ch->pid = pid;
-    ch->started = now_secs();
+    ch->started = now_mono();
     ch->stalled = ch->killed_at_stop = false;
     ch->asked = ASK_NONE;
     return 0;
@@ -200,7 +191,7 @@ static void reap(struct server *srv, int i, int st)
         }
         return;
     }
-    bool quick = now_secs() - ch->started < QUICK_DEATH;
+    bool quick = now_mono() - ch->started < QUICK_DEATH;
     ch->quick_deaths = quick ? ch->quick_deaths + 1 : 0;
     lh_log_error("error", "worker %d (pid %d) %s %s%s; starting another", i + 1, (int)pid,
                  WIFSIGNALED(st) ? "was killed by" : "exited with", how,
@@ -245,9 +236,7 @@ static void on_supervise(evutil_socket_t fd, short what, void *arg)
     if (srv->stopping)
         return;
     int64_t limit = (int64_t)(srv->current->cfg.limits.stall_timeout * 1000);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = mono_ms();
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         struct lh_shm_worker *slot = lh_shm_worker(srv->shm, i);

@@ -6,7 +6,6 @@
 #include "lua_host.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +93,7 @@ fail:
 
 int lh_settings_reopen_access_log(struct settings *s)
 {
-    if (s->access_fd < 0 || strcmp(s->cfg.access_log, "-") == 0)
-        return 0;
-    int fd = lh_log_open(s->cfg.access_log, STDOUT_FILENO);
-    if (fd < 0)
-        return -1;
-    /* onto the same number: a line being written goes to the old file or the new */
-    int rc = dup3(fd, s->access_fd, O_CLOEXEC);
-    close(fd);
-    return rc < 0 ? -1 : 0;
+    return s->access_fd < 0 ? 0 : lh_log_reopen(s->cfg.access_log, s->access_fd);
 }
 
 int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char *err,

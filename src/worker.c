@@ -272,17 +272,10 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the heartbeat and the stall report ------------------------------------------- */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    atomic_store_explicit(&w->slot->beat_ms, now_ms(), memory_order_relaxed);
+    atomic_store_explicit(&w->slot->beat_ms, mono_ms(), memory_order_relaxed);
 }
 
 static size_t append_text(char *out, size_t at, const char *s, size_t len)
