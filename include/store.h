@@ -14,6 +14,8 @@
 #include <stdint.h>
 
 #define LH_STORE_KEY_MAX ((size_t)64 * 1024) /* longest key, in bytes */
+#define LH_STORE_MIN ((size_t)68 * 1024)     /* smallest arena: the allocator's 64 KiB
+                                                (shm_alloc.h) and the store's table */
 
 /* What a value is. The store only reads numbers (for incr); a table is bytes that
  * the caller serialised. */
@@ -54,7 +56,7 @@ enum lh_store_rc {
 };
 
 /* Lay out an empty store over [arena, arena + bytes), erasing what was there.
- * arena page-aligned, bytes >= 64 KiB. 0, or -1 (nothing written). */
+ * arena page-aligned, bytes >= LH_STORE_MIN. 0, or -1 (nothing written). */
 int lh_store_init(void *arena, size_t bytes);
 
 /* Walk every structure of the store (its table, its LRU list, the allocator under
