@@ -1,51 +1,67 @@
--- scripts/api.lua - a small JSON API over an in-memory list, to show how routes work.
+-- scripts/api.lua - a small JSON API, to show how routes, `sql` and `shared` work.
 -- config.lua loads it with require("api"). Try:
 --   curl http://127.0.0.1:8080/api/items
 --   curl -X POST -d '{"name":"milk"}' http://127.0.0.1:8080/api/items
 --   curl http://127.0.0.1:8080/api/items/1
 --   curl -X DELETE http://127.0.0.1:8080/api/items/1
--- The list lives in the worker's Lua state: it starts empty again on reload, and with
--- workers > 1 each worker has its own.
+--   curl http://127.0.0.1:8080/api/stats
+-- The items live in SQLite, in data/app.db beside config.lua (created on first start):
+-- every worker sees the same list, and it is still there after a restart. The request
+-- counter lives in `shared`, the memory all workers share: it survives a reload, not a
+-- restart.
 
-local items, next_id = {}, 1
+local db = sql.open("data/app.db")
+db:exec([[
+  CREATE TABLE IF NOT EXISTS items (
+    id      INTEGER PRIMARY KEY,
+    name    TEXT NOT NULL,
+    created TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+  )
+]])
+
 local api = {}
 
 function api.count()
-  local n = 0
-  for _ in pairs(items) do n = n + 1 end
-  return n
+  return db:row("SELECT count(*) AS n FROM items").n
 end
 
-route("GET", "/api/items", function(req)
-  local list = json.array({})            -- encodes as [] even when empty
-  for id = 1, next_id - 1 do
-    if items[id] then list[#list + 1] = items[id] end
+-- every API request adds one to a counter that all workers share
+local function counted(handler)
+  return function(req)
+    shared.incr("api:requests", 1)
+    return handler(req)
   end
-  return list
-end)
+end
 
-route("POST", "/api/items", function(req)
+route("GET", "/api/items", counted(function(req)
+  -- json.array: encodes as [] even when there are no rows
+  return json.array(db:query("SELECT id, name FROM items ORDER BY id"))
+end))
+
+route("POST", "/api/items", counted(function(req)
   local ok, body = pcall(req.json, req)
   if not ok or type(body) ~= "table" or type(body.name) ~= "string" then
     return 400, { error = "send a JSON object with a string field 'name'" }
   end
-  local item = { id = next_id, name = body.name }
-  items[next_id] = item
-  next_id = next_id + 1
-  return 201, item, { Location = "/api/items/" .. item.id }
-end)
+  local id = db:exec("INSERT INTO items (name) VALUES (?)", body.name).last_id
+  return 201, { id = id, name = body.name }, { Location = "/api/items/" .. id }
+end))
 
-route("GET", "/api/items/:id", function(req)
-  local item = items[tonumber(req.params.id)]
+route("GET", "/api/items/:id", counted(function(req)
+  local item = db:row("SELECT id, name, created FROM items WHERE id = ?",
+                      tonumber(req.params.id))
   if not item then return 404, { error = "no such item" } end
   return item
-end)
+end))
 
-route("DELETE", "/api/items/:id", function(req)
-  local id = tonumber(req.params.id)
-  if not items[id] then return 404, { error = "no such item" } end
-  items[id] = nil
+route("DELETE", "/api/items/:id", counted(function(req)
+  local gone = db:exec("DELETE FROM items WHERE id = ?", tonumber(req.params.id)).changes
+  if gone == 0 then return 404, { error = "no such item" } end
   return 204
-end)
+end))
+
+route("GET", "/api/stats", counted(function(req)
+  return { requests = shared.get("api:requests"), items = api.count() }
+end))
 
 return api

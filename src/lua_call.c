@@ -80,6 +80,23 @@ static void on_count(lua_State *L, lua_Debug *ar)
                (int)lua->timeout_ms);
 }
 
+int lh_call_over_time(lua_State *L)
+{
+    struct lh_lua *lua = lh_host_of(L);
+    struct lh_ctx *ctx = lua->running;
+    int64_t now = lh_now_ns();
+    if (!ctx) {
+        if (!lua->loading || (!lua->config_timed_out && now < lua->config_deadline))
+            return 0;
+        lua->config_timed_out = true;
+    } else if (ctx->timed_out || ctx->lua_ns + (now - ctx->resumed_at) >= lua->timeout_ns) {
+        ctx->timed_out = true; /* a 503, and no pcall gets past it (as in on_count) */
+    } else
+        return 0;
+    raise_every_instruction(L, on_count);
+    return 1;
+}
+
 void lh_call_begin_config(struct lh_lua *lua)
 {
     lua_sethook(lua->L, on_count, LUA_MASKCOUNT, HOOK_EVERY);
@@ -243,6 +260,12 @@ void lh_call_drop_thread(struct lh_lua *lua, struct lh_ctx *ctx, bool reusable)
             lua_sethook(co, NULL, 0, 0); /* the next call starts unwatched */
         lua->spare_ref = ctx->co_ref;
     } else {
+        /* paused and never to be resumed (its time ran out, its client left): close
+         * its pending to-be-closed variables now, so that an open db:tx rolls back
+         * and lets go of the database's write lock at once, not whenever the
+         * collector gets to the coroutine */
+        if (lua_status(co) == LUA_YIELD)
+            lua_resetthread(co);
         luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->co_ref);
     }
     ctx->co_ref = LUA_NOREF;

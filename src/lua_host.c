@@ -7,13 +7,17 @@
 #include "log.h"
 #include "lua_coro.h"
 #include "lua_json.h"
+#include "lua_shared.h"
+#include "lua_sql.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Registry slots of the host (light userdata keys); see lua_int.h. */
 const char lh_host_key_before, lh_host_key_after, lh_host_key_decode;
@@ -81,9 +85,11 @@ static int api_log(lua_State *L)
 
 /* ---- the state -------------------------------------------------------------------------- */
 
-/* Protected: the standard libraries, guarded (lua_sandbox.c), and our API. */
+/* Protected: the standard libraries, guarded (lua_sandbox.c), and our API; the
+ * argument (light userdata) is the config file's folder, for sql.open. */
 static int install_api(lua_State *L)
 {
+    const char *dir = lua_touserdata(L, 1);
     luaL_openlibs(L);
     lh_lua_coro_install(L);
     lh_sandbox_guard_libs(L);
@@ -96,7 +102,9 @@ static int install_api(lua_State *L)
     lh_host_of(L)->cjson_encode_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_getfield(L, -1, "decode");
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_decode);
+    lh_shared_install(L, -1);
     lua_pop(L, 1);
+    lh_sql_install(L, dir, lh_call_over_time);
     lua_register(L, "route", api_route);
     lua_register(L, "before", api_before);
     lua_register(L, "after", api_after);
@@ -122,6 +130,20 @@ static int install_api(lua_State *L)
     return 0;
 }
 
+/* The absolute folder of the config file at path (of the working folder without
+ * one), as far as realpath can tell; else the folder as written. */
+static void config_folder(const char *path, char *dir, size_t size)
+{
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    char folder[PATH_MAX];
+    if (!slash)
+        snprintf(folder, sizeof folder, ".");
+    else
+        snprintf(folder, sizeof folder, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (!realpath(folder, dir))
+        snprintf(dir, size, "%s", folder);
+}
+
 struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char *err,
                           size_t errlen)
 {
@@ -137,8 +159,11 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
         goto oom;
     lua_pushlightuserdata(lua->L, lua);
     lua_rawsetp(lua->L, LUA_REGISTRYINDEX, &key_host);
+    char dir[PATH_MAX];
+    config_folder(path, dir, sizeof dir);
     lua_pushcfunction(lua->L, install_api);
-    if (lua_pcall(lua->L, 0, 0, 0) != LUA_OK)
+    lua_pushlightuserdata(lua->L, dir);
+    if (lua_pcall(lua->L, 1, 0, 0) != LUA_OK)
         goto oom;
     /* config.lua runs under the memory limit it is about to set: the default */
     lua->mem_limit = 64u << 20;

@@ -106,6 +106,9 @@ enum lh_call_result {
 void lh_call_begin_config(struct lh_lua *lua);
 /* config.lua has run: no more count hook, no cap. */
 void lh_call_end_config(struct lh_lua *lua);
+/* Nonzero when the Lua code running in L (a request's, or config.lua) has used up its
+ * time: a long C call (an SQL query) asks this to stop early. */
+int lh_call_over_time(lua_State *L);
 /* Message handler for lua_pcall: the error with a traceback. */
 int lh_call_add_traceback(lua_State *L);
 /* ctx is done with its coroutine; a cleanly finished one is kept for reuse. */

@@ -10,6 +10,7 @@
  * drain and stop, SIGHUP reloads (checked here first), SIGUSR1 reopens the logs. */
 #include "server_int.h"
 #include "log.h"
+#include "store.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -417,7 +418,15 @@ static struct lh_shm *make_shm(struct server *srv)
     struct lh_shm_sizes sz = {.workers = srv->nworkers,
                               .max_connections = c->max_connections,
                               .arena_bytes = (size_t)c->limits.shared_mb << 20};
-    return lh_shm_create(&sz);
+    struct lh_shm *shm = lh_shm_create(&sz);
+    size_t bytes;
+    void *arena = shm ? lh_shm_arena(shm, &bytes) : NULL;
+    if (arena && lh_store_init(arena, bytes) < 0) {
+        lh_shm_destroy(shm);
+        errno = EINVAL;
+        return NULL;
+    }
+    return shm;
 }
 
 static void free_server(struct server *srv)

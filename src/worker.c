@@ -4,6 +4,7 @@
 #include "server_int.h"
 #include "log.h"
 #include "lua_host.h"
+#include "lua_shared.h"
 #include "static.h"
 
 #include <errno.h>
@@ -393,6 +394,7 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
     w->srv = srv;
     w->id = id;
     w->slot = lh_shm_worker(srv->shm, id);
+    lh_shared_attach(srv->shm);
     /* the master's reference, copied with the fork, is this worker's now: a reload
      * frees the configuration here (its files, its Lua state) */
     w->set = srv->current;

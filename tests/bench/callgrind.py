@@ -52,6 +52,8 @@ WORKLOADS = [
     ("static 1 MiB", "/big.bin", False),
     ("lua json", "/api/hello?n=42", False),
     ("404", "/missing.html", False),
+    ("shared incr", "/api/incr", False),
+    ("sql row", "/api/row?id=7", False),
     ("conn 615 B", "/small.html", True),
     ("conn 404", "/missing.html", True),
 ]

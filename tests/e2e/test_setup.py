@@ -2,10 +2,12 @@
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -117,19 +119,38 @@ class Setup(ServerTest):
 
 
 class Showcase(ServerTest):
-    """The shipped config.lua and scripts/api.lua work as their comments say."""
+    """The shipped config.lua and scripts/api.lua work as their comments say: run
+    from a copy of the repository's config.lua, scripts/ and html/, so that the
+    database the API creates (data/app.db) is the test's own."""
+
+    def start_copy(self, d, *args):
+        out = os.path.join(d, "out")
+        with open(out, "w") as o:
+            proc = subprocess.Popen([BINARY, "-c", os.path.join(d, "config.lua"), "-p", "0",
+                                     *args], stdout=o, stderr=subprocess.DEVNULL)
+        m = wait_line(out, r"listening on http://127\.0\.0\.1:(\d+)/", proc, 5)
+        if not m:
+            proc.kill()
+            proc.wait()
+            self.fail("the shipped config did not start")
+        return proc, "http://127.0.0.1:%s" % m.group(1)
+
+    def stop_copy(self, proc):
+        proc.terminate()
+        self.assertEqual(proc.wait(timeout=10), 0)
+        os.unlink(os.path.join(os.path.dirname(proc.args[2]), "out"))
+
+    def copy_repo(self, d):
+        shutil.copy(os.path.join(REPO, "config.lua"), d)
+        for sub in ("scripts", "html"):
+            shutil.copytree(os.path.join(REPO, sub), os.path.join(d, sub))
 
     def test_shipped_api_hooks_and_site(self):
         import json
         with tempfile.TemporaryDirectory() as d:
-            out = os.path.join(d, "out")
-            with open(out, "w") as o:
-                proc = subprocess.Popen([BINARY, "-c", os.path.join(REPO, "config.lua"),
-                                         "-p", "0"], stdout=o, stderr=subprocess.DEVNULL)
+            self.copy_repo(d)
+            proc, base = self.start_copy(d)
             try:
-                m = wait_line(out, r"listening on http://127\.0\.0\.1:(\d+)/", proc, 5)
-                self.assertIsNotNone(m)
-                base = "http://127.0.0.1:%s" % m.group(1)
                 status, h, body = curl(base + "/api/items")
                 self.assertEqual((status, body), (200, b"[]"))
                 self.assertEqual(h["x-powered-by"], "luahttpd")
@@ -145,6 +166,8 @@ class Showcase(ServerTest):
                 self.assertEqual(curl(base + "/admin/stats")[0], 401)
                 status, _, body = curl("-H", "Authorization: Bearer letmein", base + "/admin/stats")
                 self.assertEqual((status, json.loads(body)), (200, {"items": 1}))
+                self.assertEqual(json.loads(curl(base + "/api/stats")[2]),
+                                 {"requests": 6, "items": 1})
                 self.assertEqual(curl("-X", "DELETE", base + "/api/items/1")[0], 204)
                 self.assertEqual(curl(base + "/api/items/1")[0], 404)
                 status, h, _ = curl(base + "/")
@@ -153,3 +176,36 @@ class Showcase(ServerTest):
             finally:
                 proc.terminate()
                 proc.wait(timeout=5)
+            self.assertTrue(os.path.exists(os.path.join(d, "data", "app.db")))
+
+    def test_items_survive_a_restart_and_every_worker_sees_them(self):
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            self.copy_repo(d)
+            proc, base = self.start_copy(d, "-w", "4")
+            try:
+                for name in ("milk", "eggs", "bread"):
+                    self.assertEqual(curl("-X", "POST", "-d", json.dumps({"name": name}),
+                                          base + "/api/items")[0], 201)
+                want = [{"id": 1, "name": "milk"}, {"id": 2, "name": "eggs"},
+                        {"id": 3, "name": "bread"}]
+                # 40 connections at once, so that all four workers answer some
+                lists = []
+                threads = [threading.Thread(target=lambda: lists.append(
+                    json.loads(curl(base + "/api/items")[2]))) for _ in range(40)]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=60)
+                self.assertEqual(lists, [want] * 40)
+            finally:
+                self.stop_copy(proc)
+            proc, base = self.start_copy(d)
+            try:
+                self.assertEqual(json.loads(curl(base + "/api/items/2")[2])["name"], "eggs")
+                self.assertEqual(json.loads(curl(base + "/api/items")[2]), want)
+                # the counter is in memory: a restart starts it again
+                self.assertEqual(json.loads(curl(base + "/api/stats")[2]),
+                                 {"requests": 3, "items": 3})
+            finally:
+                self.stop_copy(proc)
