@@ -330,7 +330,7 @@ ANSWERS = [("/api/hello?n=42", {"hello": "world", "n": 42}),
 PATH_OF = {path: wl for wl, path, _ in WORKLOADS}
 
 
-def runs(name, wl):
+def can_run(name, wl):
     return name in ONLY.get(wl, (name,))
 
 
@@ -338,7 +338,7 @@ def check_answers(srv):
     """Raise RuntimeError unless srv answers every Lua workload with the JSON in
     ANSWERS (so that no server is measured doing less work than the others)."""
     for path, want in ANSWERS:
-        if not runs(srv.name, PATH_OF.get(path, "")):
+        if not can_run(srv.name, PATH_OF.get(path, "")):
             continue
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
         try:
@@ -403,7 +403,7 @@ def run_workloads(servers, d, www, seconds, rounds):
             order = order[rnd % len(order):] + order[:rnd % len(order)]
             for wl, path, want in WORKLOADS:
                 for name in order:
-                    if not runs(name, wl):
+                    if not can_run(name, wl):
                         continue
                     srv, port = running[name]
                     if rnd == 0:

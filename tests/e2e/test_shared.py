@@ -100,6 +100,7 @@ end)
     def test_the_calls(self):
         # add, incr, delete, expire, ttl, keys and the errors, as the contract says
         s = self.server(r'''
+limits = { handler_timeout_ms = 60000 }
 route("GET", "/calls", function(req)
   local r = {}
   r.add1 = { shared.add("a", 1) }
@@ -258,7 +259,8 @@ end)
     def test_filling_a_small_store_is_bounded(self):
         # 100 MB of values into shared_mb = 1: old ones are evicted, memory stays
         # bounded, and other clients are served meanwhile
-        s = self.server("limits = { shared_mb = 1 }\n" + ROUTES + '''
+        # (a minute for the handler: 100 MB of copies take seconds under valgrind)
+        s = self.server("limits = { shared_mb = 1, handler_timeout_ms = 60000 }\n" + ROUTES + '''
 route("GET", "/fill", function(req)
   local v = ("v"):rep(100 * 1024)
   for i = 1, 1000 do
