@@ -24,6 +24,8 @@
  * below. */
 #include "lua_int.h"
 
+#include "lua_sql.h"
+
 #include "log.h"
 
 #include <lauxlib.h>
@@ -66,8 +68,10 @@ static void on_count(lua_State *L, lua_Debug *ar)
     if (!ctx->timed_out) {
         int64_t now = lh_now_ns();
         if (ctx->lua_ns + (now - ctx->resumed_at) < lua->timeout_ns) {
+            /* not inside a db:tx: another request would find the database in
+             * the middle of it */
             if (now >= ctx->slice_end && (L == ctx->co || L == ctx->wrapped_co) &&
-                lua_isyieldable(L)) {
+                lua_isyieldable(L) && !lh_sql_in_tx(ctx->co)) {
                 ctx->hook_paused = true;
                 lua_yield(L, 0); /* the VM pauses the coroutine once the hook returns */
             }
@@ -78,6 +82,14 @@ static void on_count(lua_State *L, lua_Debug *ar)
     raise_every_instruction(L, on_count);
     luaL_error(L, "handler ran longer than limits.handler_timeout_ms (%d ms)",
                (int)lua->timeout_ms);
+}
+
+const void *lh_call_owner(lua_State *L)
+{
+    /* the call's coroutine: the same at every resume (ctx itself is moved when its
+     * request is parked), and no other call's while this one has not finished */
+    const struct lh_ctx *ctx = lh_host_of(L)->running;
+    return ctx ? ctx->co : NULL;
 }
 
 int lh_call_over_time(lua_State *L)

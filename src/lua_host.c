@@ -104,7 +104,8 @@ static int install_api(lua_State *L)
     lua_rawsetp(L, LUA_REGISTRYINDEX, &lh_host_key_decode);
     lh_shared_install(L, -1);
     lua_pop(L, 1);
-    lh_sql_install(L, dir, lh_call_over_time);
+    lh_sql_install(L, dir,
+                   &(struct lh_sql_host){.over_time = lh_call_over_time, .owner = lh_call_owner});
     lua_register(L, "route", api_route);
     lua_register(L, "before", api_before);
     lua_register(L, "after", api_after);

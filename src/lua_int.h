@@ -106,6 +106,9 @@ enum lh_call_result {
 void lh_call_begin_config(struct lh_lua *lua);
 /* config.lua has run: no more count hook, no cap. */
 void lh_call_end_config(struct lh_lua *lua);
+/* Who runs in L, as sql tells transactions apart: the running call's coroutine (NULL
+ * while config.lua loads). */
+const void *lh_call_owner(lua_State *L);
 /* Nonzero when the Lua code running in L (a request's, or config.lua) has used up its
  * time: a long C call (an SQL query) asks this to stop early. */
 int lh_call_over_time(lua_State *L);

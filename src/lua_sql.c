@@ -70,6 +70,8 @@ struct lh_sql_db {
     sqlite3_stmt *active;           /* a statement a Lua error may have left stepping */
     lua_State *L;                   /* the thread that runs a statement now */
     int (*over_time)(lua_State *L); /* may be NULL */
+    const void *(*owner)(lua_State *L); /* may be NULL */
+    const void *tx_owner;           /* who began the open db:tx (owner(L) then) */
     bool interrupted;               /* over_time said so during the statement */
     bool quiet;                     /* ending a transaction or closing: no interrupts */
     int64_t busy_since;
@@ -87,7 +89,7 @@ static struct lh_sql_db *open_list;
 
 /* sql.open's upvalue: what lh_sql_install was given. */
 struct lib {
-    int (*over_time)(lua_State *L);
+    struct lh_sql_host host;
     char base_dir[];
 };
 
@@ -258,6 +260,9 @@ static struct lh_sql_db *get(lua_State *L)
     } else if (h->active) {
         settle(h);
     }
+    if (h->tx_depth > 0 && h->owner && h->owner(L) != h->tx_owner)
+        luaL_error(L, "sql: %s is inside a transaction that another request began and "
+                      "paused in (do not wait inside db:tx)", h->path);
     h->L = L;
     h->interrupted = false;
     return h;
@@ -685,6 +690,8 @@ static int db_tx(lua_State *L)
     if (sqlite3_exec(h->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return raise_sql(L, h);
     h->tx_depth = g->depth;
+    if (g->depth == 1)
+        h->tx_owner = h->owner ? h->owner(L) : NULL;
     g->pending = true;
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 1);
@@ -778,14 +785,23 @@ static int sql_open(lua_State *L)
     memset(h, 0, sizeof *h);
     memcpy(h->path, resolved, n + 1);
     h->pid = this_pid;
-    h->over_time = lib->over_time;
+    h->over_time = lib->host.over_time;
+    h->owner = lib->host.owner;
     luaL_setmetatable(L, DB_META);
     open_conn(L, h);
     lh_log_error("notice", "sql: opened %s", h->path);
     return 1;
 }
 
-void lh_sql_install(lua_State *L, const char *base_dir, int (*over_time)(lua_State *L))
+bool lh_sql_in_tx(const void *owner)
+{
+    for (const struct lh_sql_db *h = open_list; h; h = h->next)
+        if (h->tx_depth > 0 && h->tx_owner == owner && h->pid == this_pid)
+            return true;
+    return false;
+}
+
+void lh_sql_install(lua_State *L, const char *base_dir, const struct lh_sql_host *host)
 {
     static const luaL_Reg methods[] = {
         {"exec", db_exec}, {"query", db_query}, {"row", db_row},
@@ -810,7 +826,7 @@ void lh_sql_install(lua_State *L, const char *base_dir, int (*over_time)(lua_Sta
     size_t n = strlen(base_dir);
     lua_createtable(L, 0, 1);
     struct lib *lib = lua_newuserdatauv(L, sizeof *lib + n + 1, 0);
-    lib->over_time = over_time;
+    lib->host = host ? *host : (struct lh_sql_host){0};
     memcpy(lib->base_dir, base_dir, n + 1);
     lua_pushcclosure(L, sql_open, 1);
     lua_setfield(L, -2, "open");

@@ -141,3 +141,29 @@ end)
         # another handle sees the committed row, and not the abandoned one
         self.assertEqual(json.loads(curl(s.url("/count"))[2]), {"n": 1})
         self.assertEqual(json.loads(curl(s.url("/items"))[2]), [{"id": 1, "name": "after"}])
+
+    def test_a_transaction_is_not_paused_for_other_clients(self):
+        # a handler computes inside db:tx for longer than a time slice (10 ms), then
+        # fails: had the server paused it there and let /write run, /write's row
+        # would have gone into its transaction and been rolled back with it
+        s = self.server("limits = { handler_timeout_ms = 60000 }\n" + DB + '''
+route("GET", "/long", function(req)
+  db:tx(function()
+    db:exec("INSERT INTO items (name) VALUES ('long')")
+    local t = os.clock()
+    while os.clock() - t < 0.5 do end
+    error("the long one fails")
+  end)
+end)
+''')
+        answers = {}
+
+        def long():
+            answers["long"] = curl(s.url("/long"), timeout=60)[0]
+        t = threading.Thread(target=long)
+        t.start()
+        time.sleep(0.2 * SLOW)  # /long is in its loop now
+        st, _, body = curl("-X", "POST", "--data", "other", s.url("/items"), timeout=60)
+        t.join(timeout=60 * SLOW)
+        self.assertEqual((answers.get("long"), st), (500, 201), body)
+        self.assertEqual(json.loads(curl(s.url("/items"))[2]), [{"id": 1, "name": "other"}])

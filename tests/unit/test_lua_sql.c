@@ -70,7 +70,7 @@ static lua_State *new_state(const char *base_dir)
 {
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
-    lh_sql_install(L, base_dir, test_over_time);
+    lh_sql_install(L, base_dir, &(struct lh_sql_host){.over_time = test_over_time});
     lua_pushstring(L, base_dir);
     lua_setglobal(L, "DIR");
     return L;
@@ -911,6 +911,46 @@ static void test_memory_error_mid_query_is_recovered(void **state)
     lua_close(L);
 }
 
+/* Who owns() says runs now. */
+static const void *owner_now;
+static const void *test_owner(lua_State *L)
+{
+    return owner_now;
+}
+
+static void test_tx_belongs_to_whoever_began_it(void **state)
+{
+    struct fx *f = *state;
+    static const char a = 'a', b = 'b';
+    lua_close(f->L);
+    f->L = luaL_newstate();
+    lua_State *L = f->L;
+    luaL_openlibs(L);
+    lh_sql_install(L, f->dir, &(struct lh_sql_host){.owner = test_owner});
+    owner_now = &a;
+    check(L, ITEMS);
+    /* a pauses inside its transaction */
+    check(L, "co = coroutine.wrap(function()\n"
+             "  return db:tx(function()\n"
+             "    db:exec('INSERT INTO items (name) VALUES (?)', 'a')\n"
+             "    coroutine.yield()\n"
+             "    return 'done' end) end)\n"
+             "co() return true");
+    assert_true(lh_sql_in_tx(&a));
+    assert_false(lh_sql_in_tx(&b));
+    /* b may not run its statements inside a's transaction, nor begin one there */
+    owner_now = &b;
+    check_error(L, "db:exec('INSERT INTO items (name) VALUES (?)', 'b')",
+                "inside a transaction that another request began and paused in");
+    check_error(L, "db:tx(function() end)", "inside a transaction that another request");
+    owner_now = &a;
+    check(L, "return co() == 'done' and count() == 1");
+    assert_false(lh_sql_in_tx(&a));
+    owner_now = &b;
+    check(L, "db:exec('INSERT INTO items (name) VALUES (?)', 'b') return count() == 2");
+    owner_now = NULL;
+}
+
 static void test_installed_without_over_time_or_base_dir(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -956,6 +996,7 @@ int main(void)
         T(test_statements_are_cached),
         T(test_memory_error_mid_query_is_recovered),
         T(test_installed_without_over_time_or_base_dir),
+        T(test_tx_belongs_to_whoever_began_it),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
