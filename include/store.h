@@ -76,7 +76,9 @@ enum lh_store_rc lh_store_get(void *arena, const char *key, size_t klen, int64_t
  * ttl_ms from now, 0: never. When the arena is full, expired entries go first, then
  * the least recently used, until the new entry fits. only_if_absent (add): EXISTS
  * when a live entry is there, and nothing changes. OK, EXISTS, TOO_LARGE (nothing
- * changed, the old value stays), BAD_KEY. */
+ * changed, the old value stays), BAD_KEY. A walk of the whole store for expired
+ * entries waits 1 ms per 1,024 entries after the last one; meanwhile expired entries
+ * go when they are the least recently used. */
 enum lh_store_rc lh_store_set(void *arena, const char *key, size_t klen,
                               const struct lh_store_val *v, int64_t ttl_ms, int64_t now_ms,
                               int only_if_absent);
@@ -114,6 +116,7 @@ struct lh_store_stats {
     size_t capacity;    /* arena bytes entries can use in all */
     uint64_t evictions; /* live entries removed to make room, since init */
     uint64_t expired;   /* expired entries removed, since init */
+    uint64_t sweeps;    /* walks of the whole store for expired entries, since init */
 };
 void lh_store_stats(void *arena, struct lh_store_stats *st);
 

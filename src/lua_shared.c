@@ -230,11 +230,14 @@ static bool read_value(lua_State *L, struct reader *r, int depth)
     return false;
 }
 
+/* Push v, whose bytes are in g_in. Building a table allocates, and any allocation may
+ * run a finalizer (__gc) that calls `shared` and so overwrites or frees g_in: a table
+ * is read from a copy in a Lua string, which stays put, not from g_in. */
 static void push_value(lua_State *L, const struct lh_store_val *v)
 {
     switch (v->type) {
     case LH_STORE_STRING:
-        lua_pushlstring(L, v->data, v->len);
+        lua_pushlstring(L, v->data, v->len); /* copies before it may collect */
         return;
     case LH_STORE_INT:
         lua_pushinteger(L, v->num.i);
@@ -246,9 +249,12 @@ static void push_value(lua_State *L, const struct lh_store_val *v)
         lua_pushboolean(L, v->num.i != 0);
         return;
     case LH_STORE_TABLE: {
-        struct reader r = {v->data, v->data + v->len};
-        if (read_value(L, &r, 0) && r.p == r.end)
+        const char *p = lua_pushlstring(L, v->data, v->len);
+        struct reader r = {p, p + v->len};
+        if (read_value(L, &r, 0) && r.p == r.end) {
+            lua_remove(L, -2);
             return;
+        }
         break;
     }
     }
@@ -335,10 +341,12 @@ static void *lock_store(lua_State *L)
         if (lh_store_check(arena) == 0)
             lh_log_error("warn", "shared: a worker died holding the store's lock; the "
                                  "store checked out whole");
-        else {
-            lh_store_init(arena, bytes);
+        else if (lh_store_init(arena, bytes) == 0)
             lh_log_error("error", "shared: a worker died while changing the store; it was "
                                   "left damaged and has been emptied");
+        else { /* getrandom failed: not seen, but a damaged store must not be used */
+            lh_shm_unlock(g_shm);
+            luaL_error(L, "shared: the store was left damaged and cannot be laid out again");
         }
     }
     return arena;
@@ -506,9 +514,12 @@ static int shared_keys(lua_State *L)
     lh_shm_unlock(g_shm);
     if (rc != LH_STORE_OK)
         return fail(L, rc);
-    /* a userdata, not malloc: freed by the collector if a Lua error comes first */
+    /* the keys in a Lua string, and the refs in a userdata, not malloc: freed by the
+     * collector if a Lua error comes first. Not read from g_in: an allocation may run
+     * a finalizer that calls `shared` and overwrites it (see push_value). */
+    const char *p = lua_pushlstring(L, g_in.data, g_in.len);
+    trim(&g_in);
     struct key_ref *refs = lua_newuserdatauv(L, n * sizeof *refs + 1, 0);
-    const char *p = g_in.data;
     for (size_t i = 0; i < n; i++) {
         memcpy(&refs[i].len, p, sizeof refs[i].len);
         refs[i].p = p + sizeof refs[i].len;
@@ -520,7 +531,6 @@ static int shared_keys(lua_State *L)
         lua_pushlstring(L, refs[i].p, refs[i].len);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
     }
-    trim(&g_in);
     return 1;
 }
 

@@ -25,9 +25,11 @@
  *   hook that raises at every instruction once time is up cannot stop it halfway. A
  *   to-be-closed guard rolls back a transaction whose coroutine is closed, or
  *   collected, while paused inside fn.
- * A row is turned into Lua values while its statement is still stepping, and a memory
- * error there would leave the statement un-reset: the handle keeps it in `active` and
- * resets it on its next use, or on close. */
+ * A row is turned into Lua values while its statement is still stepping. That runs
+ * under lua_pcall, so that a Lua error there (out of memory) still resets the
+ * statement, and the handle keeps it in `active` meanwhile: any allocation may run a
+ * finalizer (__gc), and one that uses the same handle then gets an error rather than
+ * resetting, rebinding or finalizing the statement under the query. */
 #include "lua_sql.h"
 
 #include "log.h"
@@ -67,7 +69,7 @@ struct lh_sql_db {
     unsigned gen;                   /* counts opens: a tx guard knows its connection */
     bool closed;                    /* by db:close(), __close or __gc: for good */
     int tx_depth;                   /* db:tx levels open now */
-    sqlite3_stmt *active;           /* a statement a Lua error may have left stepping */
+    sqlite3_stmt *active;           /* the statement whose rows are being built */
     lua_State *L;                   /* the thread that runs a statement now */
     int (*over_time)(lua_State *L); /* may be NULL */
     const void *(*owner)(lua_State *L); /* may be NULL */
@@ -143,8 +145,8 @@ static int on_busy(void *ud, int count)
     return 1;
 }
 
-/* Reset the statement a Lua error left stepping, and drop its bindings (which may
- * point into strings Lua has freed since). */
+/* Reset the active statement and drop its bindings (which point into strings on the
+ * stack of the call that made them). */
 static void settle(struct lh_sql_db *h)
 {
     sqlite3_reset(h->active);
@@ -254,11 +256,12 @@ static struct lh_sql_db *get(lua_State *L)
     struct lh_sql_db *h = luaL_checkudata(L, 1, DB_META);
     if (h->closed)
         luaL_error(L, "sql: the database is closed");
+    if (h->active)
+        luaL_error(L, "sql: the database is in use: a query on it is building its rows "
+                      "(a __gc finalizer ran meanwhile)");
     if (!h->db || h->pid != this_pid) {
         drop_conn(h);
         open_conn(L, h);
-    } else if (h->active) {
-        settle(h);
     }
     if (h->tx_depth > 0 && h->owner && h->owner(L) != h->tx_owner)
         luaL_error(L, "sql: %s is inside a transaction that another request began and "
@@ -507,6 +510,43 @@ static void push_row(lua_State *L, sqlite3_stmt *st, int ncol, int names)
     }
 }
 
+struct fetch {
+    sqlite3_stmt *st;
+    bool one;
+    int rc; /* of the last step */
+};
+
+/* Under lua_pcall, from fetch (its one argument): step st, pushing every row in an
+ * array, or the first row (nil when none). */
+static int build_rows(lua_State *L)
+{
+    struct fetch *f = lua_touserdata(L, 1);
+    sqlite3_stmt *st = f->st;
+    int ncol = sqlite3_column_count(st);
+    luaL_checkstack(L, ncol + 4, "sql: too many columns");
+    int rows = 0;
+    if (!f->one) {
+        lua_newtable(L);
+        rows = lua_gettop(L);
+    }
+    int names = lua_gettop(L) + 1, rc;
+    lua_Integer n = 0;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n++ == 0)
+            push_names(L, st, ncol); /* once, for every row */
+        push_row(L, st, ncol, names);
+        if (f->one)
+            break;
+        lua_rawseti(L, rows, n);
+    }
+    f->rc = rc;
+    if (!f->one)
+        lua_settop(L, rows);
+    else if (n == 0)
+        lua_pushnil(L);
+    return 1; /* the array, the row on top of the names, or nil */
+}
+
 /* db:query and db:row: every row in an array, or the first row (nil when none). */
 static int fetch(lua_State *L, bool one)
 {
@@ -521,33 +561,19 @@ static int fetch(lua_State *L, bool one)
             lua_newtable(L);
         return 1;
     }
+    luaL_checkstack(L, 2, "sql: too many values");
     bind_values(L, st, 3);
-    h->active = st; /* from here a Lua error leaves st stepping: get() resets it */
-    int ncol = sqlite3_column_count(st);
-    luaL_checkstack(L, ncol + 4, "sql: too many columns");
-    int rows = 0;
-    if (!one) {
-        lua_newtable(L);
-        rows = lua_gettop(L);
-    }
-    int names = lua_gettop(L) + 1, rc;
-    lua_Integer n = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n++ == 0)
-            push_names(L, st, ncol); /* once, for every row */
-        push_row(L, st, ncol, names);
-        if (one)
-            break;
-        lua_rawseti(L, rows, n);
-    }
+    struct fetch f = {.st = st, .one = one};
+    h->active = st;
+    lua_pushcfunction(L, build_rows);
+    lua_pushlightuserdata(L, &f);
+    int status = lua_pcall(L, 1, 1, 0);
     settle(h);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    if (status != LUA_OK)
+        return lua_error(L);
+    if (f.rc != SQLITE_ROW && f.rc != SQLITE_DONE)
         return raise_sql(L, h);
-    if (!one)
-        lua_settop(L, rows);
-    else if (n == 0)
-        lua_pushnil(L);
-    return 1; /* the array, the row on top of the names, or nil */
+    return 1;
 }
 
 static int db_query(lua_State *L)
@@ -592,8 +618,6 @@ static int db_exec(lua_State *L)
  * error of its own to raise. */
 static void rollback_to(struct lh_sql_db *h, int depth)
 {
-    if (h->active)
-        settle(h);
     h->quiet = true;
     if (depth <= 1) {
         if (!sqlite3_get_autocommit(h->db))
@@ -653,8 +677,6 @@ static int tx_done(lua_State *L, int status, lua_KContext kctx)
         return luaL_error(L, "sql: an inner db:tx was still open (its coroutine paused "
                              "inside it): all rolled back");
     }
-    if (h->active)
-        settle(h);
     char sql[32];
     snprintf(sql, sizeof sql, g->depth == 1 ? "COMMIT" : "RELEASE lh_tx%d", g->depth);
     h->quiet = true; /* fn has finished in time: what it did is kept */
@@ -704,6 +726,9 @@ static int db_tx(lua_State *L)
 static int db_close(lua_State *L)
 {
     struct lh_sql_db *h = luaL_checkudata(L, 1, DB_META);
+    if (h->active) /* not from __gc: the query holds the handle */
+        return luaL_error(L, "sql: the database is in use: a query on it is building its "
+                             "rows (a __gc finalizer ran meanwhile)");
     if (!h->closed) {
         h->closed = true;
         drop_conn(h);

@@ -180,6 +180,40 @@ static void test_tables_keep_their_kinds(void **state)
                         "integer,float,x,false,3,true,[],z");
 }
 
+/* A finalizer (__gc) may run at any allocation, and so while get or keys turns what
+ * it copied out into Lua values; one that uses `shared` itself must not change the
+ * bytes being read. */
+static void test_a_finalizer_during_a_read_changes_nothing(void **state)
+{
+    struct fx *f = *state;
+    char buf[512];
+    assert_string_equal(
+        run(f,
+            "local a, b = {}, {}\n"
+            "for i = 1, 2000 do a[i] = string.rep('a', 100) b[i] = string.rep('b', 100)"
+            " shared.set(string.format('k%05d', i), i) end\n"
+            "shared.set('a', a) shared.set('b', b)\n"
+            "local ran = 0\n"
+            "local function arm()\n"
+            "  setmetatable({}, { __gc = function() ran = ran + 1 shared.get('b') arm() end })\n"
+            "end\n"
+            "arm()\n"
+            "for round = 1, 30 do\n"
+            "  local t = shared.get('a')\n"
+            "  for i = 1, 2000 do\n"
+            "    if t[i] ~= a[i] then return 'get: round ' .. round .. ', item ' .. i end\n"
+            "  end\n"
+            "  local k = shared.keys('k')\n"
+            "  if #k ~= 2000 then return 'keys: round ' .. round .. ', ' .. #k .. ' keys' end\n"
+            "  for i = 1, 2000 do\n"
+            "    if k[i] ~= string.format('k%05d', i) then return 'keys: round ' .. round end\n"
+            "  end\n"
+            "end\n"
+            "return ran > 30 and 'same' or 'only ' .. ran .. ' finalizers ran'",
+            buf, sizeof buf),
+        "same");
+}
+
 static void test_not_while_config_loads(void **state)
 {
     struct fx *f = *state;
@@ -200,6 +234,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_what_cannot_be_stored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tables_keep_their_kinds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_finalizer_during_a_read_changes_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_not_while_config_loads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -951,6 +951,39 @@ static void test_tx_belongs_to_whoever_began_it(void **state)
     owner_now = NULL;
 }
 
+/* A finalizer (__gc) may run at any allocation, and so while a query builds its rows;
+ * one that uses the same handle must not reset, rebind or finalize the statement
+ * still stepping. */
+static void test_a_finalizer_during_a_query(void **state)
+{
+    lua_State *L = ((struct fx *)*state)->L;
+    check(L, ITEMS);
+    check(L, "db:exec([[WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c\n"
+             "  WHERE x < 3000) INSERT INTO items (id, name) SELECT x, 'item ' || x FROM c]])\n"
+             "return true");
+    check(L, "local ran, refused = 0, 0\n"
+             "local function arm()\n"
+             "  setmetatable({}, { __gc = function()\n"
+             "    arm()\n"
+             "    ran = ran + 1\n"
+             "    local ok, e = pcall(function()\n"
+             "      db:row('SELECT 1 AS one')\n"
+             "      for i = 1, 70 do db:row('SELECT ' .. i .. ' AS x') end\n"
+             "    end)\n"
+             "    if not ok and e:find('the database is in use') then refused = refused + 1 end\n"
+             "  end })\n"
+             "end\n"
+             "arm()\n"
+             "for round = 1, 10 do\n"
+             "  local rows = db:query('SELECT id, name FROM items WHERE id > ? ORDER BY id', 0)\n"
+             "  if #rows ~= 3000 then error('round ' .. round .. ': ' .. #rows .. ' rows') end\n"
+             "  for i = 1, 3000 do\n"
+             "    if rows[i].name ~= 'item ' .. i then error('round ' .. round .. ', row ' .. i) end\n"
+             "  end\n"
+             "end\n"
+             "return refused > 0 or error(ran .. ' finalizers ran, none during a query')");
+}
+
 static void test_installed_without_over_time_or_base_dir(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -995,6 +1028,7 @@ int main(void)
         T(test_use_after_close_raises),
         T(test_statements_are_cached),
         T(test_memory_error_mid_query_is_recovered),
+        T(test_a_finalizer_during_a_query),
         T(test_installed_without_over_time_or_base_dir),
         T(test_tx_belongs_to_whoever_began_it),
     };

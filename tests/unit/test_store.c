@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -978,10 +979,43 @@ static void test_two_addresses(void **state)
     free(b);
 }
 
-/* Where the store keeps things, as store.c lays them out: a 128-byte head, then one
+/* A full store whose entries keep expiring: every insert needs room and finds an
+ * expired entry somewhere, but the walks of the whole store that find them are spaced
+ * (1 ms per 1,024 entries), not one per insert; and expired entries still go before
+ * live ones when they are the oldest. */
+static void test_sweeps_are_spaced(void **state)
+{
+    (void)state;
+    void *a = store_new(4096 * KIB);
+    char key[32];
+    int64_t now = 1000;
+    unsigned n = 0;
+    /* fill it with live entries */
+    while (stats(a).evictions == 0) {
+        int len = snprintf(key, sizeof key, "live:%u", n++);
+        set_int(a, key, (size_t)len, n, 0, now);
+    }
+    size_t entries = stats(a).entries;
+    assert_true(entries > 20000);
+    uint64_t sweeps0 = stats(a).sweeps;
+    /* 2,000 ms, an insert each ms whose entry lives 1 ms */
+    for (unsigned i = 0; i < 2000; i++, now++) {
+        int len = snprintf(key, sizeof key, "brief:%u", i);
+        set_int(a, key, (size_t)len, i, 1, now);
+    }
+    uint64_t sweeps = stats(a).sweeps - sweeps0, gap = entries >> 10;
+    if (sweeps < 2 || sweeps > 2000 / gap + 2)
+        fail_msg("%llu sweeps in 2000 ms with %zu entries", (unsigned long long)sweeps,
+                 entries);
+    assert_true(stats(a).expired > 1900); /* the brief ones went, sooner or later */
+    assert_int_equal(lh_store_check(a), 0);
+    free(a);
+}
+
+/* Where the store keeps things, as store.c lays them out: a 256-byte head, then one
  * uint32 per bucket (the first entry's heap offset / 16), then the heap; an entry
  * opens with its chain, newer and older links. For damaging on purpose. */
-#define HEAD_BYTES 128
+#define HEAD_BYTES 256
 
 static uint32_t *bucket_array(void *a, size_t bytes, size_t *n)
 {
@@ -1232,6 +1266,7 @@ int main(void)
         cmocka_unit_test(test_two_addresses),
         cmocka_unit_test(test_check_finds_damage),
         cmocka_unit_test(test_killed_mid_call),
+        cmocka_unit_test(test_sweeps_are_spaced),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
