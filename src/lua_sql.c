@@ -266,6 +266,12 @@ static struct lh_sql_db *get(lua_State *L)
     if (h->tx_depth > 0 && h->owner && h->owner(L) != h->tx_owner)
         luaL_error(L, "sql: %s is inside a transaction that another request began and "
                       "paused in (do not wait inside db:tx)", h->path);
+    /* SQLite ends a transaction itself on some errors (INSERT OR ROLLBACK, a trigger's
+     * RAISE(ROLLBACK), a full disk): what fn does after catching such an error would
+     * otherwise be committed statement by statement, outside any transaction */
+    if (h->tx_depth > 0 && sqlite3_get_autocommit(h->db))
+        luaL_error(L, "sql: the transaction was rolled back by an error; nothing more runs "
+                      "in it");
     h->L = L;
     h->interrupted = false;
     return h;

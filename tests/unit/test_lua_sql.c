@@ -984,6 +984,26 @@ static void test_a_finalizer_during_a_query(void **state)
              "return refused > 0 or error(ran .. ' finalizers ran, none during a query')");
 }
 
+/* An error that makes SQLite end the transaction itself: what fn does after catching
+ * it must not be committed outside the transaction. */
+static void test_tx_ended_by_sqlite_runs_nothing_more(void **state)
+{
+    lua_State *L = ((struct fx *)*state)->L;
+    check(L, ITEMS);
+    check(L, "db:exec('INSERT INTO items (id, name) VALUES (1, ?)', 'first') return true");
+    check(L, "local ok, e = pcall(db.tx, db, function()\n"
+             "  db:exec('INSERT INTO items (name) VALUES (?)', 'in tx')\n"
+             "  local ok = pcall(db.exec, db,\n"
+             "    'INSERT OR ROLLBACK INTO items (id, name) VALUES (1, ?)', 'dup')\n"
+             "  assert(not ok)\n"
+             "  db:exec('INSERT INTO items (name) VALUES (?)', 'after')\n"
+             "end)\n"
+             "return not ok and e:find('the transaction was rolled back by an error')\n"
+             "  and count() == 1");
+    check(L, "return db:tx(function() db:exec('INSERT INTO items (name) VALUES (?)', 'b')\n"
+             "  return count() end) == 2");
+}
+
 static void test_installed_without_over_time_or_base_dir(void **state)
 {
     lua_State *L = luaL_newstate();
@@ -1031,6 +1051,7 @@ int main(void)
         T(test_a_finalizer_during_a_query),
         T(test_installed_without_over_time_or_base_dir),
         T(test_tx_belongs_to_whoever_began_it),
+        T(test_tx_ended_by_sqlite_runs_nothing_more),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
