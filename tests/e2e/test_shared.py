@@ -293,3 +293,43 @@ end)
         self.assertGreater(result["evictions"], 980)
         if not (VALGRIND or SANITIZED):  # ASan keeps freed memory in quarantine
             self.assertLess(s.rss() - rss0, 16 << 20)
+
+    def test_full_store_drops_expired_then_least_recently_used(self):
+        s = self.server("limits = { shared_mb = 1 }\n" + ROUTES + '''
+local v = ("v"):rep(10 * 1024)
+route("GET", "/fill", function(req)
+  -- live:1 is the oldest, then the one that expires soon, then the others
+  assert(shared.set("live:1", v))
+  assert(shared.set("brief", v, 0.2))
+  local i = 1
+  while shared.stats().bytes + 3 * #v < shared.stats().capacity do
+    i = i + 1
+    assert(shared.set("live:" .. i, v))
+  end
+  assert(shared.stats().evictions == 0)
+  return { n = i }
+end)
+route("GET", "/one", function(req)
+  -- new values until one needs room (at most a few: the fill left little)
+  for i = 1, 5 do
+    shared.set("new:" .. i, v)
+    if shared.stats().expired + shared.stats().evictions > 0 then break end
+  end
+  local st = shared.stats()
+  return { expired = st.expired, evictions = st.evictions, brief = shared.get("brief") ~= nil }
+end)
+route("GET", "/touch", function(req) return { ok = shared.get("live:2") ~= nil } end)
+route("GET", "/many", function(req)
+  for i = 1, 5 do shared.set("more:" .. i, v) end
+  return { live1 = shared.get("live:1") ~= nil, live2 = shared.get("live:2") ~= nil,
+           live3 = shared.get("live:3") ~= nil }
+end)
+''')
+        self.assertGreater(self.lua(s, "/fill")["n"], 50)
+        time.sleep(0.4)  # "brief" has expired; nothing has read it
+        # the room comes from the expired entry, not from live:1, the oldest live one
+        self.assertEqual(self.lua(s, "/one"),
+                         {"expired": 1, "evictions": 0, "brief": False})
+        self.assertEqual(self.lua(s, "/touch"), {"ok": True})
+        # then the least recently used: live:1 and live:3 go, live:2 was just read
+        self.assertEqual(self.lua(s, "/many"), {"live1": False, "live2": True, "live3": False})
