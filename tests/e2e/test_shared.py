@@ -22,12 +22,6 @@ route("POST", "/set/:k", function(req)
   local ok, err = shared.set(req.params.k, req.body, tonumber(req.query.ttl))
   return json.encode({ ok = ok or false, err = err })
 end)
-route("GET", "/pid", function(req)
-  local f = io.open("/proc/self/stat")
-  local pid = f:read("n")
-  f:close()
-  return tostring(pid)
-end)
 '''
 
 
@@ -61,7 +55,7 @@ class Shared(ServerTest):
 
     def test_values_come_back_equal(self):
         # every kind of value, in one handler and in the next request
-        s = self.server('unsafe_libs = true\n' + ROUTES + r'''
+        s = self.server(ROUTES + r'''
 local function same(a, b)
   if type(a) ~= type(b) then return false end
   if type(a) ~= "table" then return a == b and math.type(a) == math.type(b) end
@@ -206,7 +200,7 @@ end)
     def test_a_worker_killed_mid_incr_loses_no_lock(self):
         # /spin holds the lock for most of its time (a loop of incr): SIGKILL lands
         # inside it sooner or later; the others go on counting, nothing waits forever
-        s = self.server("workers = 2\nunsafe_libs = true\n" + ROUTES + '''
+        s = self.server("workers = 2\n" + ROUTES + '''
 route("GET", "/spin", function()
   for i = 1, 200000 do shared.incr("spin", 1) end
   return "done"
