@@ -153,6 +153,8 @@ void lh_req_set_params(struct lh_lua *lua, struct lh_ctx *ctx, const struct lh_r
 /* Run or resume ctx's handler (to start: the function and nargs arguments on top of
  * the stack) and, once it has returned, turn its results into the response. */
 enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs);
+/* Install file() and redirect(), the helpers that build a handler's return value. */
+void lh_resp_install_helpers(lua_State *L);
 /* A failed call becomes the response: 503 for a timeout, 400 for req:json() on bad
  * JSON, 500 otherwise. */
 void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r);

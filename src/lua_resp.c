@@ -5,6 +5,8 @@
 
 #include "log.h"
 #include "lua_json.h"
+#include "path.h"
+#include "static.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -24,6 +26,7 @@
  * honoured by closing the connection after the response. */
 
 static const char key_warned; /* registry: table of the warnings already given */
+static const char key_file_meta; /* registry: the metatable of what file() returns */
 
 /* Log why the header name (len bytes; may be NULL) makes the response a 500. */
 static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
@@ -192,6 +195,55 @@ static int encode(struct lh_lua *lua, int idx, int ref)
  * Returns false when it returned nothing (the request goes on); answers 500 for
  * values that make no response.
  */
+/* Is the value at idx what file() returned? */
+static bool is_file(lua_State *L, int idx)
+{
+    if (!lua_getmetatable(L, idx))
+        return false;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_file_meta);
+    bool yes = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return yes;
+}
+
+/* Answer with the docroot's file that file() at idx names, as a GET for it would be
+ * answered (ETag, 304, Range, MIME, a listing, 404), with its headers added. A
+ * handler of another method gets the file too: static files answer only GET and
+ * HEAD, so they are asked with GET, conditional headers kept. */
+static void serve_file(struct lh_lua *lua, struct lh_ctx *ctx, int idx)
+{
+    lua_State *L = lua->L;
+    struct lh_response *resp = ctx->resp;
+    lua_getfield(L, idx, "path");
+    size_t len;
+    const char *p = lua_tolstring(L, -1, &len);
+    /* relative to the docroot: "a.txt" is "/a.txt"; never percent-decoded */
+    char *abs = lua_newuserdatauv(L, 2 * len + 4, 0), *out = abs + len + 1;
+    size_t alen = len;
+    if (len > 0 && p[0] == '/')
+        memcpy(abs, p, len);
+    else {
+        abs[0] = '/';
+        memcpy(abs + 1, p, len);
+        alen++;
+    }
+    int st = lh_path_resolve(abs, alen, out, len + 3);
+    if (st != 0) {
+        lh_response_error(resp, st);
+        return;
+    }
+    struct lh_request get = *ctx->req;
+    if (!(get.method_len == 4 && memcmp(get.method, "HEAD", 4) == 0)) {
+        get.method = "GET";
+        get.method_len = 3;
+    }
+    if (!lh_static_serve(ctx->st, ctx->fcache, out, NULL, 0, &get, resp))
+        lh_static_not_found(ctx->st, ctx->fcache, resp);
+    lua_getfield(L, idx, "headers");
+    if (!add_headers(lua, ctx, lua_gettop(L), resp))
+        lh_response_error(resp, 500);
+}
+
 static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
@@ -212,6 +264,10 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
     }
     int headers = body + 1;
     lua_settop(L, base + 3 > headers ? base + 3 : headers);
+    if (lua_istable(L, body) && is_file(L, body)) {
+        serve_file(lua, ctx, body);
+        return true;
+    }
     lh_response_init(resp, status);
     const char *ctype = NULL;
     size_t len = 0;
@@ -406,4 +462,58 @@ bool lh_resp_apply_res(struct lh_lua *lua, const struct lh_ctx *ctx, int idx,
     }
     lua_pop(L, 1);
     return ok;
+}
+
+/* ---- helpers that build a return value ---------------------------------------------- */
+
+/* file(path [, headers]): returned by a handler, the docroot's file at path (relative
+ * to the docroot) is the answer, with every rule of static files. */
+static int api_file(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    if (!lua_isnoneornil(L, 2))
+        luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "path");
+    lua_pushvalue(L, 2);
+    lua_setfield(L, -2, "headers");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &key_file_meta);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+/* redirect(url [, status [, headers]]) -> status (302 unless given, a 3xx), nil,
+ * headers with Location: url (a copy of the table given, if any). */
+static int api_redirect(lua_State *L)
+{
+    luaL_checkstring(L, 1);
+    lua_Integer status = luaL_optinteger(L, 2, 302);
+    luaL_argcheck(L, status >= 300 && status <= 399, 2, "a redirect's status is 3xx");
+    bool extra = !lua_isnoneornil(L, 3);
+    if (extra)
+        luaL_checktype(L, 3, LUA_TTABLE);
+    lua_pushinteger(L, status);
+    lua_pushnil(L);
+    lua_newtable(L);
+    if (extra)
+        for (lua_pushnil(L); lua_next(L, 3);) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, -4);
+        }
+    lua_pushvalue(L, 1);
+    lua_setfield(L, -2, "Location");
+    return 3;
+}
+
+void lh_resp_install_helpers(lua_State *L)
+{
+    lua_newtable(L);
+    lua_pushliteral(L, "file");
+    lua_setfield(L, -2, "__name");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &key_file_meta);
+    lua_register(L, "file", api_file);
+    lua_register(L, "redirect", api_redirect);
 }
