@@ -66,7 +66,9 @@ int lh_form_boundary(const char *content_type, size_t len, char *scratch,
  * is); filename* (RFC 5987) is not read. value points into body. scratch: at least
  * len bytes. Returns 0; -1 when the body is malformed (no first boundary, a part
  * without headers or without a blank line after them, a part without a form-data
- * name, no closing boundary); or the callback's nonzero value.
+ * name, no closing boundary, a "--boundary" line with more than blanks after it: RFC
+ * 2046 finds a delimiter by its prefix), after the parts before it were handed over,
+ * or when blen is not 1 to 70; or the callback's nonzero value.
  */
 int lh_form_multipart(const char *body, size_t len, const char *boundary, size_t blen,
                       char *scratch, lh_form_cb cb, void *ud);
