@@ -61,9 +61,9 @@ int lh_form_boundary(const char *content_type, size_t len, char *scratch,
  * headers, a blank line and its bytes; the body ends with "--boundary--" (what follows
  * is ignored, and so is a preamble before the first boundary). Each part's
  * Content-Disposition must be form-data with a name; its filename (if any) and
- * Content-Type are handed over too. Quoted names and filenames are unescaped (a
- * backslash escapes the next byte; browsers send %22 for a quote, which stays as it
- * is); filename* (RFC 5987) is not read. value points into body. scratch: at least
+ * Content-Type are handed over too. Quoted names and filenames are unescaped: \"
+ * and \\ only, as browsers escape no backslash (they send %22 for a quote, which
+ * stays as it is) and a Windows path holds them; filename* (RFC 5987) is not read. value points into body. scratch: at least
  * len bytes. Returns 0; -1 when the body is malformed (no first boundary, a part
  * without headers or without a blank line after them, a part without a form-data
  * name, no closing boundary, a "--boundary" line with more than blanks after it: RFC

@@ -166,10 +166,11 @@ static bool quoted(const char *p, const char *end, struct param *prm, const char
         }
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return false;
-        if (c == '\\') {
+        /* browsers escape no backslash (WHATWG: only '"', CR and LF, as %22, %0D,
+         * %0A), and a Windows path may hold them: only \" and \\ are escapes */
+        if (c == '\\' && end - p > 1 && (p[1] == '"' || p[1] == '\\')) {
             prm->esc = true;
-            if (++p == end || ((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f)
-                return false;
+            p++;
         }
     }
     return false;
@@ -233,8 +234,9 @@ static void param_value(const struct param *prm, char *out, const char **v, size
     }
     size_t o = 0;
     for (size_t i = 0; i < prm->value_len; i++) {
-        if (prm->value[i] == '\\')
-            i++; /* quoted() made sure a byte follows */
+        if (prm->value[i] == '\\' && i + 1 < prm->value_len &&
+            (prm->value[i + 1] == '"' || prm->value[i + 1] == '\\'))
+            i++;
         out[o++] = prm->value[i];
     }
     *v = out;

@@ -402,7 +402,6 @@ static void test_boundary(void **state)
         {"multipart/form-data; boundary = abc", "abc"},
         {"multipart/form-data; boundary=\"abc\"", "abc"}, /* the quotes go */
         {"multipart/form-data; boundary=\"a b:c=d?(e),f/g\"", "a b:c=d?(e),f/g"},
-        {"multipart/form-data; boundary=\"a\\bc\"", "abc"}, /* unescaped in scratch */
         {"multipart/form-data; charset=utf-8; boundary=xyz; foo=\"bar;boundary=no\"",
          "xyz"},
         {"multipart/form-data; a=\"x;boundary=no\"; boundary=yes", "yes"},
@@ -454,6 +453,7 @@ static void test_boundary_refused(void **state)
         "multipart/form-data; boundary=\"ab \"",    /* ends in a space */
         "multipart/form-data; boundary=\"a@b\"",    /* not a bchar */
         "multipart/form-data; boundary=\"a\\\"b\"",
+        "multipart/form-data; boundary=\"a\\bc\"",   /* \b is no escape: a backslash */
         "multipart/form-data; boundary=a*b",
         "multipart/form-data; boundary=\"abc",      /* unclosed */
         "multipart/form-data; boundary=\"abc\\\"",
@@ -794,7 +794,7 @@ static void test_multipart_headers(void **state)
     file_is(&G, 0, "up", L("f.txt"), "text/csv; charset=utf-8", L("1,2"));
     file_is(&G, 1, "token", L("plain.txt"), NULL, L("t"));
     FIELD(&G, 2, "sp", "s");
-    FIELD(&G, 3, "q\"u\\ote", "q"); /* unescaped; filename* is not read */
+    FIELD(&G, 3, "q\"u\\o\\te", "q"); /* \" and \\ unescaped, \t kept; no filename* */
     file_is(&G, 4, "semi;colon", L("a;b=c\".txt"), "", L("x"));
     FIELD(&G, 5, "", "noname");
 }
@@ -1016,6 +1016,28 @@ static void test_longjmp_out(void **state)
     assert_int_equal(G.n, 3);
 }
 
+/* Browsers and old clients send backslashes as they are (a Windows path): only \"
+ * and \\ are escapes, so the path arrives whole and a name ending in one still
+ * closes. */
+static void test_multipart_backslashes_in_filenames(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "--b\r\n"
+        "Content-Disposition: form-data; name=\"f\"; filename=\"C:\\Users\\ada\\cv.pdf\"\r\n"
+        "\r\n"
+        "pdf\r\n"
+        "--b\r\n"
+        "Content-Disposition: form-data; name=\"g\"; filename=\"a\\\\b\\\"c\"\r\n"
+        "\r\n"
+        "x\r\n"
+        "--b--\r\n";
+    assert_int_equal(mp(L(body), "b"), 0);
+    assert_int_equal(G.n, 2);
+    file_is(&G, 0, "f", L("C:\\Users\\ada\\cv.pdf"), NULL, L("pdf"));
+    file_is(&G, 1, "g", L("a\\b\"c"), NULL, L("x"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1055,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_multipart_truncated),
         cmocka_unit_test(test_multipart_malformed),
         cmocka_unit_test(test_multipart_stop),
+        cmocka_unit_test(test_multipart_backslashes_in_filenames),
         cmocka_unit_test(test_multipart_linear),
         cmocka_unit_test(test_longjmp_out),
     };
