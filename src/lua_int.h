@@ -138,6 +138,16 @@ enum lh_call_result lh_call_run_slice(struct lh_lua *lua, struct lh_ctx *ctx, in
 char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const char *msg,
                               const char *file, int line);
 
+/* ---- lua_form.c ---- */
+
+/* Push req.cookies for req: its Cookie headers' pairs, name to value (the first of a
+ * name wins). */
+void lh_form_push_cookies(lua_State *L, const struct lh_request *req);
+/* Push req.form and req.files (two tables) for ctx's body, when its Content-Type is
+ * application/x-www-form-urlencoded or multipart/form-data (else both empty). false,
+ * with nothing pushed, when the body is malformed. */
+bool lh_form_push_fields(lua_State *L, const struct lh_ctx *ctx);
+
 /* ---- lua_req.c ---- */
 
 /* Make the request object's metatable (while the state is made), kept under the
