@@ -60,6 +60,17 @@ int lh_http_parse_head(const char *buf, size_t len, size_t *scanned, size_t max_
 /* Case-insensitive header lookup; NULL when absent. Returns the first match. */
 const struct lh_header *lh_http_header(const struct lh_request *r, const char *name);
 
+/* The authority of an absolute-form request target t[0..len) ("http://a.example:80/x"
+ * gives "a.example:80" in *alen bytes; it may be empty), or NULL for any other form
+ * (origin-form "/x", "*"). Points into t. */
+const char *lh_http_target_authority(const char *t, size_t len, size_t *alen);
+
+/* The host r is for, without its port, as sent ("[::1]" keeps its brackets): the
+ * authority of an absolute-form target, which replaces Host (RFC 9112 3.2.2), else
+ * the Host header. Points into r's buffer, *len bytes; "" (never NULL) when neither
+ * names a host (HTTP/1.0 without Host). */
+const char *lh_http_host(const struct lh_request *r, size_t *len);
+
 /* Is the method one of RFC 9110's (plus PATCH)? */
 bool lh_http_method_known(const char *m, size_t len);
 

@@ -143,19 +143,14 @@ static bool is_loopback(const struct lh_ipkey *k)
 }
 
 /* --dev shows error detail to this machine only. A proxy or tunnel on this machine
- * makes every visitor a loopback peer, so the Host asked for must be this machine's
- * too (a tunnel's public name is not). */
+ * makes every visitor a loopback peer, so the host asked for must be this machine's
+ * too (a tunnel's public name is not): the Host header, or an absolute-form target's
+ * authority, which replaces it (lh_http_host). */
 static bool host_is_local(const struct lh_request *req)
 {
     static const char *const names[] = {"localhost", "127.0.0.1", "[::1]"};
-    if (!req->host)
-        return false;
-    const char *v = req->host->value;
-    size_t n = req->host->value_len;
-    const char *colon = n && v[0] == '[' ? memchr(v, ']', n) : v;
-    colon = colon ? memchr(colon, ':', n - (size_t)(colon - v)) : NULL;
-    if (colon)
-        n = (size_t)(colon - v);
+    size_t n;
+    const char *v = lh_http_host(req, &n);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (n == strlen(names[i]) && strncasecmp(v, names[i], n) == 0)
             return true;

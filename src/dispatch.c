@@ -62,15 +62,11 @@ static const char *target_path(const struct lh_request *req, size_t *len)
         return t;
     }
     /* absolute-form (RFC 9112 3.2.2): scheme "://" authority path-abempty */
-    const char *sep = memchr(t, ':', n);
-    if (!sep || (size_t)(sep - t) + 3 > n || memcmp(sep, "://", 3) != 0)
+    size_t alen;
+    const char *auth = lh_http_target_authority(t, n, &alen);
+    if (!auth || alen == 0)
         return NULL;
-    const char *auth = sep + 3, *end = t + n;
-    const char *p = auth;
-    while (p < end && *p != '/' && *p != '?')
-        p++;
-    if (p == auth)
-        return NULL;
+    const char *p = auth + alen, *end = t + n;
     if (p == end || *p == '?') {
         *len = 1; /* an empty path is "/"; the query, if any, is dropped */
         return "/";

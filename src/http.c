@@ -167,15 +167,11 @@ static bool host_ok(const char *v, size_t len)
  * other form is refused later, where the target is taken apart (dispatch.c). */
 static bool authority_ok(const char *t, size_t len)
 {
-    if (t[0] == '/')
+    if (t[0] == '/') /* origin-form, nearly every request: no call */
         return true;
-    const char *sep = memchr(t, ':', len), *end = t + len;
-    if (!sep || end - sep < 3 || memcmp(sep, "://", 3) != 0)
-        return true;
-    const char *a = sep + 3, *p = a;
-    while (p < end && *p != '/' && *p != '?')
-        p++;
-    return p > a && host_ok(a, (size_t)(p - a));
+    size_t n;
+    const char *a = lh_http_target_authority(t, len, &n);
+    return !a || (n > 0 && host_ok(a, n));
 }
 
 /* ---- the head -------------------------------------------------------------- */
@@ -382,6 +378,40 @@ const struct lh_header *lh_http_header(const struct lh_request *r, const char *n
         if (name_is(&r->headers[i], name, len))
             return &r->headers[i];
     return NULL;
+}
+
+const char *lh_http_target_authority(const char *t, size_t len, size_t *alen)
+{
+    const char *sep = len > 0 && t[0] != '/' ? memchr(t, ':', len) : NULL, *end = t + len;
+    if (!sep || end - sep < 3 || memcmp(sep, "://", 3) != 0)
+        return NULL;
+    const char *a = sep + 3, *p = a;
+    while (p < end && *p != '/' && *p != '?')
+        p++;
+    *alen = (size_t)(p - a);
+    return a;
+}
+
+const char *lh_http_host(const struct lh_request *r, size_t *len)
+{
+    size_t n = 0;
+    const char *v = lh_http_target_authority(r->target, r->target_len, &n);
+    if (!v && r->host) {
+        v = r->host->value;
+        n = r->host->value_len;
+    }
+    if (!v) {
+        *len = 0;
+        return "";
+    }
+    /* the parser has checked uri-host [":" port]: the first ':' after an IP literal's
+     * ']', or in a name, starts the port */
+    const char *from = n > 0 && v[0] == '[' ? memchr(v, ']', n) : NULL;
+    if (!from)
+        from = v;
+    const char *colon = memchr(from, ':', n - (size_t)(from - v));
+    *len = colon ? (size_t)(colon - v) : n;
+    return v;
 }
 
 bool lh_http_method_known(const char *m, size_t len)

@@ -1,15 +1,18 @@
 /* lua_req.c - the request object handlers see: a userdata around a pointer to the
- * request's ctx, with lazy fields (headers, query, params) and req:json(); when the
- * request ends the pointer is cleared, so a handler that keeps req gets a Lua error.
- * See lua_int.h. */
+ * request's ctx, with lazy fields (headers, query, params, url, host, ctx, ...) and
+ * the methods req:json(), req:header() and req:query_all(); when the request ends
+ * the pointer is cleared, so a handler that keeps req gets a Lua error. The same
+ * object serves the request's before hooks, routes and after hooks. See lua_int.h. */
 #include "lua_int.h"
 
+#include "http.h"
 #include "path.h"
 
 #include <lauxlib.h>
 #include <lua.h>
 
 #include <string.h>
+#include <strings.h>
 
 #define REQ_META "luahttpd.request"
 
@@ -38,14 +41,19 @@ static struct lh_ctx *check_req(lua_State *L, int idx)
 }
 
 /* Cached fields live in the userdata's user values, one slot each: no table to make
- * for a request whose handler reads nothing. */
+ * for a request whose handler reads nothing. SLOT_CTX is also what makes req.ctx one
+ * table for the whole request, since the object is. */
 enum {
     SLOT_HEADERS = 1,
     SLOT_QUERY,
     SLOT_PARAMS,
     SLOT_REWRITTEN,
     SLOT_BAD_JSON,
-    NSLOTS = SLOT_BAD_JSON
+    SLOT_URL,
+    SLOT_QUERY_STRING,
+    SLOT_HOST,
+    SLOT_CTX,
+    NSLOTS = SLOT_CTX
 };
 
 /* Push the value cached in slot and return true, or push nothing and return false. */
@@ -93,27 +101,101 @@ static void push_decoded(lua_State *L, const char *s, size_t len)
     luaL_pushresultsize(&b, lh_query_decode(s, len, out, len + 1));
 }
 
+/* One "key=value" pair of a raw query, both still encoded; a pair without '=' has
+ * the value "". */
+struct pair {
+    const char *key, *value;
+    size_t key_len, value_len;
+};
+
+/* The next non-empty pair of q[0..len) from *at on ("a=1&&b" has two); false at the
+ * end. */
+static inline bool next_pair(const char *q, size_t len, size_t *at, struct pair *p)
+{
+    size_t i = *at;
+    while (i < len && q[i] == '&')
+        i++;
+    if (i >= len)
+        return false;
+    size_t s = i, e;
+    while (i < len && q[i] != '&')
+        i++;
+    for (e = s; e < i && q[e] != '='; e++)
+        ;
+    p->key = q + s;
+    p->key_len = e - s;
+    p->value = e < i ? q + e + 1 : "";
+    p->value_len = e < i ? i - e - 1 : 0;
+    *at = i;
+    return true;
+}
+
 static void push_query(lua_State *L, const char *q, size_t len)
 {
     int pairs = 0;
     for (size_t i = 0; q && i < len; i++)
         pairs += q[i] == '&';
     lua_createtable(L, 0, q && len ? pairs + 1 : 0);
-    size_t i = 0;
-    while (q && i < len) {
-        size_t s = i;
-        while (i < len && q[i] != '&')
-            i++;
-        size_t e = s;
-        while (e < i && q[e] != '=')
-            e++;
-        if (i > s) {
-            push_decoded(L, q + s, e - s);
-            push_decoded(L, e < i ? q + e + 1 : "", e < i ? i - e - 1 : 0);
-            lua_rawset(L, -3); /* the last value wins */
-        }
-        i++;
+    struct pair p;
+    for (size_t at = 0; q && next_pair(q, len, &at, &p);) {
+        push_decoded(L, p.key, p.key_len);
+        push_decoded(L, p.value, p.value_len);
+        lua_rawset(L, -3); /* the last value wins */
     }
+}
+
+/* req:query_all(name): every decoded value of name, in the query's order. Keys are
+ * compared decoded, as req.query stores them ("a%5Bb%5D" is "a[b]"). */
+static int req_query_all(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    size_t name_len;
+    const char *name = luaL_checklstring(L, 2, &name_len);
+    lua_newtable(L);
+    struct pair p;
+    lua_Integer n = 0;
+    for (size_t at = 0; ctx->query && next_pair(ctx->query, ctx->query_len, &at, &p);) {
+        if (p.key_len < name_len) /* decoding never lengthens */
+            continue;
+        push_decoded(L, p.key, p.key_len);
+        size_t k_len;
+        const char *k = lua_tolstring(L, -1, &k_len);
+        bool same = k_len == name_len && memcmp(k, name, k_len) == 0;
+        lua_pop(L, 1);
+        if (same) {
+            push_decoded(L, p.value, p.value_len);
+            lua_rawseti(L, -2, ++n);
+        }
+    }
+    return 1;
+}
+
+/* req:header(name): the value of the request header name (any case), the values of a
+ * repeated one joined with ", " in the order received (RFC 9110 5.3); nil when
+ * absent. */
+static int req_header(lua_State *L)
+{
+    struct lh_ctx *ctx = check_req(L, 1);
+    size_t name_len;
+    const char *name = luaL_checklstring(L, 2, &name_len);
+    const struct lh_request *r = ctx->req;
+    luaL_Buffer b;
+    int found = 0;
+    for (uint32_t i = 0; i < r->nheaders; i++) {
+        const struct lh_header *h = &r->headers[i];
+        if (h->name_len != name_len || strncasecmp(h->name, name, name_len) != 0)
+            continue;
+        if (found++ == 0)
+            luaL_buffinit(L, &b);
+        else
+            luaL_addlstring(&b, ", ", 2);
+        luaL_addlstring(&b, h->value, h->value_len);
+    }
+    if (found)
+        luaL_pushresult(&b);
+    else
+        lua_pushnil(L);
+    return 1;
 }
 
 /* req:json(). Its error, if it reaches the top uncaught, answers 400 (the body is the
@@ -135,37 +217,127 @@ static int req_json(lua_State *L)
     return 1;
 }
 
+/* ---- the fields ------------------------------------------------------------ */
+
+/* Each pushes one field's value; the ones with a slot run once per request. */
+typedef void (*field_fn)(lua_State *L, struct lh_ctx *ctx);
+
+static void f_query(lua_State *L, struct lh_ctx *ctx)
+{
+    push_query(L, ctx->query, ctx->query_len);
+}
+
+static void f_params(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_newtable(L); /* a route without captures: lh_req_set_params left the slot empty */
+}
+
+static void f_headers(lua_State *L, struct lh_ctx *ctx) { push_headers(L, ctx->req); }
+
+static void f_method(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushlstring(L, ctx->req->method, ctx->req->method_len);
+}
+
+static void f_path(lua_State *L, struct lh_ctx *ctx) { lua_pushstring(L, ctx->path); }
+
+static void f_body(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushlstring(L, ctx->body, ctx->body_len);
+}
+
+static void f_remote_addr(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushstring(L, ctx->remote_addr);
+}
+
+static void f_json(lua_State *L, struct lh_ctx *ctx) { lua_pushcfunction(L, req_json); }
+
+static void f_header(lua_State *L, struct lh_ctx *ctx) { lua_pushcfunction(L, req_header); }
+
+static void f_query_all(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushcfunction(L, req_query_all);
+}
+
+/* A new table; its slot keeps it for the request's every hook and handler. */
+static void f_ctx(lua_State *L, struct lh_ctx *ctx) { lua_newtable(L); }
+
+/* The target as the client sent it: not decoded, query included, absolute-form as
+ * such; a before hook's rewrite of req.path leaves it alone. */
+static void f_url(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushlstring(L, ctx->req->target, ctx->req->target_len);
+}
+
+static void f_query_string(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushlstring(L, ctx->query ? ctx->query : "", ctx->query_len);
+}
+
+static void f_host(lua_State *L, struct lh_ctx *ctx)
+{
+    size_t n;
+    const char *h = lh_http_host(ctx->req, &n);
+    lua_pushlstring(L, h, n);
+}
+
+static void f_scheme(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushliteral(L, "http"); /* no TLS here: a proxy in front terminates it */
+}
+
+static void f_version(lua_State *L, struct lh_ctx *ctx)
+{
+    lua_pushstring(L, ctx->req->version == 10 ? "1.0" : "1.1");
+}
+
+struct field {
+    const char *name;
+    uint8_t len;
+    uint8_t slot; /* the user value that caches it; 0: pushed anew on every read */
+    field_fn push;
+};
+#define FIELD(name, slot, push) {name, sizeof name - 1, slot, push}
+
+/* Tried in order, the fields most handlers read first, so that adding one costs those
+ * nothing; a length and a first byte tell any two apart before memcmp runs. */
+static const struct field fields[] = {
+    FIELD("query", SLOT_QUERY, f_query),
+    FIELD("params", SLOT_PARAMS, f_params),
+    FIELD("headers", SLOT_HEADERS, f_headers),
+    FIELD("method", 0, f_method),
+    FIELD("path", 0, f_path),
+    FIELD("body", 0, f_body),
+    FIELD("remote_addr", 0, f_remote_addr),
+    FIELD("json", 0, f_json),
+    FIELD("ctx", SLOT_CTX, f_ctx),
+    FIELD("header", 0, f_header),
+    FIELD("url", SLOT_URL, f_url),
+    FIELD("query_string", SLOT_QUERY_STRING, f_query_string),
+    FIELD("query_all", 0, f_query_all),
+    FIELD("host", SLOT_HOST, f_host),
+    FIELD("scheme", 0, f_scheme),
+    FIELD("version", 0, f_version),
+};
+#undef FIELD
+
 static int req_index(lua_State *L)
 {
     struct lh_ctx *ctx = check_req(L, 1);
-    const char *k = luaL_checkstring(L, 2);
-    int slot = strcmp(k, "query") == 0     ? SLOT_QUERY
-               : strcmp(k, "params") == 0  ? SLOT_PARAMS
-               : strcmp(k, "headers") == 0 ? SLOT_HEADERS
-                                           : 0;
-    if (slot) {
-        if (push_slot(L, 1, slot))
+    size_t len;
+    const char *k = luaL_checklstring(L, 2, &len);
+    for (const struct field *f = fields; f < fields + sizeof fields / sizeof fields[0]; f++) {
+        if (f->len != len || f->name[0] != k[0] || memcmp(f->name, k, len) != 0)
+            continue;
+        if (f->slot && push_slot(L, 1, f->slot))
             return 1;
-        if (slot == SLOT_HEADERS)
-            push_headers(L, ctx->req);
-        else if (slot == SLOT_QUERY)
-            push_query(L, ctx->query, ctx->query_len);
-        else
-            lua_newtable(L); /* a route without captures */
-        keep_in_slot(L, 1, slot);
-    } else if (strcmp(k, "method") == 0) {
-        lua_pushlstring(L, ctx->req->method, ctx->req->method_len);
-    } else if (strcmp(k, "path") == 0) {
-        lua_pushstring(L, ctx->path);
-    } else if (strcmp(k, "body") == 0) {
-        lua_pushlstring(L, ctx->body, ctx->body_len);
-    } else if (strcmp(k, "remote_addr") == 0) {
-        lua_pushstring(L, ctx->remote_addr);
-    } else if (strcmp(k, "json") == 0) {
-        lua_pushcfunction(L, req_json);
-    } else {
-        lua_pushnil(L);
+        f->push(L, ctx);
+        if (f->slot)
+            keep_in_slot(L, 1, f->slot);
+        return 1;
     }
+    lua_pushnil(L);
     return 1;
 }
 

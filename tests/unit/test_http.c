@@ -448,6 +448,59 @@ static void test_chunked_trailer_cap(void **state)
     assert_int_equal(lh_chunked_decode(&c, in, (size_t)n, out, &used, &made, 1024), -1);
 }
 
+/* The authority of target, or "(none)" when it is not absolute-form. */
+static const char *authority(const char *target)
+{
+    static char buf[64];
+    size_t n = 99;
+    const char *a = lh_http_target_authority(target, strlen(target), &n);
+    if (!a)
+        return "(none)";
+    snprintf(buf, sizeof buf, "%.*s", (int)n, a);
+    return buf;
+}
+
+static void test_target_authority(void **state)
+{
+    assert_string_equal(authority("http://a.example:8080/x?y"), "a.example:8080");
+    assert_string_equal(authority("http://a?b"), "a");
+    assert_string_equal(authority("HTTP://[::1]:1"), "[::1]:1");
+    assert_string_equal(authority("http:///x"), "");
+    assert_string_equal(authority("/x://y"), "(none)"); /* origin-form first */
+    assert_string_equal(authority("/x"), "(none)");
+    assert_string_equal(authority("*"), "(none)");
+    assert_string_equal(authority("a:b"), "(none)");
+    assert_string_equal(authority(""), "(none)");
+}
+
+/* lh_http_host of the request head s. */
+static const char *host_of(const char *s)
+{
+    static char buf[64];
+    size_t n = 99;
+    assert_true(parse(s) > 0);
+    const char *h = lh_http_host(&req, &n);
+    assert_non_null(h);
+    snprintf(buf, sizeof buf, "%.*s", (int)n, h);
+    return buf;
+}
+
+static void test_host_without_port(void **state)
+{
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: a.example:8080\r\n\r\n"),
+                        "a.example");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: a.example\r\n\r\n"), "a.example");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: a:\r\n\r\n"), "a");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n"), "[::1]");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: [v1.a:b]\r\n\r\n"), "[v1.a:b]");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost: 10.0.0.1:80\r\n\r\n"), "10.0.0.1");
+    assert_string_equal(host_of("GET / HTTP/1.1\r\nHost:\r\n\r\n"), "");
+    assert_string_equal(host_of("GET / HTTP/1.0\r\n\r\n"), "");
+    /* an absolute-form target's authority replaces Host (RFC 9112 3.2.2) */
+    assert_string_equal(host_of("GET http://b:81/x HTTP/1.1\r\nHost: a:80\r\n\r\n"), "b");
+    assert_string_equal(host_of("GET http://[::2]?q HTTP/1.0\r\n\r\n"), "[::2]");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -474,6 +527,8 @@ int main(void)
         cmocka_unit_test(test_chunked_refused),
         cmocka_unit_test(test_chunked_extensions_accepted),
         cmocka_unit_test(test_chunked_trailer_cap),
+        cmocka_unit_test(test_target_authority),
+        cmocka_unit_test(test_host_without_port),
     };
     return cmocka_run_group_tests_name("http", tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lua_host.h"
+#include "static.h"
 
 struct fx {
     char dir[64], path[96];
@@ -135,6 +136,35 @@ static const char HEADERS[] =
     "  end\n"
     "end)\n";
 
+/* The request object's fields, read through a whole dispatch (serve()): before hooks,
+ * routes, after hooks. /f/NAME answers show(req.NAME): its type, ':' and, for a
+ * string, the string. */
+static const char REQUEST[] =
+    "local function show(v) return type(v) .. ':' .. (type(v) == 'string' and v or '') end\n"
+    "route('*', '/f/:name', function(req) return show(req[req.params.name]) end)\n"
+    "route('GET', '/all', function(req)\n"
+    "  local t = req:query_all(req:header('x-name'))\n"
+    "  return table.concat(t, '|') .. '#' .. #t end)\n"
+    "route('GET', '/header', function(req)\n"
+    "  return show(req:header(req.query.name)) end)\n"
+    "route('GET', '/headers', function(req) return req.headers[req.query.name] end)\n"
+    "route('GET', '/no-name', function(req) return req:header() end)\n"
+    "route('GET', '/dot-call', function(req) return req.query_all('a') end)\n"
+    /* req.ctx: a before hook, a route that declines, the route that answers, and after
+     * hooks all see one table; /ctx/none declines to the 404 */
+    "before(function(req)\n"
+    "  if req.path:sub(1, 4) == '/ctx' then req.ctx.a = 1 end\n"
+    "  if req.path == '/rewrite' then req.path = '/f/url' end\n"
+    "end)\n"
+    "route('GET', '/ctx', function(req) req.ctx.c = 'declined' end)\n"
+    "route('GET', '/ctx', function(req)\n"
+    "  req.ctx.b = req.ctx.a + 1 return req.ctx.c end)\n"
+    "route('GET', '/fresh', function(req) return tostring(next(req.ctx)) end)\n"
+    "after(function(req, res)\n"
+    "  if req.path:sub(1, 4) == '/ctx' then\n"
+    "    res.headers['X-Ctx'] = req.ctx.a .. ',' .. tostring(req.ctx.b) end\n"
+    "end)\n";
+
 static int setup_with(void **state, const char *limits)
 {
     struct fx *f = calloc(1, sizeof *f);
@@ -171,6 +201,16 @@ static int setup_headers(void **state)
     int rc = setup_with(state, cfg);
     free(cfg);
     ((struct fx *)*state)->after = true;
+    return rc;
+}
+
+static int setup_request(void **state)
+{
+    char *cfg = malloc(sizeof LIMITS_LONG + sizeof REQUEST);
+    strcpy(cfg, LIMITS_LONG);
+    strcat(cfg, REQUEST);
+    int rc = setup_with(state, cfg);
+    free(cfg);
     return rc;
 }
 
@@ -221,6 +261,37 @@ static void assert_body(struct fx *f, const char *want)
 {
     assert_int_equal(f->resp.body_len, strlen(want));
     assert_memory_equal(f->resp.body, want, strlen(want));
+}
+
+/* The whole request head (request line and headers, without the blank line) through
+ * lh_dispatch, as a connection would send it: before hooks, routes, static files in
+ * f->dir, after hooks. Returns the status; the response stays in f->resp. */
+static int serve(struct fx *f, const char *head)
+{
+    snprintf(f->raw, sizeof f->raw, "%s\r\n\r\n", head);
+    size_t scanned = 0;
+    assert_true(lh_http_parse_head(f->raw, strlen(f->raw), &scanned, 8192, &f->req) > 0);
+    int root = lh_static_open_root(f->dir);
+    assert_true(root >= 0);
+    struct lh_static st = {.root_fd = root, .root_path = f->dir, .index = "index.html"};
+    struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .st = &st, .lua = f->lua,
+                         .body = "", .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
+                         .pathcap = sizeof f->pathbuf};
+    lh_response_free(&f->resp);
+    lh_dispatch_init(&ctx);
+    while (lh_dispatch(&ctx) == LH_SUSPENDED)
+        ;
+    close(root);
+    return f->resp.status;
+}
+
+/* serve() a GET of target with a Host, and check the body. */
+static void assert_get(struct fx *f, const char *target, const char *want)
+{
+    char head[256];
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: t", target);
+    assert_int_equal(serve(f, head), 200);
+    assert_body(f, want);
 }
 
 static void test_route_and_json(void **state)
@@ -443,6 +514,127 @@ static void test_config_errors(void **state)
     assert_null(lh_lua_new(f->path, &c, false, err, sizeof err)); /* a config that hangs */
 }
 
+static void test_request_url_and_query_string(void **state)
+{
+    struct fx *f = *state;
+    /* as received: escapes and '+' kept, the query included */
+    assert_get(f, "/f/url?x=%20+y&z", "string:/f/url?x=%20+y&z");
+    assert_get(f, "/f/%75rl", "string:/f/%75rl");
+    assert_get(f, "/f/query_string?a=%41&b=1+2&&c", "string:a=%41&b=1+2&&c");
+    assert_get(f, "/f/query_string?", "string:");
+    assert_get(f, "/f/query_string", "string:");
+    /* a before hook's rewrite changes req.path, not what the client asked for */
+    assert_get(f, "/rewrite?k=v", "string:/rewrite?k=v");
+    assert_int_equal(serve(f, "GET http://h.example/f/url?q HTTP/1.1\r\nHost: h.example"), 200);
+    assert_body(f, "string:http://h.example/f/url?q");
+    lh_response_free(&f->resp);
+}
+
+static void test_request_query_all(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(serve(f, "GET /all?a=1&b=2&a=x+y&&a=%41 HTTP/1.1\r\nHost: t\r\n"
+                             "X-Name: a"), 200);
+    assert_body(f, "1|x y|A#3");
+    assert_int_equal(serve(f, "GET /all?a=1&b=2 HTTP/1.1\r\nHost: t\r\nX-Name: c"), 200);
+    assert_body(f, "#0");
+    assert_int_equal(serve(f, "GET /all HTTP/1.1\r\nHost: t\r\nX-Name: a"), 200);
+    assert_body(f, "#0");
+    /* keys compare decoded; a key without '=' has the value "" */
+    assert_int_equal(serve(f, "GET /all?a%5Bb%5D=1&a%5bb%5d=%2F&a=3&a%5Bb%5D HTTP/1.1\r\n"
+                             "Host: t\r\nX-Name: a[b]"), 200);
+    assert_body(f, "1|/|#3");
+    assert_int_equal(serve(f, "GET /all?k+1=a&k%201=b&k1=c HTTP/1.1\r\nHost: t\r\n"
+                             "X-Name: k 1"), 200);
+    assert_body(f, "a|b#2");
+    assert_int_equal(serve(f, "GET /dot-call?a=1 HTTP/1.1\r\nHost: t"), 500);
+    lh_response_free(&f->resp);
+}
+
+static void test_request_host_scheme_version(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.1\r\nHost: example.com:8080"), 200);
+    assert_body(f, "string:example.com");
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.1\r\nHost: Example.COM"), 200);
+    assert_body(f, "string:Example.COM"); /* as sent */
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.1\r\nHost: [::1]:8080"), 200);
+    assert_body(f, "string:[::1]");
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.1\r\nHost: [::1]"), 200);
+    assert_body(f, "string:[::1]");
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.1\r\nHost: 127.0.0.1:1"), 200);
+    assert_body(f, "string:127.0.0.1");
+    /* an absolute-form target's authority replaces Host (RFC 9112 3.2.2) */
+    assert_int_equal(serve(f, "GET http://abs.example:81/f/host HTTP/1.1\r\nHost: b:82"), 200);
+    assert_body(f, "string:abs.example");
+    assert_int_equal(serve(f, "GET /f/host HTTP/1.0"), 200); /* no Host at all */
+    assert_body(f, "string:");
+    assert_int_equal(serve(f, "GET /f/version HTTP/1.0"), 200);
+    assert_body(f, "string:1.0");
+    assert_get(f, "/f/version", "string:1.1");
+    assert_get(f, "/f/scheme", "string:http");
+    lh_response_free(&f->resp);
+}
+
+static void test_request_header(void **state)
+{
+    struct fx *f = *state;
+    static const char three[] = "HTTP/1.1\r\nHost: t\r\nX-Foo: 1\r\nx-foo:  2 \r\n"
+                                "Accept: */*\r\nX-FOO: 3";
+    char head[256];
+    snprintf(head, sizeof head, "GET /header?name=x-fOO %s", three);
+    assert_int_equal(serve(f, head), 200);
+    assert_body(f, "string:1, 2, 3"); /* in the order received */
+    snprintf(head, sizeof head, "GET /headers?name=x-foo %s", three);
+    assert_int_equal(serve(f, head), 200);
+    assert_body(f, "3"); /* req.headers stays as documented: the last one */
+    snprintf(head, sizeof head, "GET /header?name=ACCEPT %s", three);
+    assert_int_equal(serve(f, head), 200);
+    assert_body(f, "string:*/*");
+    snprintf(head, sizeof head, "GET /header?name=x-fo %s", three);
+    assert_int_equal(serve(f, head), 200);
+    assert_body(f, "nil:");
+    assert_int_equal(serve(f, "GET /header?name=x-e HTTP/1.1\r\nHost: t\r\nX-E:"), 200);
+    assert_body(f, "string:"); /* present, empty */
+    assert_int_equal(serve(f, "GET /no-name HTTP/1.1\r\nHost: t"), 500);
+    lh_response_free(&f->resp);
+}
+
+static void test_request_ctx_spans_the_request(void **state)
+{
+    struct fx *f = *state;
+    const char *v = NULL;
+    /* the before hook sets a, the first route adds c and declines, the second reads
+     * both and adds b, the after hook reads a and b */
+    assert_int_equal(serve(f, "GET /ctx HTTP/1.1\r\nHost: t"), 200);
+    assert_body(f, "declined");
+    assert_int_equal(count(f, "X-Ctx", &v), 1);
+    assert_string_equal(v, "1,2");
+    /* no route: the 404's after hook still has the before hook's table */
+    assert_int_equal(serve(f, "GET /ctx/none HTTP/1.1\r\nHost: t"), 404);
+    assert_int_equal(count(f, "X-Ctx", &v), 1);
+    assert_string_equal(v, "1,nil");
+    assert_get(f, "/fresh", "nil"); /* every request has its own */
+    assert_get(f, "/f/ctx", "table:"); /* a table, whatever its address... */
+    lh_response_free(&f->resp);
+}
+
+static void test_request_unknown_fields(void **state)
+{
+    struct fx *f = *state;
+    /* a name's length and first byte match a field's, the rest does not */
+    static const char *const names[] = {"queri", "hosts", "urx", "ctX", "Query", "heade"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char target[32];
+        snprintf(target, sizeof target, "/f/%s", names[i]);
+        assert_get(f, target, "nil:");
+    }
+    assert_get(f, "/f/method", "string:GET");
+    assert_get(f, "/f/remote_addr", "string:127.0.0.1");
+    assert_get(f, "/f/header", "function:"); /* ...or a method */
+    lh_response_free(&f->resp);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -457,6 +649,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_headers_from_handlers, setup_headers, teardown),
         cmocka_unit_test_setup_teardown(test_bad_headers_are_500, setup_headers, teardown),
         cmocka_unit_test_setup_teardown(test_after_hook_headers, setup_headers, teardown),
+        cmocka_unit_test_setup_teardown(test_request_url_and_query_string, setup_request,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_query_all, setup_request, teardown),
+        cmocka_unit_test_setup_teardown(test_request_host_scheme_version, setup_request,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_header, setup_request, teardown),
+        cmocka_unit_test_setup_teardown(test_request_ctx_spans_the_request, setup_request,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_request_unknown_fields, setup_request, teardown),
     };
 #undef T
     return cmocka_run_group_tests_name("lua_host", tests, NULL, NULL);
