@@ -53,7 +53,10 @@ enum {
     SLOT_QUERY_STRING,
     SLOT_HOST,
     SLOT_CTX,
-    NSLOTS = SLOT_CTX
+    SLOT_COOKIES,
+    SLOT_FORM,
+    SLOT_FILES,
+    NSLOTS = SLOT_FILES
 };
 
 /* Push the value cached in slot and return true, or push nothing and return false. */
@@ -292,6 +295,38 @@ static void f_version(lua_State *L, struct lh_ctx *ctx)
     lua_pushstring(L, ctx->req->version == 10 ? "1.0" : "1.1");
 }
 
+static void f_cookies(lua_State *L, struct lh_ctx *ctx) { lh_form_push_cookies(L, ctx->req); }
+
+/* req.form and req.files are made together, on the first read of either, and both
+ * kept. A malformed form body raises an error that, reaching the top uncaught,
+ * answers 400 as req:json()'s does (a long string: never interned, so no other error
+ * is the same object). */
+static void make_form(lua_State *L, struct lh_ctx *ctx)
+{
+    if (!lh_form_push_fields(L, ctx)) {
+        lua_pushliteral(L, "req.form: the request body is not a well-formed form "
+                           "(application/x-www-form-urlencoded or multipart/form-data)");
+        lua_pushvalue(L, -1);
+        lua_setiuservalue(L, 1, SLOT_BAD_JSON);
+        ctx->bad_json = lua_topointer(L, -1);
+        lua_error(L);
+    }
+    lua_setiuservalue(L, 1, SLOT_FILES);
+    lua_setiuservalue(L, 1, SLOT_FORM);
+}
+
+static void f_form(lua_State *L, struct lh_ctx *ctx)
+{
+    make_form(L, ctx);
+    lua_getiuservalue(L, 1, SLOT_FORM);
+}
+
+static void f_files(lua_State *L, struct lh_ctx *ctx)
+{
+    make_form(L, ctx);
+    lua_getiuservalue(L, 1, SLOT_FILES);
+}
+
 struct field {
     const char *name;
     uint8_t len;
@@ -319,6 +354,9 @@ static const struct field fields[] = {
     FIELD("host", SLOT_HOST, f_host),
     FIELD("scheme", 0, f_scheme),
     FIELD("version", 0, f_version),
+    FIELD("cookies", SLOT_COOKIES, f_cookies),
+    FIELD("form", SLOT_FORM, f_form),
+    FIELD("files", SLOT_FILES, f_files),
 };
 #undef FIELD
 
