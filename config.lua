@@ -72,8 +72,10 @@ route("GET", "/hello/:name", function(req)
   return { hello = req.params.name }    -- GET /hello/world -> {"hello":"world"}
 end)
 
--- Routes can live in their own files in scripts/: this one is a small JSON API.
+-- Routes can live in their own files in scripts/: this one is a small JSON API,
 local api = require("api")
+-- and this one a login form with a session cookie, and file uploads (/login, /upload).
+require("forms")
 
 -- A before hook runs for every request before routing: here, a token for /admin/.
 before(function(req)

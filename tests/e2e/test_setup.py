@@ -178,6 +178,44 @@ class Showcase(ServerTest):
                 proc.wait(timeout=5)
             self.assertTrue(os.path.exists(os.path.join(d, "data", "app.db")))
 
+    def test_shipped_login_and_upload(self):
+        # scripts/forms.lua: a login that sets a session cookie and redirects, and an
+        # upload kept in SQLite
+        import json
+        with tempfile.TemporaryDirectory() as d:
+            self.copy_repo(d)
+            proc, base = self.start_copy(d, "-w", "2")
+            try:
+                self.assertEqual(curl(base + "/login")[0], 200)
+                st, h, _ = curl("-d", "user=ada&password=nope", base + "/login")
+                self.assertEqual(st, 401)
+                st, h, _ = curl("-d", "user=ada&password=lovelace", base + "/login")
+                self.assertEqual((st, h["location"]), (303, "/me"))
+                cookie = h["set-cookie"].split(";")[0]
+                self.assertRegex(cookie, r"^sid=[0-9a-f]{32}$")
+                # the session is in shared: every worker knows it
+                for _ in range(6):
+                    self.assertEqual(json.loads(curl("-b", cookie, base + "/me")[2]),
+                                     {"user": "ada"})
+                self.assertEqual(curl(base + "/me")[0], 302)
+                data = bytes(range(256)) * 8
+                path = os.path.join(d, "up.bin")
+                with open(path, "wb") as f:
+                    f.write(data)
+                st, h, _ = curl("-F", "file=@%s;type=application/x-demo" % path,
+                                base + "/upload")
+                self.assertEqual((st, h["location"]), (303, "/uploads/1"))
+                self.assertEqual(json.loads(curl(base + "/uploads")[2]),
+                                 [{"id": 1, "filename": "up.bin",
+                                   "content_type": "application/x-demo", "size": 2048}])
+                st, h, body = curl(base + "/uploads/1")
+                self.assertEqual((st, h["content-type"], body), (200, "application/x-demo", data))
+                st, h, _ = curl("-b", cookie, base + "/logout")
+                self.assertEqual(st, 303)
+                self.assertEqual(curl("-b", cookie, base + "/me")[0], 302)
+            finally:
+                self.stop_copy(proc)
+
     def test_items_survive_a_restart_and_every_worker_sees_them(self):
         import json
         with tempfile.TemporaryDirectory() as d:
