@@ -67,6 +67,15 @@ struct lh_ctx {
     const char *what_method;      /* a route's method and pattern (the router's strings) */
     const char *what_pattern;
     int what_index;               /* a hook's number */
+    /* a streamed body (lua_resp.c): a function that makes the body piece by piece,
+     * called after the head is sent; the request and its object live on meanwhile */
+    int stream_ref;               /* the function (Lua registry), LUA_NOREF when none */
+    int64_t handler_ns;           /* the handler's run time (lua_ns before the after
+                                   * hooks'): the generator's calls add to it */
+    const char *stream_kind;      /* what_* of the handler that returned it */
+    const char *stream_method, *stream_pattern;
+    int stream_index;
+    bool stream_started;          /* its first call was made */
 };
 
 /* Prepare ctx for a new request (everything but the fields the caller sets). */
@@ -74,11 +83,14 @@ void lh_dispatch_init(struct lh_ctx *ctx);
 
 /* Answer ctx->req into ctx->resp. Never fails: a refusal is an error response.
  * Returns LH_ANSWERED (never LH_DECLINED: the last step answers 404), or
+ * LH_ANSWERED with a body to stream (lh_response_streams(ctx->resp)): ctx is still
+ * live, the caller calls lh_lua_stream_next until the end and then lh_dispatch_abort
+ * (ctx must stay at its address, or be moved with lh_lua_ctx_moved); or
  * LH_SUSPENDED: a Lua handler paused; call lh_dispatch again with the same ctx (after
  * lh_lua_ctx_moved if it moved) to go on. */
 enum lh_step lh_dispatch(struct lh_ctx *ctx);
 
-/* Give up a suspended request (its connection went away). */
+/* Give up a suspended request (its connection went away), or end a streamed one. */
 void lh_dispatch_abort(struct lh_ctx *ctx);
 
 #endif

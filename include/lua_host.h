@@ -54,6 +54,18 @@ enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx);
 enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx);
 enum lh_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx);
 
+/* A streamed body (a handler returned a function as its body): one call of the
+ * function, or one time slice of it, per call of lh_lua_stream_next. PIECE: it
+ * returned a string, handed to sink(arg, piece, len) before this returns (an empty
+ * one too); END: it returned nil (or nothing); PAUSED: its slice is over, call again
+ * to go on; FAILED: it raised an error, returned something else or ran past the
+ * request's time (handler_timeout_ms, counted with the handler's own time): logged,
+ * the stream is to be cut. ctx is the request lh_dispatch answered with the stream. */
+enum lh_stream_result { LH_STREAM_PIECE, LH_STREAM_END, LH_STREAM_PAUSED, LH_STREAM_FAILED };
+typedef void (*lh_stream_sink)(void *arg, const char *piece, size_t len);
+enum lh_stream_result lh_lua_stream_next(struct lh_lua *lua, struct lh_ctx *ctx,
+                                         lh_stream_sink sink, void *arg);
+
 /* ctx was copied to a new address (a paused request moved off the worker's scratch):
  * point the Lua side at the new one. */
 void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx);
@@ -63,7 +75,7 @@ void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx);
 struct lh_ctx *lh_lua_running(struct lua_State *L);
 
 /* End of a request (or its abandonment): the request object handlers may have kept
- * stops working, and a paused handler is dropped. */
+ * stops working, and a paused handler and a streamed body's function are dropped. */
 void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx);
 
 #endif

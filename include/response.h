@@ -17,7 +17,10 @@
 #define LH_RESP_MAX_HEADERS 1024
 #define LH_RESP_MAX_STORE (128 * 1024)
 
-enum lh_body_kind { LH_BODY_NONE, LH_BODY_MEM, LH_BODY_FILE };
+/* LH_BODY_STREAM: the body is made piece by piece after the head is sent (a Lua
+ * function, see send.c's lh_send_stream_*): no Content-Length; chunked on HTTP/1.1,
+ * ended by closing the connection on HTTP/1.0. */
+enum lh_body_kind { LH_BODY_NONE, LH_BODY_MEM, LH_BODY_FILE, LH_BODY_STREAM };
 
 /* One header line: offsets into the response's store, where name and value are
  * NUL-terminated; use lh_response_name / lh_response_value. */
@@ -116,6 +119,13 @@ void lh_response_body(struct lh_response *r, const char *body, size_t len, char 
 /* A file body: len bytes of fd from off. Takes ownership of fd, even on error. */
 void lh_response_file(struct lh_response *r, int fd, int64_t off, int64_t len);
 
+/* A streamed body (LH_BODY_STREAM): what makes it is the caller's to keep. */
+void lh_response_stream(struct lh_response *r);
+
+/* Is a body to be streamed after r's head (a streamed body, not for HEAD, and a
+ * status that has a body)? */
+bool lh_response_streams(const struct lh_response *r);
+
 /* Make r the built-in page for status (an HTML body naming the status), dropping
  * any previous body and headers. */
 void lh_response_error(struct lh_response *r, int status);
@@ -137,7 +147,9 @@ int64_t lh_response_body_bytes(const struct lh_response *r);
 
 /*
  * Render the status line and header block into out: Date and Server (unless r has
- * its own), the headers of r, Content-Length (where the status allows a body),
+ * its own), the headers of r, Content-Length (where the status allows a body; for a
+ * streamed body Transfer-Encoding: chunked on HTTP/1.1 and nothing on HTTP/1.0,
+ * which the caller sends with keepalive false),
  * Connection (close when !keepalive; keep-alive on an HTTP/1.0 response that stays
  * open), and the blank line. Returns the length of the block; when that is more
  * than outsz, out holds nothing usable and the caller renders again into a buffer

@@ -190,6 +190,11 @@ static enum step answer_request(struct conn *c, const char *body, size_t body_le
     lh_worker_running(w, NULL);
     if (r == LH_SUSPENDED)
         return lh_runq_park(c, &ctx);
+    if (lh_response_streams(&w->resp)) { /* the request lives on with its stream */
+        if (lh_runq_keep(c, &ctx) < 0)
+            return lh_send_error(c, req, 500);
+        return lh_send_stream_start(c);
+    }
     return lh_send_respond(c, req, &w->resp);
 }
 
@@ -382,7 +387,7 @@ void lh_conn_process(struct conn *c)
 
 static void on_timeout(struct conn *c)
 {
-    if (c->state == C_LUA) /* the handler has its own time limit */
+    if (c->state == C_LUA || c->state == C_STREAM) /* the handler has its own time limit */
         lh_conn_arm(c, EV_READ, PARKED_WATCH);
     else if ((c->state == C_HEAD && c->in_len > 0) || c->state == C_BODY)
         lh_send_error(c, NULL, 408);
@@ -406,7 +411,7 @@ static void on_conn_event(evutil_socket_t fd, short what, void *arg)
         linger_read(c);
         return;
     }
-    if (c->state == C_LUA) {
+    if (c->state == C_LUA || c->state == C_STREAM) {
         lh_runq_watch(c);
         return;
     }

@@ -127,13 +127,14 @@ void lh_dispatch_init(struct lh_ctx *ctx)
     ctx->in_after = false;
     ctx->allow[0] = '\0';
     ctx->dev_error = NULL;
+    ctx->stream_ref = LUA_NOREF;
+    ctx->handler_ns = 0;
+    ctx->stream_started = false;
     lh_response_init(ctx->resp, 200);
 }
 
 static void finish(struct lh_ctx *ctx)
 {
-    /* HEAD: every step answers as for GET; the body is left out here, in one place */
-    ctx->resp->no_body = is_method(ctx->req, "HEAD");
     lh_lua_request_done(ctx->lua, ctx);
     free(ctx->dev_error);
     ctx->dev_error = NULL;
@@ -149,7 +150,11 @@ enum lh_step lh_dispatch(struct lh_ctx *ctx)
     }
     if (lh_lua_after(ctx->lua, ctx) == LH_SUSPENDED)
         return LH_SUSPENDED;
-    finish(ctx);
+    /* HEAD: every step answers as for GET; the body is left out here, in one place
+     * (a streamed body's function is then never called) */
+    ctx->resp->no_body = is_method(ctx->req, "HEAD");
+    if (!lh_response_streams(ctx->resp))
+        finish(ctx);
     return LH_ANSWERED;
 }
 

@@ -520,6 +520,7 @@ void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
         luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
     }
     luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->res_ref);
-    ctx->req_ref = ctx->res_ref = LUA_NOREF;
+    luaL_unref(lua->L, LUA_REGISTRYINDEX, ctx->stream_ref);
+    ctx->req_ref = ctx->res_ref = ctx->stream_ref = LUA_NOREF;
     lh_call_drop_thread(lua, ctx, false); /* a handler abandoned while paused */
 }

@@ -296,8 +296,21 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lua_replace(L, body);
         text = lua_tolstring(L, body, &len);
         ctype = "application/json";
+    } else if (lua_type(L, body) == LUA_TFUNCTION) {
+        /* streamed: called after the head is out (lh_lua_stream_next), as the handler
+         * that returned it, which the error log names */
+        lh_response_stream(resp);
+        ctype = "text/html; charset=utf-8";
+        lua_pushvalue(L, body);
+        luaL_unref(L, LUA_REGISTRYINDEX, ctx->stream_ref);
+        ctx->stream_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        ctx->stream_kind = ctx->what_kind;
+        ctx->stream_method = ctx->what_method;
+        ctx->stream_pattern = ctx->what_pattern;
+        ctx->stream_index = ctx->what_index;
     } else if (!lua_isnil(L, body)) {
-        lh_log_error("error", "lua: a body must be a string, a table or nil, got %s",
+        lh_log_error("error", "lua: a body must be a string, a table, a function or nil, "
+                     "got %s",
                      luaL_typename(L, body));
         lh_response_error(resp, 500);
         return true;
@@ -346,6 +359,49 @@ enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nar
     bool answered = take_response(lua, base, ctx);
     lua_settop(L, base);
     return answered ? LH_ANSWERED : LH_DECLINED;
+}
+
+/* ---- a streamed body ------------------------------------------------------------------ */
+
+enum lh_stream_result lh_lua_stream_next(struct lh_lua *lua, struct lh_ctx *ctx,
+                                         lh_stream_sink sink, void *arg)
+{
+    lua_State *L = lua->L;
+    if (!ctx->stream_started) { /* from the after hooks back to the handler's account */
+        ctx->stream_started = true;
+        ctx->in_after = false;
+        ctx->lua_ns = ctx->handler_ns;
+        ctx->charge_wait = false;
+        ctx->what_kind = ctx->stream_kind;
+        ctx->what_method = ctx->stream_method;
+        ctx->what_pattern = ctx->stream_pattern;
+        ctx->what_index = ctx->stream_index;
+    }
+    int base = lua_gettop(L);
+    if (ctx->co_ref == LUA_NOREF)
+        lua_rawgeti(L, LUA_REGISTRYINDEX, ctx->stream_ref); /* a new call */
+    int nres = 0;
+    enum lh_call_result r = lh_call_run_slice(lua, ctx, 0, &nres);
+    if (r == LH_CALL_YIELD)
+        return LH_STREAM_PAUSED;
+    if (r != LH_CALL_OK)
+        return LH_STREAM_FAILED; /* logged */
+    enum lh_stream_result res = LH_STREAM_END;
+    int t = nres > 0 ? lua_type(L, base + 1) : LUA_TNIL;
+    if (t == LUA_TSTRING) {
+        size_t len;
+        const char *piece = lua_tolstring(L, base + 1, &len);
+        sink(arg, piece, len); /* while the string is on the stack */
+        res = LH_STREAM_PIECE;
+    } else if (t != LUA_TNIL) {
+        char what[160];
+        lh_log_error("error", "lua: %s: a streamed body's function must return a string "
+                     "or nil, got %s: the stream is cut",
+                     lh_call_describe(ctx, what, sizeof what), lua_typename(L, t));
+        res = LH_STREAM_FAILED;
+    }
+    lua_settop(L, base);
+    return res;
 }
 
 /* ---- the after hooks' res ------------------------------------------------------------- */

@@ -136,6 +136,7 @@ enum lh_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
     lua_State *L = lua->L;
     if (!ctx->in_after) { /* the hooks see every response, a 503 for a timeout too */
         ctx->in_after = true;
+        ctx->handler_ns = ctx->lua_ns; /* a streamed body's calls go on from it */
         ctx->lua_ns = 0;
         ctx->charge_wait = false;
     }

@@ -305,6 +305,12 @@ void lh_response_file(struct lh_response *r, int fd, int64_t off, int64_t len)
     r->file_len = len;
 }
 
+void lh_response_stream(struct lh_response *r)
+{
+    drop_body(r);
+    r->body_kind = LH_BODY_STREAM;
+}
+
 void lh_response_error(struct lh_response *r, int status)
 {
     bool no_body = r->no_body, close_after = r->close;
@@ -369,6 +375,11 @@ int64_t lh_response_body_bytes(const struct lh_response *r)
     return r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
 }
 
+bool lh_response_streams(const struct lh_response *r)
+{
+    return r->body_kind == LH_BODY_STREAM && !r->no_body && status_has_body(r->status);
+}
+
 /* Bounded appends into out; *pos passes outsz on overflow and the caller checks. */
 static void put(char *out, size_t outsz, size_t *pos, const char *s, size_t n)
 {
@@ -414,7 +425,10 @@ size_t lh_response_render_head(const struct lh_response *r, int version, bool ke
         put_header(out, outsz, &pos, store + h->name, h->name_len, store + h->value,
                    h->value_len);
     }
-    if (status_has_body(r->status)) {
+    if (r->body_kind == LH_BODY_STREAM) {
+        if (status_has_body(r->status) && version != 10)
+            PUT_FIXED("Transfer-Encoding", "chunked");
+    } else if (status_has_body(r->status)) {
         int64_t len = r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
         char *end = line + sizeof line, *p = end;
         uint64_t v = len > 0 ? (uint64_t)len : 0;

@@ -28,10 +28,12 @@ static void enqueue(struct worker *w, struct conn *c)
     schedule_resume(w);
 }
 
-/* The request's handler paused: move what it needs off the worker's scratch space
- * (other requests will use it) and queue it. The request's bytes stay in c->in,
- * which is not read into while the connection waits. */
-enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
+void lh_runq_enqueue(struct conn *c) { enqueue(c->w, c); }
+
+/* Move what the request needs off the worker's scratch space (other requests will
+ * use it). The request's bytes stay in c->in, which is not read into while the
+ * connection waits. */
+int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx)
 {
     struct worker *w = c->w;
     struct parked *p = calloc(1, sizeof *p);
@@ -41,7 +43,7 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
         free(pathbuf);
         lh_lua_request_done(ctx->lua, (struct lh_ctx *)ctx);
         lh_response_free(ctx->resp); /* what the handler had made so far */
-        return lh_send_error(c, ctx->req, 500);
+        return -1;
     }
     p->req = *ctx->req;
     if (ctx->req->host)
@@ -68,6 +70,14 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
     p->set->refs++;
     lh_lua_ctx_moved(p->ctx.lua, &p->ctx);
     c->parked = p;
+    return 0;
+}
+
+/* The request's handler paused: keep it off the scratch space and queue it. */
+enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
+{
+    if (lh_runq_keep(c, ctx) < 0)
+        return lh_send_error(c, ctx->req, 500);
     c->state = C_LUA;
     /* A client that half-closed right after its request (`printf ... | nc -N`) wants
      * the answer: its FIN is in by now, a slice after the request was read. */
@@ -81,13 +91,14 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
     } else {
         lh_conn_arm(c, EV_READ, PARKED_WATCH); /* a client that leaves abandons the handler */
     }
-    enqueue(w, c);
+    enqueue(c->w, c);
     return DONE;
 }
 
-/* C_LUA and the socket is readable: the client closed (abandon the handler, which
- * the access log shows as nginx's 499), or it sent more, which stays in the socket
- * until this request is answered (a close behind it cannot be seen: stop watching). */
+/* C_LUA or C_STREAM and the socket is readable: the client closed (abandon the
+ * handler, which the access log shows as nginx's 499, or the stream), or it sent
+ * more, which stays in the socket until this request is answered (a close behind it
+ * cannot be seen: stop watching; a stream then finds it out when it sends). */
 void lh_runq_watch(struct conn *c)
 {
     char b;
@@ -99,7 +110,8 @@ void lh_runq_watch(struct conn *c)
         c->armed = 0;
         return;
     }
-    lh_send_log_access(c, &c->parked->req, 499, 0);
+    if (!c->parked->stream)
+        lh_send_log_access(c, &c->parked->req, 499, 0);
     lh_conn_free(c);
 }
 
@@ -116,6 +128,8 @@ void lh_runq_unpark(struct conn *c, bool abandon)
                 w->runq_tail = prev;
             break;
         }
+    if (p->stream) /* the head went out with its status; the body is what was sent */
+        lh_send_log_access(c, &p->req, p->status, p->sent);
     if (abandon) {
         lh_dispatch_abort(&p->ctx);
         lh_response_free(&p->resp);
@@ -135,12 +149,25 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     w->runq = c->next_run;
     if (!w->runq)
         w->runq_tail = NULL;
+    if (c->state == C_STREAM) {
+        lh_send_stream_step(c);
+        if (w->runq)
+            schedule_resume(w);
+        return;
+    }
     struct parked *p = c->parked;
     lh_worker_running(w, &p->ctx);
     enum lh_step r = lh_dispatch(&p->ctx);
     lh_worker_running(w, NULL);
     if (r == LH_SUSPENDED) {
         enqueue(w, c);
+        return;
+    }
+    if (lh_response_streams(&p->resp)) {
+        if (w->runq)
+            schedule_resume(w);
+        if (lh_send_stream_start(c) == AGAIN)
+            lh_conn_process(c);
         return;
     }
     c->state = C_HEAD;

@@ -1,11 +1,18 @@
 /* send.c - responses onto the wire, and the access log. See server_int.h.
  *
  * Output goes out with one send() when it can; what does not fit is kept on the
- * connection and sent when the socket is writable. */
+ * connection and sent when the socket is writable.
+ *
+ * A streamed body (a Lua function, lua_host.h) goes out piece by piece: its request
+ * stays parked (runq.c) with the function, and each turn of the run queue makes one
+ * call, or one time slice of one, and sends the piece it returned as a chunk. The
+ * next call waits until the socket has taken all of it, so a client that reads
+ * slowly holds back the function instead of filling the server's memory. */
 #include "server_int.h"
 #include "cond.h"
 #include "http.h"
 #include "log.h"
+#include "lua_host.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -57,6 +64,21 @@ int lh_send_flush(struct conn *c)
     return 1;
 }
 
+/* A stream whose piece is out: the next call waits in the run queue, the socket is
+ * watched for a client that leaves (runq.c's lh_runq_watch). */
+static void stream_on(struct conn *c)
+{
+    c->state = C_STREAM;
+    if (c->eof) {
+        if (c->armed)
+            event_del(&c->ev);
+        c->armed = 0;
+    } else if (c->armed != EV_READ) {
+        lh_conn_arm(c, EV_READ, PARKED_WATCH);
+    }
+    lh_runq_enqueue(c);
+}
+
 /* Continue after a write attempt: on to the rest of the cycle, or wait to write. */
 enum step lh_send_after_flush(struct conn *c, int rc)
 {
@@ -73,7 +95,43 @@ enum step lh_send_after_flush(struct conn *c, int rc)
         c->state = C_BODY;
         return AGAIN;
     }
+    if (c->after_write == AW_STREAM) {
+        stream_on(c);
+        return DONE;
+    }
     return lh_conn_finish_request(c);
+}
+
+/* Try to send the niov parts of iov (at most 3) with one sendmsg; keep what the
+ * socket did not take. Returns as lh_send_flush does. */
+static int send_iov(struct conn *c, struct iovec *iov, int niov)
+{
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
+    size_t total = 0;
+    for (int i = 0; i < niov; i++)
+        total += iov[i].iov_len;
+    ssize_t w;
+    do
+        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
+    while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN)
+        return -1;
+    size_t sent = w < 0 ? 0 : (size_t)w;
+    if (sent == total)
+        return lh_send_flush(c); /* the file part, if any */
+    size_t rest = total - sent, pos = 0;
+    c->out = malloc(rest);
+    if (!c->out)
+        return -1;
+    for (int i = 0; i < niov; i++) {
+        size_t len = iov[i].iov_len, skip = sent < len ? sent : len;
+        sent -= skip;
+        memcpy(c->out + pos, (const char *)iov[i].iov_base + skip, len - skip);
+        pos += len - skip;
+    }
+    c->out_len = (uint32_t)rest;
+    c->out_off = 0;
+    return 0;
 }
 
 /* Try to send buf[0..n) then extra[0..extra_len); keep what the socket did not take.
@@ -82,35 +140,12 @@ static int send_now(struct conn *c, const char *buf, size_t n, const char *extra
                     size_t extra_len)
 {
     struct iovec iov[2] = {{(void *)buf, n}, {(void *)extra, extra_len}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = extra_len ? 2 : 1};
-    ssize_t w;
-    do
-        w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (c->file_rem ? MSG_MORE : 0));
-    while (w < 0 && errno == EINTR);
-    if (w < 0 && errno != EAGAIN)
-        return -1;
-    size_t sent = w < 0 ? 0 : (size_t)w;
-    if (sent == n + extra_len)
-        return lh_send_flush(c); /* the file part, if any */
-    size_t rest = n + extra_len - sent;
-    c->out = malloc(rest);
-    if (!c->out)
-        return -1;
-    if (sent < n) {
-        memcpy(c->out, buf + sent, n - sent);
-        if (extra_len)
-            memcpy(c->out + (n - sent), extra, extra_len);
-    } else {
-        memcpy(c->out, extra + (sent - n), rest);
-    }
-    c->out_len = (uint32_t)rest;
-    c->out_off = 0;
-    return 0;
+    return send_iov(c, iov, extra_len ? 2 : 1);
 }
 
-/* Render r and start sending it; the connection takes over what remains. */
+/* Render r and start sending it; the connection takes over what remains; then aw. */
 static enum step send_response(struct conn *c, struct lh_response *r, int version,
-                               bool keepalive)
+                               bool keepalive, enum after_write aw)
 {
     struct worker *w = c->w;
     time_t now = time(NULL);
@@ -119,7 +154,7 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
         lh_http_date(now, w->date);
     }
     c->close_after = !keepalive;
-    c->after_write = AW_FINISH;
+    c->after_write = (uint8_t)aw;
     /* the head goes into the worker's scratch; one larger than that (Lua may set up
      * to LH_RESP_MAX_STORE bytes of headers) into a buffer of its own */
     char *out = w->out, *big = NULL;
@@ -130,6 +165,7 @@ static enum step send_response(struct conn *c, struct lh_response *r, int versio
     } else if (n > OUT_SCRATCH) {
         lh_response_error(r, 500);
         c->close_after = true;
+        c->after_write = AW_FINISH; /* a stream too: the 500 is its answer */
         n = lh_response_render_head(r, version, false, w->date, out, OUT_SCRATCH);
     }
     int64_t body = lh_response_body_bytes(r);
@@ -192,7 +228,7 @@ enum step lh_send_error(struct conn *c, const struct lh_request *req, int status
     lh_response_error(r, status);
     r->no_body = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     lh_send_log_access(c, req, status, lh_response_body_bytes(r));
-    return send_response(c, r, req ? req->version : 11, false);
+    return send_response(c, r, req ? req->version : 11, false, AW_FINISH);
 }
 
 static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
@@ -212,7 +248,82 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
 enum step lh_send_respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
 {
     lh_send_log_access(c, req, resp->status, lh_response_body_bytes(resp));
-    return send_response(c, resp, req->version, wants_keepalive(c, req, resp));
+    return send_response(c, resp, req->version, wants_keepalive(c, req, resp), AW_FINISH);
+}
+
+/* ---- a streamed body ------------------------------------------------------------------ */
+
+/* The head goes out as for any response, with Transfer-Encoding: chunked on
+ * HTTP/1.1; an HTTP/1.0 body ends with the connection, so it is closed after. The
+ * access log line is written when the stream ends (lh_runq_unpark). */
+enum step lh_send_stream_start(struct conn *c)
+{
+    struct parked *p = c->parked;
+    p->stream = true;
+    p->status = p->resp.status;
+    p->version = p->req.version == 10 ? 10 : 11;
+    p->sent = 0;
+    c->state = C_STREAM;
+    bool keepalive = p->version == 11 && wants_keepalive(c, &p->req, &p->resp);
+    return send_response(c, &p->resp, p->version, keepalive, AW_STREAM);
+}
+
+struct piece {
+    struct conn *c;
+    int rc;                   /* as lh_send_flush */
+};
+
+/* lh_lua_stream_next's sink: one piece out as one chunk (as it is on HTTP/1.0). */
+static void send_piece(void *arg, const char *s, size_t len)
+{
+    struct piece *pc = arg;
+    struct conn *c = pc->c;
+    if (len == 0) { /* nothing to send; a zero-size chunk would end the body */
+        pc->rc = 1;
+        return;
+    }
+    char line[24];
+    int n = c->parked->version == 10 ? 0 : snprintf(line, sizeof line, "%zx\r\n", len);
+    struct iovec iov[3] = {{line, (size_t)n}, {(void *)s, len}, {(void *)"\r\n", 2}};
+    pc->rc = n ? send_iov(c, iov, 3) : send_iov(c, iov + 1, 1);
+    c->parked->sent += (int64_t)len;
+}
+
+/* The function returned nil: the last chunk, and on to the next request or the close. */
+static void stream_end(struct conn *c)
+{
+    bool chunked = c->parked->version == 11;
+    lh_runq_unpark(c, true); /* the access log line, the function and the request go */
+    c->after_write = AW_FINISH;
+    int rc = chunked ? send_now(c, "0\r\n\r\n", 5, NULL, 0) : 1;
+    if (lh_send_after_flush(c, rc) == AGAIN)
+        lh_conn_process(c);
+}
+
+void lh_send_stream_step(struct conn *c)
+{
+    struct parked *p = c->parked;
+    struct piece pc = {c, 1};
+    lh_worker_running(c->w, &p->ctx);
+    enum lh_stream_result r = lh_lua_stream_next(p->ctx.lua, &p->ctx, send_piece, &pc);
+    lh_worker_running(c->w, NULL);
+    switch (r) {
+    case LH_STREAM_PAUSED:
+        lh_runq_enqueue(c);
+        return;
+    case LH_STREAM_PIECE:
+        c->after_write = AW_STREAM;
+        lh_send_after_flush(c, pc.rc); /* AW_STREAM: never AGAIN */
+        return;
+    case LH_STREAM_END:
+        stream_end(c);
+        return;
+    case LH_STREAM_FAILED:
+        /* cut: no last chunk, so the client sees an incomplete body (logged) */
+        lh_runq_unpark(c, true);
+        lh_conn_linger(c);
+        return;
+    }
 }
 
 enum step lh_send_continue(struct conn *c)

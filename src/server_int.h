@@ -132,9 +132,11 @@ enum conn_state {
     C_WRITE,     /* a response is waiting for the socket to drain */
     C_LINGER,    /* we closed our side; reading until the client closes */
     C_LUA,       /* a Lua handler paused; the request waits in the worker's run queue */
+    C_STREAM,    /* a streamed body: the next call of its function waits in the run
+                    queue (the connection is in C_WRITE while a piece is unsent) */
 };
 
-enum after_write { AW_FINISH, AW_BODY };
+enum after_write { AW_FINISH, AW_BODY, AW_STREAM };
 
 /* A request whose Lua handler paused, moved off the worker's scratch space. It keeps
  * its settings (and so its Lua state) alive across a reload. */
@@ -145,6 +147,10 @@ struct parked {
     struct settings *set;
     char ip[LH_IP_STRLEN];
     char *pathbuf;
+    bool stream;              /* its body streams (send.c): the head is out */
+    int status;               /* stream: the status sent, for the access log */
+    int64_t sent;             /* stream: body bytes sent so far (without framing) */
+    int version;              /* stream: 10 (close-delimited) or 11 (chunked) */
 };
 
 struct conn {
@@ -266,11 +272,23 @@ enum step lh_send_continue(struct conn *c);
 void lh_send_log_access(struct conn *c, const struct lh_request *req, int status,
                         int64_t bytes);
 
+/* The response to the parked request's (c->parked) is a stream: send its head and
+ * go on with its pieces, one call of the function per turn of the run queue. */
+enum step lh_send_stream_start(struct conn *c);
+/* C_STREAM, from the run queue: the next call (or slice of one) of the function. */
+void lh_send_stream_step(struct conn *c);
+
 /* ---- runq.c ---- */
 
 /* ctx's handler paused: move the request off w's scratch space and queue it. */
 enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx);
-/* Take the parked request off c (abandon: drop it, e.g. the connection is gone). */
+/* Move ctx's request off w's scratch space into c->parked (not queued). 0 or -1
+ * (then the request is dropped and nothing is parked). */
+int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx);
+/* Queue c (parked) for a turn of the run queue. */
+void lh_runq_enqueue(struct conn *c);
+/* Take the parked request off c (abandon: drop it, e.g. the connection is gone; a
+ * stream's access-log line is written here, once, with the bytes it sent). */
 void lh_runq_unpark(struct conn *c, bool abandon);
 /* A paused request's socket is readable (see runq.c). */
 void lh_runq_watch(struct conn *c);

@@ -58,6 +58,42 @@ static void test_head_keeps_length_sends_nothing(void **state)
     assert_int_equal(lh_response_body_bytes(&r), 0);
 }
 
+/* A streamed body: chunked on HTTP/1.1 (HEAD too: the headers a GET gets), no
+ * framing header on HTTP/1.0, none at all for a status without a body; never a
+ * Content-Length. */
+static void test_stream_render(void **state)
+{
+    lh_response_init(&r, 200);
+    lh_response_header(&r, "Content-Type", "text/csv");
+    lh_response_stream(&r);
+    assert_int_equal(r.body_kind, LH_BODY_STREAM);
+    assert_true(lh_response_streams(&r));
+    assert_int_equal(lh_response_body_bytes(&r), 0);
+    assert_string_equal(render(11, 1), "HTTP/1.1 200 OK\r\n"
+                                       "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                       "Server: luahttpd/0.1.0\r\n"
+                                       "Content-Type: text/csv\r\n"
+                                       "Transfer-Encoding: chunked\r\n\r\n");
+    assert_string_equal(render(10, 0), "HTTP/1.0 200 OK\r\n"
+                                       "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                       "Server: luahttpd/0.1.0\r\n"
+                                       "Content-Type: text/csv\r\n"
+                                       "Connection: close\r\n\r\n");
+    r.no_body = true; /* HEAD */
+    assert_false(lh_response_streams(&r));
+    assert_non_null(strstr(render(11, 1), "Transfer-Encoding: chunked\r\n"));
+    r.no_body = false;
+    r.status = 204;
+    assert_false(lh_response_streams(&r));
+    assert_null(strstr(render(11, 1), "Transfer-Encoding"));
+    assert_null(strstr(out, "Content-Length"));
+    /* an error page replaces the stream */
+    lh_response_error(&r, 500);
+    assert_false(lh_response_streams(&r));
+    assert_non_null(strstr(render(11, 1), "Content-Length: "));
+    lh_response_free(&r);
+}
+
 static void test_error_page(void **state)
 {
     lh_response_init(&r, 200);
@@ -272,6 +308,7 @@ int main(void)
         cmocka_unit_test(test_basic_render),
         cmocka_unit_test(test_connection_header),
         cmocka_unit_test(test_head_keeps_length_sends_nothing),
+        cmocka_unit_test(test_stream_render),
         cmocka_unit_test(test_error_page),
         cmocka_unit_test(test_get_unset),
         cmocka_unit_test(test_store_full),
