@@ -65,16 +65,20 @@ int lh_send_flush(struct conn *c)
 }
 
 /* A stream whose piece is out: the next call waits in the run queue, the socket is
- * watched for a client that leaves (runq.c's lh_runq_watch). */
+ * watched for a client that leaves (runq.c's lh_runq_watch), as it was while the
+ * request was read; after a wait to write, the watch comes back. (Not watched: a
+ * client that half-closed, and one that sent more, which lh_runq_watch leaves in the
+ * socket; either is found out when a send fails.) */
 static void stream_on(struct conn *c)
 {
     c->state = C_STREAM;
-    if (c->eof) {
-        if (c->armed)
+    if (c->armed == EV_WRITE) {
+        if (c->eof) {
             event_del(&c->ev);
-        c->armed = 0;
-    } else if (c->armed != EV_READ) {
-        lh_conn_arm(c, EV_READ, PARKED_WATCH);
+            c->armed = 0;
+        } else {
+            lh_conn_arm(c, EV_READ, PARKED_WATCH);
+        }
     }
     lh_runq_enqueue(c);
 }

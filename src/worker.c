@@ -183,8 +183,9 @@ static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
         char ip[LH_IP_STRLEN];
         lh_ipkey_format(&c->ip, ip);
         if (r)
-            lh_log_error("warn", "shutdown_timeout: abandoning %.*s %.*s from %s (a paused handler)",
-                         (int)r->method_len, r->method, (int)r->target_len, r->target, ip);
+            lh_log_error("warn", "shutdown_timeout: abandoning %.*s %.*s from %s (%s)",
+                         (int)r->method_len, r->method, (int)r->target_len, r->target, ip,
+                         c->parked->stream ? "a streamed response" : "a paused handler");
         else
             lh_log_error("warn", "shutdown_timeout: abandoning a %s connection from %s",
                          c->state == C_WRITE ? "response being sent on a" : "request on a", ip);

@@ -100,7 +100,24 @@ static const char CONFIG[] =
     "    local ok, v = coroutine.resume(inner) coroutine.yield(v) return 'done' end)\n"
     "  local ok1, a = coroutine.resume(outer)\n"
     "  local ok2, b = coroutine.resume(outer)\n"
-    "  return tostring(ok1) .. a .. tostring(ok2) .. b end)\n";
+    "  return tostring(ok1) .. a .. tostring(ok2) .. b end)\n"
+    /* streamed bodies (lh_lua_stream_next) */
+    "calls = 0\n"
+    "route('GET', '/s/lines', function(req)\n"
+    "  local i = 0\n"
+    "  req.ctx.n = 3\n"
+    "  return 201, function()\n"
+    "    calls = calls + 1 i = i + 1\n"
+    "    if i > req.ctx.n then return nil end\n"
+    "    if i == 2 then return '' end\n"
+    "    return req.path .. i .. ';' end, { ['X-S'] = 'y' } end)\n"
+    "route('GET', '/s/calls', function(req) return tostring(calls) end)\n"
+    "route('GET', '/s/err', function(req) return function() error('gen failed') end end)\n"
+    "route('GET', '/s/num', function(req) return function() return 1 end end)\n"
+    "route('GET', '/s/spin', function(req)\n"
+    "  return function()\n"
+    "    local t0 = os.clock() while os.clock() - t0 < 0.03 do end return 'x' end end)\n"
+    "route('GET', '/s/keep', function(req) return function() kept = req end end)\n";
 
 /* Response headers from handlers and an after hook (which acts on /h/ paths only). */
 static const char HEADERS[] =
@@ -292,6 +309,102 @@ static void assert_get(struct fx *f, const char *target, const char *want)
     snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: t", target);
     assert_int_equal(serve(f, head), 200);
     assert_body(f, want);
+}
+
+/* What a streamed body's function made (stream()). */
+struct pieces {
+    char buf[256];
+    size_t len;
+    int calls, paused;
+};
+
+static void collect(void *arg, const char *piece, size_t len)
+{
+    struct pieces *p = arg;
+    assert_true(p->len + len < sizeof p->buf);
+    memcpy(p->buf + p->len, piece, len);
+    p->len += len;
+    p->buf[p->len] = '\0';
+    p->calls++;
+}
+
+/* serve() a GET of target whose answer streams, and run its function as a connection
+ * would, until it ends or fails or has made max pieces; then end the request.
+ * Returns the last result of lh_lua_stream_next. */
+static enum lh_stream_result stream(struct fx *f, const char *target, struct pieces *p,
+                                    int max)
+{
+    snprintf(f->raw, sizeof f->raw, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", target);
+    size_t scanned = 0;
+    assert_true(lh_http_parse_head(f->raw, strlen(f->raw), &scanned, 8192, &f->req) > 0);
+    int root = lh_static_open_root(f->dir);
+    struct lh_static st = {.root_fd = root, .root_path = f->dir, .index = "index.html"};
+    struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .st = &st, .lua = f->lua,
+                         .body = "", .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
+                         .pathcap = sizeof f->pathbuf};
+    lh_response_free(&f->resp);
+    lh_dispatch_init(&ctx);
+    while (lh_dispatch(&ctx) == LH_SUSPENDED)
+        ;
+    assert_true(lh_response_streams(&f->resp));
+    memset(p, 0, sizeof *p);
+    enum lh_stream_result r;
+    while ((r = lh_lua_stream_next(f->lua, &ctx, collect, p)) == LH_STREAM_PIECE ||
+           r == LH_STREAM_PAUSED) {
+        p->paused += r == LH_STREAM_PAUSED;
+        if (p->calls >= max)
+            break;
+    }
+    lh_dispatch_abort(&ctx);
+    close(root);
+    return r;
+}
+
+static void test_streamed_body(void **state)
+{
+    struct fx *f = *state;
+    struct pieces p;
+    /* the request object stays valid for the function's calls; "" is a piece too */
+    assert_int_equal(stream(f, "/s/lines", &p, 100), LH_STREAM_END);
+    assert_string_equal(p.buf, "/s/lines1;/s/lines3;");
+    assert_int_equal(p.calls, 3);
+    assert_int_equal(f->resp.status, 201);
+    assert_string_equal(lh_response_get(&f->resp, "X-S"), "y");
+    assert_string_equal(lh_response_get(&f->resp, "Content-Type"), "text/html; charset=utf-8");
+    assert_get(f, "/s/calls", "4");
+    /* HEAD: the head a GET gets, the function never called */
+    assert_int_equal(serve(f, "HEAD /s/lines HTTP/1.1\r\nHost: t"), 201);
+    assert_int_equal(f->resp.body_kind, LH_BODY_STREAM);
+    assert_false(lh_response_streams(&f->resp));
+    assert_get(f, "/s/calls", "4");
+    /* an error, or a value that is neither a string nor nil: FAILED */
+    assert_int_equal(stream(f, "/s/err", &p, 100), LH_STREAM_FAILED);
+    assert_int_equal(stream(f, "/s/num", &p, 100), LH_STREAM_FAILED);
+    /* the request object kept by the function dies with the stream */
+    assert_int_equal(stream(f, "/s/keep", &p, 100), LH_STREAM_END);
+    assert_int_equal(get(f, "/use-kept"), 500);
+    lh_response_free(&f->resp);
+}
+
+/* Each call counts into the request's time: 30 ms pieces under a 100 ms limit. */
+static void test_streamed_body_time_limit(void **state)
+{
+    struct fx *f = *state;
+    struct pieces p;
+    assert_int_equal(stream(f, "/s/spin", &p, 100), LH_STREAM_FAILED);
+    assert_true(p.calls < 5);
+    lh_response_free(&f->resp);
+}
+
+/* A call longer than a slice pauses and goes on. */
+static void test_streamed_body_pauses(void **state)
+{
+    struct fx *f = *state;
+    struct pieces p;
+    assert_int_equal(stream(f, "/s/spin", &p, 3), LH_STREAM_PIECE);
+    assert_string_equal(p.buf, "xxx");
+    assert_true(p.paused >= 3);
+    lh_response_free(&f->resp);
 }
 
 static void test_route_and_json(void **state)
@@ -641,7 +754,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_route_and_json),  T(test_request_object_lifetime), T(test_lazy_fields_are_cached),
         T(test_time_limit),      T(test_os_exit_raises),          T(test_config_errors),
-        T(test_loops_of_every_kind_end), T(test_sandbox),
+        T(test_loops_of_every_kind_end), T(test_sandbox), T(test_streamed_body),
+        T(test_streamed_body_time_limit),
+        cmocka_unit_test_setup_teardown(test_streamed_body_pauses, setup_long, teardown),
         /* 50 ms of CPU each: the short limit is wall-clock time, which a loaded
          * machine stretches past 100 ms */
         cmocka_unit_test_setup_teardown(test_coroutines_pause_and_go_on, setup_long, teardown),
