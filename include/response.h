@@ -123,8 +123,13 @@ void lh_response_file(struct lh_response *r, int fd, int64_t off, int64_t len);
 void lh_response_stream(struct lh_response *r);
 
 /* Is a body to be streamed after r's head (a streamed body, not for HEAD, and a
- * status that has a body)? */
-bool lh_response_streams(const struct lh_response *r);
+ * status that has a body)? Inline: every response is asked, and the first test
+ * answers for all but streams. */
+static inline bool lh_response_streams(const struct lh_response *r)
+{
+    return r->body_kind == LH_BODY_STREAM && !r->no_body && r->status >= 200 &&
+           r->status != 204 && r->status != 304;
+}
 
 /* Make r the built-in page for status (an HTML body naming the status), dropping
  * any previous body and headers. */

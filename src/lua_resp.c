@@ -1,6 +1,7 @@
 /* lua_resp.c - Lua values into the response: what a handler returns (status, body,
- * headers) once it has run, a failed call's error response, and the res table after
- * hooks see and change. See lua_int.h. */
+ * headers) once it has run, the calls of a function returned as the body (a streamed
+ * body), a failed call's error response, and the res table after hooks see and
+ * change. See lua_int.h. */
 #include "lua_int.h"
 
 #include "log.h"
@@ -310,8 +311,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         ctx->stream_index = ctx->what_index;
     } else if (!lua_isnil(L, body)) {
         lh_log_error("error", "lua: a body must be a string, a table, a function or nil, "
-                     "got %s",
-                     luaL_typename(L, body));
+                     "got %s", luaL_typename(L, body));
         lh_response_error(resp, 500);
         return true;
     }
@@ -362,6 +362,11 @@ enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nar
 }
 
 /* ---- a streamed body ------------------------------------------------------------------ */
+
+/* The function runs as the handler that returned it did: in a coroutine of its own
+ * per call (lh_call_run_slice), paused after a slice, its errors logged under that
+ * handler's name, its run time added to the handler's (the after hooks' allowance is
+ * theirs alone). The connection calls it only once the last piece is out (send.c). */
 
 enum lh_stream_result lh_lua_stream_next(struct lh_lua *lua, struct lh_ctx *ctx,
                                          lh_stream_sink sink, void *arg)

@@ -375,11 +375,6 @@ int64_t lh_response_body_bytes(const struct lh_response *r)
     return r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
 }
 
-bool lh_response_streams(const struct lh_response *r)
-{
-    return r->body_kind == LH_BODY_STREAM && !r->no_body && status_has_body(r->status);
-}
-
 /* Bounded appends into out; *pos passes outsz on overflow and the caller checks. */
 static void put(char *out, size_t outsz, size_t *pos, const char *s, size_t n)
 {
