@@ -38,6 +38,15 @@ route("GET", "/counted", function(req)
     return i <= 3 and "c" or nil
   end
 end)
+route("GET", "/late", function(req)
+  local t = os.clock()
+  while os.clock() - t < 0.05 do end      -- the handler pauses before it answers
+  local i = 0
+  return function()
+    i = i + 1
+    return i <= 3 and ("late" .. i) or nil
+  end
+end)
 route("GET", "/count/:k", function(req) return tostring(shared.get(req.params.k) or 0) end)
 route("GET", "/ping", function(req) return "pong" end)
 route("GET", "/boom", function(req)
@@ -159,6 +168,11 @@ end)
         self.assertEqual((st, body), (200, b"p1p2p3"))
         self.assertEqual(h["content-type"], "text/html; charset=utf-8")
         self.assertEqual(h["x-after"], "200")
+
+    def test_handler_that_paused_streams_too(self):
+        s = self.server(ROUTES + "limits = { handler_timeout_ms = 60000 }\n")
+        st, h, body = curl(s.url("/late"))
+        self.assertEqual((st, body, h["transfer-encoding"]), (200, b"late1late2late3", "chunked"))
 
     def test_http10_is_close_delimited(self):
         s = self.server(ROUTES)
