@@ -4,6 +4,7 @@
 --   curl -X POST -d '{"name":"milk"}' http://127.0.0.1:8080/api/items
 --   curl http://127.0.0.1:8080/api/items/1
 --   curl -X DELETE http://127.0.0.1:8080/api/items/1
+--   curl http://127.0.0.1:8080/api/items.csv
 --   curl http://127.0.0.1:8080/api/stats
 -- The items live in SQLite, in data/app.db beside config.lua (created on first start):
 -- every worker sees the same list, and it is still there after a restart. The request
@@ -58,6 +59,23 @@ route("DELETE", "/api/items/:id", counted(function(req)
   local gone = db:exec("DELETE FROM items WHERE id = ?", tonumber(req.params.id)).changes
   if gone == 0 then return 404, { error = "no such item" } end
   return 204
+end))
+
+-- the items as CSV, streamed: one row a piece, so a long table never sits whole in
+-- memory on its way out (curl http://127.0.0.1:8080/api/items.csv)
+route("GET", "/api/items.csv", counted(function(req)
+  local last, header = 0, "id,name\r\n"
+  return 200, function()
+    if header then
+      local h = header
+      header = nil
+      return h
+    end
+    local row = db:row("SELECT id, name FROM items WHERE id > ? ORDER BY id LIMIT 1", last)
+    if not row then return nil end             -- the end
+    last = row.id
+    return row.id .. ',"' .. row.name:gsub('"', '""') .. '"\r\n'
+  end, { ["Content-Type"] = "text/csv; charset=utf-8" }
 end))
 
 route("GET", "/api/stats", counted(function(req)

@@ -166,8 +166,12 @@ class Showcase(ServerTest):
                 self.assertEqual(curl(base + "/admin/stats")[0], 401)
                 status, _, body = curl("-H", "Authorization: Bearer letmein", base + "/admin/stats")
                 self.assertEqual((status, json.loads(body)), (200, {"items": 1}))
+                curl("-X", "POST", "-d", '{"name":"say \\"hi\\""}', base + "/api/items")
+                st, h, body = curl(base + "/api/items.csv")
+                self.assertEqual((st, h["transfer-encoding"], body),
+                                 (200, "chunked", b'id,name\r\n1,"milk"\r\n2,"say ""hi"""\r\n'))
                 self.assertEqual(json.loads(curl(base + "/api/stats")[2]),
-                                 {"requests": 6, "items": 1})
+                                 {"requests": 8, "items": 2})
                 self.assertEqual(curl("-X", "DELETE", base + "/api/items/1")[0], 204)
                 self.assertEqual(curl(base + "/api/items/1")[0], 404)
                 status, h, _ = curl(base + "/")
