@@ -1038,6 +1038,52 @@ static void test_multipart_backslashes_in_filenames(void **state)
     file_is(&G, 1, "g", L("a\\b\"c"), NULL, L("x"));
 }
 
+/* What Chromium 156 (Debian's, headless) sent for a FormData posted with fetch():
+ * captured from the wire on this machine, byte for byte. A repeated field, a value
+ * with quotes and non-ASCII letters, a file whose name holds quotes (sent as %22) and
+ * an accented letter, binary bytes with CR LF and "--" inside, an empty file. */
+static void test_multipart_chromium_capture(void **state)
+{
+    (void)state;
+    static const char ct[] = "multipart/form-data; boundary=----WebKitFormBoundaryDiw05ABL5qepkYyN";
+    static const char body[] =
+    "------WebKitFormBoundaryDiw05ABL5qepkYyN\r\n"
+    "Content-Disposition: form-data; name=\"title\"\r\n"
+    "\r\n"
+    "\xc3""\x9c""n\xc3""\xaf""code \"quoted\" value\r\n"
+    "------WebKitFormBoundaryDiw05ABL5qepkYyN\r\n"
+    "Content-Disposition: form-data; name=\"title\"\r\n"
+    "\r\n"
+    "second\r\n"
+    "------WebKitFormBoundaryDiw05ABL5qepkYyN\r\n"
+    "Content-Disposition: form-data; name=\"photo\"; filename=\"my %22best%22 photo \xc3""\xa9"".bin\"\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "\r\n"
+    "\x00""\x01""\x02""\r\n"
+    "--\xff""\r\n"
+    "------WebKitFormBoundaryDiw05ABL5qepkYyN\r\n"
+    "Content-Disposition: form-data; name=\"empty\"; filename=\"\"\r\n"
+    "Content-Type: application/octet-stream\r\n"
+    "\r\n"
+    "\r\n"
+    "------WebKitFormBoundaryDiw05ABL5qepkYyN--\r\n";
+    char scratch[sizeof ct], got[128];
+    const char *b;
+    size_t blen;
+    assert_int_equal(lh_form_boundary(ct, sizeof ct - 1, scratch, &b, &blen), 0);
+    assert_true(blen < sizeof got);
+    memcpy(got, b, blen);
+    got[blen] = '\0';
+    assert_string_equal(got, "----WebKitFormBoundaryDiw05ABL5qepkYyN");
+    assert_int_equal(mp(L(body), got), 0);
+    assert_int_equal(G.n, 4);
+    FIELD(&G, 0, "title", "\xc3\x9cn\xc3\xaf" "code \"quoted\" value");
+    FIELD(&G, 1, "title", "second");
+    file_is(&G, 2, "photo", L("my %22best%22 photo \xc3\xa9.bin"), "application/octet-stream",
+            L("\x00\x01\x02\r\n--\xff"));
+    file_is(&G, 3, "empty", L(""), "application/octet-stream", L(""));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1078,6 +1124,7 @@ int main(void)
         cmocka_unit_test(test_multipart_malformed),
         cmocka_unit_test(test_multipart_stop),
         cmocka_unit_test(test_multipart_backslashes_in_filenames),
+        cmocka_unit_test(test_multipart_chromium_capture),
         cmocka_unit_test(test_multipart_linear),
         cmocka_unit_test(test_longjmp_out),
     };
