@@ -530,19 +530,27 @@ route("GET", "/quick", function(req) return "quick" end)
                 break
             n *= 4
         n = int(n * 0.25 / secs)
-        results = []
+        # the six must together outlast the 1 s limit, or the test proves nothing;
+        # a machine that got faster since calibration (valgrind's translation cache
+        # warms up) gets n scaled by what was seen, up to three rounds
+        for _ in range(3):
+            results = []
 
-        def work():
-            results.append(curl(self.s.url("/work/%d" % n), timeout=20)[0])
+            def work():
+                results.append(curl(self.s.url("/work/%d" % n), timeout=20)[0])
 
-        threads = [threading.Thread(target=work) for _ in range(6)]
-        t0 = time.time()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(20 * SLOW)
-        self.assertEqual(results, [200] * 6, self.log())
-        self.assertGreater(time.time() - t0, 1.0)  # they did wait for each other
+            threads = [threading.Thread(target=work) for _ in range(6)]
+            t0 = time.time()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(20 * SLOW)
+            took = time.time() - t0
+            self.assertEqual(results, [200] * 6, self.log())
+            if took > 1.0:
+                break
+            n = int(n * 1.5 / took)
+        self.assertGreater(took, 1.0)  # they did wait for each other
 
     def test_client_that_leaves_abandons_its_handler(self):
         s = self.server(self.CONFIG.replace("1000", "60000"))
