@@ -88,4 +88,14 @@ void *lh_shm_arena(struct lh_shm *shm, size_t *bytes);
 int lh_shm_lock(struct lh_shm *shm);
 void lh_shm_unlock(struct lh_shm *shm);
 
+/* --dev: why the last reload failed, for the page overlay (live.c); "" once a reload
+ * succeeds. One writer (the master) and any readers, without the lock (a sequence
+ * count: a reader copies again if a write overlapped). lh_shm_dev_set copies msg,
+ * cut to LH_SHM_DEV_LEN - 1 bytes (NULL clears it); lh_shm_dev_get copies it into out
+ * (n bytes, NUL-terminated) and returns how many times it was set, so that a reader
+ * can tell news from what it saw. */
+#define LH_SHM_DEV_LEN 2048
+void lh_shm_dev_set(struct lh_shm *shm, const char *msg);
+uint32_t lh_shm_dev_get(struct lh_shm *shm, char *out, size_t n);
+
 #endif

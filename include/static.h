@@ -14,12 +14,15 @@ struct lh_static {
     const char *index;      /* file served for a directory */
     bool autoindex;         /* list directories without an index file */
     bool dotfiles;          /* serve paths with a segment starting with '.' */
+    bool dev;               /* --dev: Cache-Control: no-cache on files, and the small-file
+                               cache checks the file at every request */
 };
 
 /*
  * A worker's cache of small files (up to 32 KiB, at most 512 of them): contents and
  * validators in memory, checked against the file system at most once a second (a
- * file changed within the same second may be served as it was for the rest of it).
+ * file changed within the same second may be served as it was for the rest of it;
+ * in --dev, at every request).
  * Confinement holds: entries are only ever filled and checked through the docroot.
  */
 struct lh_fcache;

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "http.h"
 #include "ipkey.h"
+#include "live.h"
 #include "log.h"
 #include "lua_host.h"
 
@@ -54,6 +55,8 @@ void lh_conn_free(struct conn *c)
         event_del(&c->ev);
     if (c->parked)
         lh_runq_unpark(c, true);
+    if (c->state == C_EVENTS)
+        lh_live_forget(c);
     close(c->fd);
     if (c->file_fd >= 0)
         close(c->file_fd);
@@ -157,11 +160,36 @@ static bool host_is_local(const struct lh_request *req)
     return false;
 }
 
+/* --dev: the live-reload script and event stream, the server's own (no hook or
+ * route sees them). */
+static enum step answer_live(struct conn *c, const struct lh_request *req,
+                             enum lh_live_path what)
+{
+    if (what == LH_LIVE_EVENTS && req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)
+        return lh_live_attach(c, req);
+    struct lh_response *r = &c->w->resp;
+    lh_response_init(r, 200);
+    if (what == LH_LIVE_SCRIPT) {
+        lh_response_header(r, "Content-Type", "text/javascript; charset=utf-8");
+        lh_response_header(r, "Cache-Control", "no-cache");
+        lh_response_body(r, lh_live_js, strlen(lh_live_js), NULL);
+        r->no_body = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
+    } else {
+        lh_response_error(r, what == LH_LIVE_EVENTS ? 405 : 404);
+        if (what == LH_LIVE_EVENTS)
+            lh_response_header(r, "Allow", "GET");
+    }
+    return lh_send_respond(c, req, r);
+}
+
 /* The request in c->in is complete (its head parsed into w->req): answer it. */
 static enum step answer_request(struct conn *c, const char *body, size_t body_len)
 {
     struct worker *w = c->w;
     const struct lh_request *req = &w->req;
+    enum lh_live_path live;
+    if (w->live && (live = lh_live_path_of(req->target, req->target_len)) != LH_LIVE_NONE)
+        return answer_live(c, req, live);
     if (w->pathcap < (size_t)req->target_len + 2) {
         size_t cap = (size_t)req->target_len + 2;
         char *p = realloc(w->path, cap);
@@ -398,6 +426,10 @@ static void on_timeout(struct conn *c)
 static void on_conn_event(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
+    if (c->state == C_EVENTS) {
+        lh_live_on_event(c, what);
+        return;
+    }
     if (what & EV_TIMEOUT) {
         on_timeout(c);
         return;

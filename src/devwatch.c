@@ -1,4 +1,5 @@
-/* devwatch.c - --dev: reload when a Lua file changes. See server_int.h. */
+/* devwatch.c - --dev: reload when a Lua file changes (inotify on the config file's
+ * folder and scripts/). See server_int.h. */
 #include "server_int.h"
 #include "log.h"
 
@@ -6,7 +7,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ULL; }
 
@@ -54,21 +57,116 @@ static uint64_t lua_files_signature(const struct server *srv)
     return sign_lua_files(h, scripts, 3);
 }
 
-static void on_watch(evutil_socket_t fd, short what, void *arg)
+/* The signature moved: reload (a broken save is reported once, not at every event). */
+static void check(struct server *srv)
 {
-    struct server *srv = arg;
     uint64_t sig = lua_files_signature(srv);
     if (sig == srv->watched)
         return;
-    srv->watched = sig; /* a broken save is reported once, not at every poll */
+    srv->watched = sig;
     lh_log_error("notice", "--dev: a Lua file changed, reloading");
     lh_master_reload(srv);
+}
+
+/* Watch dir and, depth levels down, its folders (not hidden ones) for what a save
+ * does: a write that ends, a rename into place, a creation or a removal. */
+static void watch_dirs(int ifd, const char *dir, int depth)
+{
+    if (inotify_add_watch(ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                        IN_DELETE | IN_ATTRIB | IN_ONLYDIR) < 0 ||
+        depth == 0)
+        return;
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        char path[PATH_MAX];
+        struct stat st;
+        if (de->d_name[0] == '.' ||
+            snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path ||
+            stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+            continue;
+        watch_dirs(ifd, path, depth - 1);
+    }
+    closedir(d);
+}
+
+/* Watches on the config file's folder and on scripts/, made again at every event
+ * (a new folder, a folder renamed into place: cheap for a few folders). */
+static void rewatch(struct server *srv)
+{
+    const struct lh_config *c = &srv->current->cfg;
+    close(srv->watch_fd);
+    srv->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (srv->watch_fd < 0 || !c->path)
+        return;
+    watch_dirs(srv->watch_fd, c->dir, 0);
+    char scripts[PATH_MAX];
+    snprintf(scripts, sizeof scripts, "%s/scripts", c->dir);
+    watch_dirs(srv->watch_fd, scripts, 3);
+}
+
+/* inotify news: wait a moment for the rest of the save (an editor writes a backup,
+ * renames, sets the mode), then compare. */
+static void on_inotify(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    _Alignas(struct inotify_event) char buf[4096];
+    bool lua = false;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0)
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            size_t len = ev->len ? strlen(ev->name) : 0;
+            lua |= (len > 4 && strcmp(ev->name + len - 4, ".lua") == 0) ||
+                   (ev->mask & (IN_ISDIR | IN_Q_OVERFLOW | IN_IGNORED));
+            p += sizeof *ev + ev->len;
+        }
+    if (lua) {
+        struct timeval settle = {0, 30000};
+        event_add(srv->watch, &settle);
+    }
+}
+
+static void on_settled(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+    if (srv->watch_ev)
+        event_free(srv->watch_ev);
+    srv->watch_ev = NULL;
+    rewatch(srv);
+    if (srv->watch_fd >= 0) {
+        srv->watch_ev = event_new(srv->base, srv->watch_fd, EV_READ | EV_PERSIST, on_inotify, srv);
+        if (srv->watch_ev)
+            event_add(srv->watch_ev, NULL);
+    }
+    check(srv);
+    if (!srv->watch_ev) { /* no inotify: look every quarter second */
+        struct timeval every = {0, 250000};
+        event_add(srv->watch, &every);
+    }
 }
 
 int lh_devwatch_start(struct server *srv)
 {
     srv->watched = lua_files_signature(srv);
-    srv->watch = event_new(srv->base, -1, EV_PERSIST, on_watch, srv);
-    struct timeval every = {0, 250000};
-    return srv->watch && event_add(srv->watch, &every) == 0 ? 0 : -1;
+    srv->watch_fd = -1;
+    srv->watch = evtimer_new(srv->base, on_settled, srv);
+    if (!srv->watch)
+        return -1;
+    struct timeval now = {0, 0};
+    return event_add(srv->watch, &now) == 0 ? 0 : -1; /* sets the watches up */
+}
+
+void lh_devwatch_stop(struct server *srv)
+{
+    if (srv->watch)
+        event_free(srv->watch);
+    if (srv->watch_ev)
+        event_free(srv->watch_ev);
+    if (srv->watch_fd >= 0)
+        close(srv->watch_fd);
+    srv->watch = srv->watch_ev = NULL;
+    srv->watch_fd = -1;
 }

@@ -299,8 +299,7 @@ static void master_stop(struct server *srv, int sig)
     lh_log_error("notice", "signal %d: stopping", sig);
     /* stop accepting at once: new connections are refused, not left in the queue */
     shutdown(srv->listen_fd, SHUT_RDWR);
-    if (srv->watch) /* --dev: no more reloads, as for SIGHUP */
-        event_del(srv->watch);
+    lh_devwatch_stop(srv); /* --dev: no more reloads, as for SIGHUP */
     for (int i = 0; i < srv->nworkers; i++) {
         struct child *ch = &srv->children[i];
         evtimer_del(ch->restart_ev);
@@ -316,12 +315,25 @@ static void master_stop(struct server *srv, int sig)
 
 /* ---- reload and the other signals ----------------------------------------------- */
 
+/* --dev: a reload failed; the workers show why on the pages open in a browser
+ * (live.c reads it from the shared region when SIGURG comes). */
+static void dev_tell(struct server *srv, const char *why)
+{
+    if (!srv->opts->dev)
+        return;
+    lh_shm_dev_set(srv->shm, why);
+    for (int i = 0; i < srv->nworkers; i++)
+        if (srv->children[i].pid > 0)
+            kill(srv->children[i].pid, SIGURG);
+}
+
 void lh_master_reload(struct server *srv)
 {
     char err[1024];
     struct settings *s = lh_settings_load(srv->opts, err, sizeof err);
     if (!s) {
         lh_log_error("error", "reload failed, keeping the running configuration: %s", err);
+        dev_tell(srv, err);
         return;
     }
     struct lh_config *nc = &s->cfg;
@@ -332,6 +344,7 @@ void lh_master_reload(struct server *srv)
         (efd = lh_log_open(nc->error_log, STDERR_FILENO)) < 0) {
         lh_log_error("error", "reload failed, keeping the running configuration: "
                      "error_log %s: %s", nc->error_log, strerror(errno));
+        dev_tell(srv, "the error_log cannot be opened");
         lh_settings_release(s);
         return;
     }
@@ -349,6 +362,8 @@ void lh_master_reload(struct server *srv)
         lh_log_set_error_fd(efd);
     lh_settings_release(srv->current);
     srv->current = s;
+    if (srv->opts->dev)
+        lh_shm_dev_set(srv->shm, NULL); /* before the workers reload: their pages do too */
     for (int i = 0; i < srv->nworkers; i++)
         if (srv->children[i].pid > 0)
             kill(srv->children[i].pid, SIGHUP);
@@ -438,8 +453,7 @@ static void free_server(struct server *srv)
         event_free(srv->supervise_ev);
     if (srv->stop_ev)
         event_free(srv->stop_ev);
-    if (srv->watch)
-        event_free(srv->watch);
+    lh_devwatch_stop(srv);
     for (int i = 0; srv->children && i < srv->nworkers; i++)
         if (srv->children[i].restart_ev)
             event_free(srv->children[i].restart_ev);
@@ -456,7 +470,7 @@ int lh_server_run(const struct lh_options *o)
 {
     char err[1024];
     int port = 0;
-    struct server srv = {.listen_fd = -1, .opts = o, .master_pid = getpid()};
+    struct server srv = {.listen_fd = -1, .watch_fd = -1, .opts = o, .master_pid = getpid()};
     signal(SIGPIPE, SIG_IGN);
     signal(SIGUSR2, SIG_IGN); /* what workers answer; a stray one must not end the master */
     srv.current = lh_settings_load(o, err, sizeof err);

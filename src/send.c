@@ -251,6 +251,8 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
 /* The response to req is ready: log it and send it. */
 enum step lh_send_respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
 {
+    if (c->w->live)
+        lh_live_inject_response(resp);
     lh_send_log_access(c, req, resp->status, lh_response_body_bytes(resp));
     return send_response(c, resp, req->version, wants_keepalive(c, req, resp), AW_FINISH);
 }

@@ -85,8 +85,10 @@ struct server {
     struct event *stop_ev;        /* shutdown_timeout is over */
     bool stopping;
     int status;                   /* the exit status so far */
-    struct event *watch;          /* --dev: polls the Lua files for changes */
-    uint64_t watched;             /* signature of what the last poll saw */
+    struct event *watch;          /* --dev: a save settled: compare the Lua files */
+    struct event *watch_ev;       /* --dev: news on watch_fd */
+    int watch_fd;                 /* --dev: inotify on the Lua files' folders, or -1 */
+    uint64_t watched;             /* signature of the Lua files at the last look */
 };
 
 struct worker {
@@ -120,6 +122,7 @@ struct worker {
     char *out;                    /* scratch: OUT_SCRATCH bytes to render into */
     char *path;                   /* scratch: normalised paths */
     struct lh_fcache *fcache;     /* small files in memory */
+    struct lh_live *live;         /* --dev: live reload (live.c), else NULL */
     size_t pathcap;
     struct slab *slabs;           /* slabs with a free connection slot */
     struct slab *spare;           /* an empty slab kept for the next connection */
@@ -134,6 +137,7 @@ enum conn_state {
     C_LUA,       /* a Lua handler paused; the request waits in the worker's run queue */
     C_STREAM,    /* a streamed body: the next call of its function waits in the run
                     queue (the connection is in C_WRITE while a piece is unsent) */
+    C_EVENTS,    /* --dev: a page's live-reload event stream (live.c) */
 };
 
 enum after_write { AW_FINISH, AW_BODY, AW_STREAM };
@@ -306,12 +310,36 @@ static inline void lh_worker_running(struct worker *w, const struct lh_ctx *ctx)
     w->running = ctx;
 }
 
+/* ---- live.c (--dev) ---- */
+
+/* Start live reload for w (its docroot watched); 0 or -1. Stop: close the event
+ * streams and free it (safe when never started). */
+int lh_live_start(struct worker *w);
+void lh_live_stop(struct worker *w);
+/* Shutdown: the event streams go now (a page would hold the worker to the end). */
+void lh_live_close_streams(struct worker *w);
+/* The worker loaded the Lua files again: the pages reload (and the docroot is
+ * watched again if it moved). */
+void lh_live_reloaded(struct worker *w);
+/* SIGURG from the master: a reload failed (its message is in the shared region). */
+void lh_live_news(struct worker *w);
+/* GET /__luahttpd/events: c becomes an event stream (C_EVENTS). */
+enum step lh_live_attach(struct conn *c, const struct lh_request *req);
+/* Socket news on an event stream: the page went away, or time for a ping. */
+void lh_live_on_event(struct conn *c, short what);
+/* c (C_EVENTS) is being freed. */
+void lh_live_forget(struct conn *c);
+/* The live-reload tag into an HTML response (memory or whole-file body). */
+void lh_live_inject_response(struct lh_response *r);
+
 /* ---- master.c, devwatch.c ---- */
 
 /* SIGHUP: load the file again; if all of it loads and opens, keep it for the workers
  * forked from now on and tell the running ones to load it too. */
 void lh_master_reload(struct server *srv);
-/* --dev: poll the Lua files and reload when one changes. 0 or -1. */
+/* --dev: watch the Lua files and reload when one changes. 0 or -1. Stop: no more
+ * reloads (at shutdown), and free what it holds (safe when never started). */
 int lh_devwatch_start(struct server *srv);
+void lh_devwatch_stop(struct server *srv);
 
 #endif

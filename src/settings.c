@@ -62,7 +62,8 @@ static int open_files(struct settings *s, char *err, size_t errlen)
                                .root_path = s->root_real,
                                .index = s->cfg.index,
                                .autoindex = s->cfg.autoindex,
-                               .dotfiles = s->cfg.dotfiles};
+                               .dotfiles = s->cfg.dotfiles,
+                               .dev = s->dev};
     return 0;
 }
 

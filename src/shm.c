@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <string.h>
@@ -63,6 +64,9 @@ struct lh_shm {
     struct slot *table;
     struct jentry *entries; /* worker w's are entries[w * sz.max_connections ...] */
     void *arena;
+    _Atomic uint32_t dev_seq;        /* odd while dev_error is written */
+    _Atomic uint32_t dev_sets;
+    char dev_error[LH_SHM_DEV_LEN];
 };
 
 /* ---- layout ---------------------------------------------------------------------- */
@@ -366,6 +370,37 @@ int lh_shm_lock(struct lh_shm *shm)
 void lh_shm_unlock(struct lh_shm *shm)
 {
     pthread_mutex_unlock(&shm->lock);
+}
+
+/* ---- the --dev reload error ------------------------------------------------------ */
+
+void lh_shm_dev_set(struct lh_shm *shm, const char *msg)
+{
+    atomic_fetch_add_explicit(&shm->dev_seq, 1, memory_order_acq_rel);
+    atomic_thread_fence(memory_order_release);
+    snprintf(shm->dev_error, sizeof shm->dev_error, "%s", msg ? msg : "");
+    atomic_fetch_add_explicit(&shm->dev_sets, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&shm->dev_seq, 1, memory_order_release);
+}
+
+uint32_t lh_shm_dev_get(struct lh_shm *shm, char *out, size_t n)
+{
+    if (n == 0)
+        return 0;
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&shm->dev_seq, memory_order_acquire);
+        if (seq & 1)
+            continue; /* the master is writing: a few microseconds */
+        uint32_t sets = atomic_load_explicit(&shm->dev_sets, memory_order_relaxed);
+        size_t len = strnlen(shm->dev_error, sizeof shm->dev_error - 1);
+        if (len >= n)
+            len = n - 1;
+        memcpy(out, shm->dev_error, len);
+        out[len] = '\0';
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&shm->dev_seq, memory_order_relaxed) == seq)
+            return sets;
+    }
 }
 
 /* ---- connection caps ------------------------------------------------------------- */

@@ -180,8 +180,9 @@ static void meta_of(const char *name, const struct stat *st, struct file_meta *m
  * The headers for a file: 304, 416, or 200/206 with validators. Returns true when a
  * body goes with them: bytes [*first, *first + *len) of the file.
  */
-static bool answer_file(const struct file_meta *m, const struct lh_request *req,
-                        struct lh_response *resp, int64_t *first, int64_t *len)
+static bool answer_file(const struct lh_static *s, const struct file_meta *m,
+                        const struct lh_request *req, struct lh_response *resp,
+                        int64_t *first, int64_t *len)
 {
     size_t inm_len, ims_len, range_len, ifr_len;
     const char *inm = hdr(req, "if-none-match", &inm_len);
@@ -193,6 +194,8 @@ static bool answer_file(const struct file_meta *m, const struct lh_request *req,
         lh_response_init(resp, 304);
         lh_response_header(resp, "ETag", m->etag);
         lh_response_header(resp, "Last-Modified", m->date);
+        if (s->dev)
+            lh_response_header(resp, "Cache-Control", "no-cache");
         return false;
     }
     int64_t a = 0, b = m->size - 1;
@@ -213,6 +216,8 @@ static bool answer_file(const struct file_meta *m, const struct lh_request *req,
     lh_response_header(resp, "Last-Modified", m->date);
     lh_response_header(resp, "ETag", m->etag);
     lh_response_header(resp, "Accept-Ranges", "bytes");
+    if (s->dev) /* the browser asks every time: an edit shows at the next load */
+        lh_response_header(resp, "Cache-Control", "no-cache");
     if (rr == LH_RANGE_OK) {
         snprintf(cr, sizeof cr, "bytes %lld-%lld/%lld", (long long)a, (long long)b,
                  (long long)m->size);
@@ -398,11 +403,11 @@ static bool cache_fill(struct cached *e, const char *root, const char *path, int
 }
 
 /* Answer from memory; the body points into the cache (copied when sent). */
-static void serve_cached(const struct cached *e, const struct lh_request *req,
-                         struct lh_response *resp)
+static void serve_cached(const struct lh_static *s, const struct cached *e,
+                         const struct lh_request *req, struct lh_response *resp)
 {
     int64_t first, len;
-    if (answer_file(&e->meta, req, resp, &first, &len))
+    if (answer_file(s, &e->meta, req, resp, &first, &len))
         lh_response_body(resp, e->data + first, (size_t)len, NULL);
 }
 
@@ -423,6 +428,13 @@ static void serve_file(const struct lh_static *s, struct lh_fcache *cache, const
 {
     struct file_meta m;
     meta_of(name, st, &m);
+    if (s->dev && strncmp(m.type, "text/html", 9) == 0) {
+        /* the page will carry the live-reload script (live.c): a tag of its own, so
+         * that neither version is ever taken for the other */
+        size_t n = strlen(m.etag);
+        if (n >= 2 && n + 5 < sizeof m.etag)
+            memcpy(m.etag + n - 1, "-live\"", 7);
+    }
     if (cache && st->st_size <= CACHE_FILE_MAX) {
         bool hit;
         struct cached *e = cache_slot(cache, s->root_path, path, &hit);
@@ -430,12 +442,12 @@ static void serve_file(const struct lh_static *s, struct lh_fcache *cache, const
         if ((hit && same_file(&e->meta, &m)) || cache_fill(e, s->root_path, path, fd, &m, now)) {
             e->checked = now;
             close(fd);
-            serve_cached(e, req, resp);
+            serve_cached(s, e, req, resp);
             return;
         }
     }
     int64_t first, len;
-    if (answer_file(&m, req, resp, &first, &len))
+    if (answer_file(s, &m, req, resp, &first, &len))
         lh_response_file(resp, fd, first, len);
     else
         close(fd);
@@ -661,8 +673,8 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
         /* checked this second already: no system call at all */
         bool hit;
         struct cached *e = cache_slot(cache, s->root_path, path, &hit);
-        if (hit && e->checked == time(NULL)) {
-            serve_cached(e, req, resp);
+        if (hit && !s->dev && e->checked == time(NULL)) {
+            serve_cached(s, e, req, resp);
             return true;
         }
     }

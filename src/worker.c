@@ -205,6 +205,7 @@ static void worker_stop(struct worker *w)
     evtimer_add(w->stop_timer, &tv);
     /* idle keep-alive connections and lingering closes go now; requests in flight
      * finish, with Connection: close */
+    lh_live_close_streams(w);
     for (struct conn *c = w->conns, *next; c; c = next) {
         next = c->next;
         if ((c->state == C_HEAD && c->in_len == 0) || c->state == C_LINGER)
@@ -247,6 +248,7 @@ static void worker_reload(struct worker *w)
     w->set = s;
     set_orphan_stop(&s->cfg);
     lh_fcache_watch(w->fcache, s->root_fd);
+    lh_live_reloaded(w);
 }
 
 /* SIGUSR1: logrotate moved the files; open them again under the same fds. */
@@ -267,6 +269,8 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
             worker_reload(w);
         else if (si.ssi_signo == SIGUSR1)
             worker_reopen_logs(w);
+        else if (si.ssi_signo == SIGURG)
+            lh_live_news(w);
         else
             worker_stop(w); /* SIGTERM from the master, or a Ctrl-C to the group */
     }
@@ -407,11 +411,14 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
         return -1;
     lh_fcache_watch(w->fcache, w->set->root_fd);
     set_orphan_stop(&w->set->cfg);
-    return add_events(w, sigfd);
+    if (add_events(w, sigfd) < 0)
+        return -1;
+    return w->set->dev ? lh_live_start(w) : 0;
 }
 
 static void worker_free(struct worker *w)
 {
+    lh_live_stop(w);
     struct event *evs[] = {w->accept_ev, w->accept_retry, w->refuse_ev, w->sigs[0],
                            w->beat_ev,   w->stop_timer,   w->resume_ev, w->docroot_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) /* before their base */
@@ -427,14 +434,14 @@ static void worker_free(struct worker *w)
 }
 
 /* The signals as a worker takes them: what the master sends (SIGTERM, SIGINT, SIGHUP,
- * SIGUSR1) through a signalfd, read by the event loop; SIGUSR2, SIG_MASTER_GONE and
- * SIGALRM at once, whatever the worker is doing. The master's handlers,
+ * SIGUSR1, and SIGURG in --dev) through a signalfd, read by the event loop; SIGUSR2,
+ * SIG_MASTER_GONE and SIGALRM at once, whatever the worker is doing. The master's handlers,
  * inherited with the fork, are undone first (all signals are blocked until then).
  * LH_LUA_WATCH_SIGNAL is left unblocked too: the Lua host installs its handler with
  * its timer, on the first handler call (lua_call.c). Returns the signalfd, or -1. */
 static int take_signals(void)
 {
-    static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD};
+    static const int relayed[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGURG, SIGCHLD};
     for (size_t i = 0; i < sizeof relayed / sizeof relayed[0]; i++)
         signal(relayed[i], SIG_DFL);
     struct sigaction sa = {.sa_handler = on_report, .sa_flags = SA_RESTART};
@@ -446,7 +453,7 @@ static int take_signals(void)
     sigaction(SIGALRM, &sa, NULL);
     sigset_t set;
     sigemptyset(&set);
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < 5; i++)
         sigaddset(&set, relayed[i]);
     int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     sigprocmask(SIG_SETMASK, &set, NULL); /* the rest unblocked */

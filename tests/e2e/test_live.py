@@ -1,0 +1,229 @@
+"""CONTRACT section 7, live reload in --dev without a browser: the script in every HTML
+page (static and Lua, Content-Length and ETag to match), the event stream at
+/__luahttpd/events and what goes out on it when a file is saved, a Lua file reloads
+or a reload fails; Cache-Control: no-cache; and none of it without --dev. The
+browser's side is in test_browser.py."""
+
+import os
+import signal
+import socket
+import time
+
+from harness import SLOW, ServerTest, connect, curl, get
+
+TAG = b'<script src="/__luahttpd/live.js"></script>'
+PAGE = b"<!doctype html><html><head><link rel=stylesheet href=/style.css></head>" \
+       b"<body><h1>1</h1></body></html>"
+CONFIG = r'''
+route("GET", "/lua", function() return "<html><BODY><p>lua</p></BODY></html>" end)
+route("GET", "/fragment", function() return "<p>no body tag</p>" end)
+route("GET", "/json", function() return { html = "</body>" } end)
+route("GET", "/typed", function()
+  return 200, "<html><body>x</body></html>", { ["Content-Type"] = "text/plain" }
+end)
+'''
+
+
+class Events:
+    """A page's event stream, read from a raw socket."""
+
+    def __init__(self, port):
+        self.sock = connect(port, timeout=5 * SLOW)
+        self.sock.sendall(get("/__luahttpd/events", host="127.0.0.1"))
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill(time.time() + 5 * SLOW)
+        self.head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+
+    def _fill(self, deadline):
+        self.sock.settimeout(max(0.01, deadline - time.time()))
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("the event stream closed")
+        self.buf += data
+
+    def next(self, timeout=2.0):
+        """The next event as (name, data), comments skipped; None after timeout."""
+        deadline = time.time() + timeout * SLOW
+        while True:
+            while b"\n\n" in self.buf:
+                block, _, self.buf = self.buf.partition(b"\n\n")
+                name, data = None, []
+                for line in block.decode().split("\n"):
+                    if line.startswith("event: "):
+                        name = line[7:]
+                    elif line.startswith("data: "):
+                        data.append(line[6:])
+                if name:
+                    return name, "\n".join(data)
+            try:
+                self._fill(deadline)
+            except socket.timeout:
+                return None
+
+    def close(self):
+        self.sock.close()
+
+
+class Live(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.s = self.server(CONFIG, files={"index.html": PAGE, "style.css": "h1{color:red}",
+                                            "sub/deep.html": PAGE, "app.js": "1"},
+                             args=("--dev",))
+        self.streams = []
+
+    def tearDown(self):
+        for e in self.streams:
+            e.close()
+        super().tearDown()
+
+    def events(self):
+        e = Events(self.s.port)
+        self.streams.append(e)
+        self.assertEqual(e.next()[0], "hello")
+        return e
+
+    def save(self, name, data):
+        """As an editor saves: a new file renamed over the old one."""
+        path = os.path.join(self.s.www, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+        os.replace(path + ".tmp", path)
+
+    # ---- the script in pages ----
+
+    def test_static_page_gets_the_script_before_body_end(self):
+        status, h, body = curl(self.s.url("/"))
+        self.assertEqual(body, PAGE.replace(b"</body>", TAG + b"</body>"))
+        self.assertEqual(int(h["content-length"]), len(body))
+        self.assertEqual(h["cache-control"], "no-cache")
+        self.assertTrue(h["etag"].endswith('-live"'), h["etag"])
+        # a HEAD says the same length; the tag of the page is its own and gives a 304
+        status, h2, body = curl("-I", self.s.url("/"))
+        self.assertEqual(h2["content-length"], h["content-length"])
+        status, _, _ = curl("-H", "If-None-Match: " + h["etag"], self.s.url("/"))
+        self.assertEqual(status, 304)
+        # a range of the page is the file's own bytes, without the script
+        status, _, body = curl("-r", "0-9", self.s.url("/"))
+        self.assertEqual((status, body), (206, PAGE[:10]))
+
+    def test_lua_page_gets_the_script_and_others_do_not(self):
+        status, h, body = curl(self.s.url("/lua"))
+        self.assertEqual(body, b"<html><BODY><p>lua</p>" + TAG + b"</BODY></html>")
+        self.assertEqual(int(h["content-length"]), len(body))
+        for path in ("/fragment", "/json", "/typed", "/app.js", "/style.css"):
+            self.assertNotIn(TAG, curl(self.s.url(path))[2], path)
+
+    def test_the_script_and_unknown_names(self):
+        status, h, body = curl(self.s.url("/__luahttpd/live.js"))
+        self.assertEqual(status, 200)
+        self.assertTrue(h["content-type"].startswith("text/javascript"))
+        self.assertIn(b"EventSource('/__luahttpd/events')", body)
+        self.assertEqual(curl(self.s.url("/__luahttpd/nothing"))[0], 404)
+        self.assertEqual(curl("-X", "POST", self.s.url("/__luahttpd/events"))[0], 405)
+
+    def test_nothing_of_it_without_dev(self):
+        s = self.server(CONFIG, files={"index.html": PAGE})
+        status, h, body = curl(s.url("/"))
+        self.assertEqual(body, PAGE)
+        self.assertNotIn("cache-control", h)
+        self.assertNotIn(TAG, curl(s.url("/lua"))[2])
+        self.assertEqual(curl(s.url("/__luahttpd/live.js"))[0], 404)
+        self.assertEqual(curl(s.url("/__luahttpd/events"))[0], 404)
+
+    # ---- the event stream ----
+
+    def test_stream_head(self):
+        e = self.events()
+        head = e.head.decode()
+        self.assertIn("HTTP/1.1 200 OK", head)
+        self.assertIn("Content-Type: text/event-stream", head)
+        self.assertIn("Cache-Control: no-cache", head)
+        self.assertIn("\nretry: 500", "\n" + e.buf.decode() + "\nretry: 500")
+
+    def test_saved_page_reloads_within_half_a_second(self):
+        e = self.events()
+        for name in ("index.html", "sub/deep.html", "app.js"):
+            t0 = time.time()
+            self.save(name, PAGE + b" ")
+            self.assertEqual(e.next(), ("reload", ""), name)
+            self.assertLess(time.time() - t0, 0.5 * SLOW, name)
+        # an in-place write, as some editors do
+        with open(os.path.join(self.s.www, "index.html"), "ab") as f:
+            f.write(b"\n")
+        self.assertEqual(e.next(), ("reload", ""))
+        # the page then has the new bytes at once (no second of small-file cache)
+        self.assertTrue(curl(self.s.url("/"))[2].endswith(b"</html> \n"))
+
+    def test_saved_stylesheet_is_swapped(self):
+        e = self.events()
+        self.save("style.css", "h1{color:blue}")
+        self.assertEqual(e.next(), ("css", "/style.css"))
+        self.save("sub/more.css", "p{}")
+        self.assertEqual(e.next(), ("css", "/sub/more.css"))
+        os.unlink(os.path.join(self.s.www, "sub/more.css"))  # gone: the page reloads
+        self.assertEqual(e.next(), ("reload", ""))
+
+    def test_new_folder_is_watched(self):
+        e = self.events()
+        os.makedirs(os.path.join(self.s.www, "new/inner"))
+        self.assertEqual(e.next(), ("reload", ""))
+        time.sleep(0.2)
+        self.save("new/inner/page.html", PAGE)
+        self.assertEqual(e.next(), ("reload", ""))
+
+    def test_editor_droppings_change_nothing(self):
+        e = self.events()
+        for name in (".index.html.swp", "4913", "index.html~", "data.db-journal", ".hidden"):
+            self.save(name, "x")
+        self.assertIsNone(e.next(timeout=0.5))
+
+    def test_lua_reload_and_failed_reload(self):
+        e = self.events()
+        self.s.rewrite_config(CONFIG + 'route("GET", "/new", function() return "new" end)\n')
+        self.assertEqual(e.next(timeout=3), ("reload", ""))
+        self.assertEqual(curl(self.s.url("/new"))[2], b"new")
+        # a broken save: every open page hears why, and a page opened now too
+        self.s.rewrite_config(CONFIG + "route(\n")
+        name, data = e.next(timeout=3)
+        self.assertEqual(name, "config-error")
+        self.assertRegex(data, r"config\.lua:\d+: unexpected symbol near <eof>")
+        late = self.events()
+        self.assertEqual(late.next()[0], "config-error")
+        self.assertEqual(curl(self.s.url("/new"))[2], b"new")  # the old config serves on
+        # the fix reloads them all, and a page opened after it hears nothing old
+        self.s.rewrite_config(CONFIG)
+        self.assertEqual(e.next(timeout=3), ("reload", ""))
+        self.assertEqual(late.next(timeout=3), ("reload", ""))
+        self.assertIsNone(self.events().next(timeout=0.3))
+
+    def test_module_in_scripts_reloads(self):
+        s = self.server('local m = require("mod")\nroute("GET", "/m", m)\n',
+                        dirfiles={"scripts/mod.lua": 'return function() return "1" end\n'},
+                        args=("--dev",))
+        e = Events(s.port)
+        self.streams.append(e)
+        self.assertEqual(e.next()[0], "hello")
+        with open(os.path.join(s.dir, "scripts/mod.lua"), "w") as f:
+            f.write('return function() return "2" end\n')
+        self.assertEqual(e.next(timeout=3), ("reload", ""))
+        self.assertEqual(curl(s.url("/m"))[2], b"2")
+
+    def test_stream_does_not_hold_shutdown(self):
+        self.events()
+        t0 = time.time()
+        self.s.signal(signal.SIGTERM)
+        self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)
+        self.assertLess(time.time() - t0, 2.0 * SLOW)
+
+    def test_page_that_leaves_is_forgotten(self):
+        for _ in range(3):
+            self.events().close()
+        self.streams.clear()
+        e = self.events()
+        self.save("index.html", PAGE)
+        self.assertEqual(e.next(), ("reload", ""))
+        # the server serves on, and the access log has the streams
+        self.assertEqual(curl(self.s.url("/app.js"))[0], 200)
