@@ -317,6 +317,30 @@ static void unlink_entry(struct head *h, uint32_t *slot)
     lh_shm_free(heap_of(h), (uint64_t)u * UNIT);
 }
 
+/* What find() does with an expired entry of the key: leave it, so that nothing
+ * changes (expire, ttl), or remove it and count it (get, delete). */
+enum expired_entry { LEAVE_EXPIRED, DROP_EXPIRED };
+
+/* The slot that holds key's live entry, or NULL with *rc = BAD_KEY (key longer than
+ * LH_STORE_KEY_MAX) or NOT_FOUND (no entry, or an expired one). */
+static uint32_t *find(struct head *h, const char *key, size_t klen, int64_t now,
+                      enum expired_entry expired, enum lh_store_rc *rc)
+{
+    if (klen > LH_STORE_KEY_MAX) {
+        *rc = LH_STORE_BAD_KEY;
+        return NULL;
+    }
+    *rc = LH_STORE_NOT_FOUND; /* unless the entry is live */
+    uint32_t *slot = lookup(h, key, klen, key_hash(h, key, klen));
+    if (!slot || !is_expired(entry_at(h, *slot), now))
+        return slot;
+    if (expired == DROP_EXPIRED) {
+        h->expired++;
+        unlink_entry(h, slot);
+    }
+    return NULL;
+}
+
 /* ---- making room --------------------------------------------------------------- */
 
 /* Remove every expired entry and learn when the next one expires. A sweep walks every
@@ -474,18 +498,12 @@ enum lh_store_rc lh_store_get(void *arena, const char *key, size_t klen, int64_t
                               struct lh_store_val *out, struct lh_store_buf *buf)
 {
     struct head *h = arena;
-    if (klen > LH_STORE_KEY_MAX)
-        return LH_STORE_BAD_KEY;
-    uint32_t *slot = lookup(h, key, klen, key_hash(h, key, klen));
+    enum lh_store_rc rc;
+    uint32_t *slot = find(h, key, klen, now_ms, DROP_EXPIRED, &rc);
     if (!slot)
-        return LH_STORE_NOT_FOUND;
+        return rc;
     uint32_t u = *slot;
     struct entry *e = entry_at(h, u);
-    if (is_expired(e, now_ms)) {
-        h->expired++;
-        unlink_entry(h, slot);
-        return LH_STORE_NOT_FOUND;
-    }
     *out = (struct lh_store_val){.type = e->type};
     if (is_bytes(e->type)) {
         if (buf_reserve(buf, e->v.len) != 0)
@@ -595,34 +613,23 @@ enum lh_store_rc lh_store_incr(void *arena, const char *key, size_t klen,
 enum lh_store_rc lh_store_delete(void *arena, const char *key, size_t klen, int64_t now_ms)
 {
     struct head *h = arena;
-    if (klen > LH_STORE_KEY_MAX)
-        return LH_STORE_BAD_KEY;
-    uint32_t *slot = lookup(h, key, klen, key_hash(h, key, klen));
+    enum lh_store_rc rc;
+    uint32_t *slot = find(h, key, klen, now_ms, DROP_EXPIRED, &rc);
     if (!slot)
-        return LH_STORE_NOT_FOUND;
-    int expired = is_expired(entry_at(h, *slot), now_ms);
-    h->expired += (uint64_t)expired;
+        return rc;
     unlink_entry(h, slot);
-    return expired ? LH_STORE_NOT_FOUND : LH_STORE_OK;
-}
-
-/* The live entry of key, or NULL. Changes nothing. */
-static struct entry *find_live(struct head *h, const char *key, size_t klen, int64_t now)
-{
-    uint32_t *slot = lookup(h, key, klen, key_hash(h, key, klen));
-    struct entry *e = slot ? entry_at(h, *slot) : NULL;
-    return e && !is_expired(e, now) ? e : NULL;
+    return LH_STORE_OK;
 }
 
 enum lh_store_rc lh_store_expire(void *arena, const char *key, size_t klen, int64_t ttl_ms,
                                  int64_t now_ms)
 {
     struct head *h = arena;
-    if (klen > LH_STORE_KEY_MAX)
-        return LH_STORE_BAD_KEY;
-    struct entry *e = find_live(h, key, klen, now_ms);
-    if (!e)
-        return LH_STORE_NOT_FOUND;
+    enum lh_store_rc rc;
+    uint32_t *slot = find(h, key, klen, now_ms, LEAVE_EXPIRED, &rc);
+    if (!slot)
+        return rc;
+    struct entry *e = entry_at(h, *slot);
     int64_t expires = deadline(ttl_ms, now_ms);
     if (expires && expires < h->next_expiry)
         h->next_expiry = expires;
@@ -635,11 +642,11 @@ enum lh_store_rc lh_store_ttl(void *arena, const char *key, size_t klen, int64_t
                               int64_t *left_ms)
 {
     struct head *h = arena;
-    if (klen > LH_STORE_KEY_MAX)
-        return LH_STORE_BAD_KEY;
-    const struct entry *e = find_live(h, key, klen, now_ms);
-    if (!e)
-        return LH_STORE_NOT_FOUND;
+    enum lh_store_rc rc;
+    uint32_t *slot = find(h, key, klen, now_ms, LEAVE_EXPIRED, &rc);
+    if (!slot)
+        return rc;
+    const struct entry *e = entry_at(h, *slot);
     *left_ms = e->expires ? e->expires - now_ms : -1; /* live: expires > now */
     return LH_STORE_OK;
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lua_json.h"
+#include "lua_test_util.h"
 
 static int setup(void **state)
 {
@@ -25,26 +26,6 @@ static int teardown(void **state)
 {
     lua_close(*state);
     return 0;
-}
-
-/* Run chunk; it must return true. */
-static void check(lua_State *L, const char *chunk)
-{
-    if (luaL_dostring(L, chunk) != LUA_OK)
-        fail_msg("%s\n-> error: %s", chunk, lua_tostring(L, -1));
-    if (!lua_toboolean(L, -1))
-        fail_msg("%s\n-> returned false", chunk);
-    lua_settop(L, 0);
-}
-
-/* Run chunk; it must raise an error containing `want`. */
-static void check_error(lua_State *L, const char *chunk, const char *want)
-{
-    if (luaL_dostring(L, chunk) == LUA_OK)
-        fail_msg("%s\n-> no error", chunk);
-    if (!strstr(lua_tostring(L, -1), want))
-        fail_msg("%s\n-> error '%s' does not mention '%s'", chunk, lua_tostring(L, -1), want);
-    lua_settop(L, 0);
 }
 
 static void test_plain_cjson_behaviour_kept(void **state)

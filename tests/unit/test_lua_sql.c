@@ -23,6 +23,7 @@
 
 #include "log.h"
 #include "lua_sql.h"
+#include "lua_test_util.h"
 
 struct fx {
     lua_State *L;
@@ -115,27 +116,6 @@ static int group_teardown(void **state)
 {
     lh_log_set_error_fd(2);
     return 0;
-}
-
-/* Run chunk; it must return true. */
-static void check(lua_State *L, const char *chunk)
-{
-    if (luaL_dostring(L, chunk) != LUA_OK)
-        fail_msg("%s\n-> error: %s", chunk, lua_tostring(L, -1));
-    if (!lua_toboolean(L, -1))
-        fail_msg("%s\n-> returned false", chunk);
-    lua_settop(L, 0);
-}
-
-/* Run chunk; it must raise an error containing want. */
-static void check_error(lua_State *L, const char *chunk, const char *want)
-{
-    if (luaL_dostring(L, chunk) == LUA_OK)
-        fail_msg("%s\n-> no error", chunk);
-    const char *msg = lua_tostring(L, -1);
-    if (!msg || !strstr(msg, want))
-        fail_msg("%s\n-> error '%s' does not mention '%s'", chunk, msg ? msg : "?", want);
-    lua_settop(L, 0);
 }
 
 static const char ITEMS[] =

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shm_alloc.h"
+#include "test_util.h"
 
 #define KIB ((size_t)1024)
 
@@ -30,21 +31,6 @@ static struct lh_shm_alloc_stats stats(void *base)
     lh_shm_alloc_stats(base, &st);
     assert_int_equal(st.total, st.used + st.free + st.overhead);
     return st;
-}
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint8_t pattern(uint32_t seed, size_t i)
-{
-    return (uint8_t)(seed * 2654435761u + i * 31 + (i >> 8));
 }
 
 static void fill(void *base, uint64_t off, size_t n, uint32_t seed)

@@ -15,6 +15,7 @@
 
 #include "shm_alloc.h"
 #include "store.h"
+#include "test_util.h"
 
 #define KIB ((size_t)1024)
 #define K(s) s, sizeof(s) - 1 /* a literal key and its length, NULs included */
@@ -112,21 +113,6 @@ static int64_t ttl_of(void *arena, const char *key, size_t klen, int64_t now)
     int64_t left = 12345;
     assert_int_equal(lh_store_ttl(arena, key, klen, now, &left), LH_STORE_OK);
     return left;
-}
-
-static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
-
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
-
-static uint8_t pattern(uint32_t seed, size_t i)
-{
-    return (uint8_t)(seed * 2654435761u + i * 31 + (i >> 8));
 }
 
 static void fill(char *p, size_t n, uint32_t seed)
