@@ -1,10 +1,12 @@
 /* gzip.c - gzip response compression and the compressed-file cache. See gzip.h. */
 #include "gzip.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #define ZLIB_CONST
 #include <zlib.h>
@@ -237,3 +239,250 @@ size_t lh_gzip_etag(const char *etag, size_t len, char *out, size_t outsz)
     return n;
 }
 
+/* ---- the cache of compressed files ---------------------------------------------- */
+
+/*
+ * One version of one file, in a hash chain (hashed by dev and ino only, so that an
+ * older version of the same file is found on the way) and in the LRU list.
+ */
+struct entry {
+    struct lh_gzkey key;
+    char *data;         /* the gzip bytes; NULL: not worth compressing ("no") */
+    size_t len;
+    struct entry *chain;
+    struct entry *prev, *next; /* toward the most / least recently used */
+};
+
+struct lh_gzcache {
+    struct entry **bucket;
+    size_t nbuckets;           /* a power of two */
+    struct entry *mru, *lru;   /* the ends of the LRU list */
+    size_t entries, bytes, max_bytes;
+    uint64_t hits, misses, evictions;
+};
+
+#define FIRST_BUCKETS 64
+
+void lh_gzkey_of(const struct stat *st, struct lh_gzkey *k)
+{
+    k->dev = (uint64_t)st->st_dev;
+    k->ino = (uint64_t)st->st_ino;
+    k->size = (int64_t)st->st_size;
+    k->mtime_sec = (int64_t)st->st_mtim.tv_sec;
+    k->mtime_nsec = (int64_t)st->st_mtim.tv_nsec;
+    k->ctime_sec = (int64_t)st->st_ctim.tv_sec;
+    k->ctime_nsec = (int64_t)st->st_ctim.tv_nsec;
+}
+
+static bool same_file(const struct lh_gzkey *a, const struct lh_gzkey *b)
+{
+    return a->dev == b->dev && a->ino == b->ino;
+}
+
+static bool same_version(const struct lh_gzkey *a, const struct lh_gzkey *b)
+{
+    return same_file(a, b) && a->size == b->size && a->mtime_sec == b->mtime_sec &&
+           a->mtime_nsec == b->mtime_nsec && a->ctime_sec == b->ctime_sec &&
+           a->ctime_nsec == b->ctime_nsec;
+}
+
+static size_t bucket_of(const struct lh_gzcache *c, const struct lh_gzkey *k)
+{
+    uint64_t h = (k->ino ^ (k->dev * 0x9e3779b97f4a7c15ULL)) * 0xbf58476d1ce4e5b9ULL;
+    return (size_t)(h ^ (h >> 31)) & (c->nbuckets - 1);
+}
+
+/* What an entry counts against max_bytes. */
+static size_t cost(const struct entry *e) { return sizeof *e + e->len; }
+
+struct lh_gzcache *lh_gzcache_new(size_t max_bytes)
+{
+    struct lh_gzcache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->bucket = calloc(FIRST_BUCKETS, sizeof *c->bucket);
+    if (!c->bucket) {
+        free(c);
+        return NULL;
+    }
+    c->nbuckets = FIRST_BUCKETS;
+    c->max_bytes = max_bytes;
+    return c;
+}
+
+void lh_gzcache_free(struct lh_gzcache *c)
+{
+    if (!c)
+        return;
+    for (struct entry *e = c->mru, *next; e; e = next) {
+        next = e->next;
+        free(e->data);
+        free(e);
+    }
+    free(c->bucket);
+    free(c);
+}
+
+void lh_gzcache_stats(const struct lh_gzcache *c, struct lh_gzcache_stats *st)
+{
+    st->entries = c->entries;
+    st->bytes = c->bytes;
+    st->max_bytes = c->max_bytes;
+    st->hits = c->hits;
+    st->misses = c->misses;
+    st->evictions = c->evictions;
+}
+
+static void lru_unlink(struct lh_gzcache *c, struct entry *e)
+{
+    *(e->prev ? &e->prev->next : &c->mru) = e->next;
+    *(e->next ? &e->next->prev : &c->lru) = e->prev;
+    e->prev = e->next = NULL;
+}
+
+static void lru_push(struct lh_gzcache *c, struct entry *e)
+{
+    e->prev = NULL;
+    e->next = c->mru;
+    *(c->mru ? &c->mru->prev : &c->lru) = e;
+    c->mru = e;
+}
+
+static void drop(struct lh_gzcache *c, struct entry *e)
+{
+    struct entry **pp = &c->bucket[bucket_of(c, &e->key)];
+    while (*pp != e)
+        pp = &(*pp)->chain;
+    *pp = e->chain;
+    lru_unlink(c, e);
+    c->entries--;
+    c->bytes -= cost(e);
+    free(e->data);
+    free(e);
+}
+
+/* Twice the buckets when there are more entries than buckets; on no memory the
+ * chains just grow longer. */
+static void maybe_grow(struct lh_gzcache *c)
+{
+    if (c->entries <= c->nbuckets || c->nbuckets > SIZE_MAX / 2 / sizeof *c->bucket)
+        return;
+    struct entry **old = c->bucket;
+    size_t n = c->nbuckets;
+    c->bucket = calloc(n * 2, sizeof *c->bucket);
+    if (!c->bucket) {
+        c->bucket = old;
+        return;
+    }
+    c->nbuckets = n * 2;
+    for (size_t i = 0; i < n; i++)
+        for (struct entry *e = old[i], *next; e; e = next) {
+            next = e->chain;
+            size_t b = bucket_of(c, &e->key);
+            e->chain = c->bucket[b];
+            c->bucket[b] = e;
+        }
+    free(old);
+}
+
+/* Keep e (its data may be NULL), making room by evicting from the LRU end. Frees e
+ * when it cannot fit even in the empty cache. */
+static void insert(struct lh_gzcache *c, struct entry *e)
+{
+    if (cost(e) > c->max_bytes) {
+        free(e->data);
+        free(e);
+        return;
+    }
+    while (c->bytes + cost(e) > c->max_bytes) {
+        drop(c, c->lru);
+        c->evictions++;
+    }
+    size_t b = bucket_of(c, &e->key);
+    e->chain = c->bucket[b];
+    c->bucket[b] = e;
+    lru_push(c, e);
+    c->entries++;
+    c->bytes += cost(e);
+    maybe_grow(c);
+}
+
+/* Read exactly n bytes of fd from offset 0 into buf; -1 when it has fewer or more. */
+static int read_exactly(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    char more;
+    ssize_t r;
+    do
+        r = pread(fd, &more, 1, (off_t)n);
+    while (r < 0 && errno == EINTR);
+    return r == 0 ? 0 : -1;
+}
+
+/* A new entry for key: the file compressed, or data NULL when gzip does not shrink
+ * it or the result could never fit. NULL when reading or compressing fails. */
+static struct entry *compress_file(const struct lh_gzcache *c, const struct lh_gzkey *key,
+                                   int fd)
+{
+    size_t n = (size_t)key->size;
+    struct entry *e = calloc(1, sizeof *e);
+    char *raw = malloc(n);
+    char *gz = NULL;
+    size_t gz_len = 0;
+    if (!e || !raw || read_exactly(fd, raw, n) < 0 ||
+        lh_gzip_compress(raw, n, LH_GZIP_LEVEL, &gz, &gz_len) < 0) {
+        free(raw);
+        free(e);
+        return NULL;
+    }
+    free(raw);
+    e->key = *key;
+    if (gz_len < n && sizeof *e + gz_len <= c->max_bytes) {
+        e->data = gz;
+        e->len = gz_len;
+    } else {
+        free(gz);
+    }
+    return e;
+}
+
+int lh_gzcache_get(struct lh_gzcache *c, const struct lh_gzkey *key, int fd,
+                   const char **data, size_t *len)
+{
+    *data = NULL;
+    *len = 0;
+    if (key->size < (int64_t)LH_GZIP_MIN || key->size > LH_GZIP_FILE_MAX)
+        return -1;
+    struct entry *e = c->bucket[bucket_of(c, key)], *old = NULL;
+    for (; e && !same_version(&e->key, key); e = e->chain)
+        if (same_file(&e->key, key))
+            old = e;
+    if (e) {
+        c->hits++;
+        lru_unlink(c, e);
+        lru_push(c, e);
+    } else {
+        if (old)
+            drop(c, old); /* that file has changed since */
+        c->misses++;
+        if (!(e = compress_file(c, key, fd)))
+            return -1;
+        bool worth = e->data != NULL;
+        insert(c, e); /* keeps every e with data; may free one without */
+        if (!worth)
+            return -1;
+    }
+    if (!e->data)
+        return -1;
+    *data = e->data;
+    *len = e->len;
+    return 0;
+}

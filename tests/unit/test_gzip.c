@@ -1,13 +1,17 @@
-/* Unit tests for gzip.c: Accept-Encoding, compressible types, compressing, ETags. */
+/* Unit tests for gzip.c: Accept-Encoding, compressible types, compressing, ETags and
+ * the cache of compressed files (over real files in a mkdtemp folder). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "cond.h"
@@ -366,6 +370,329 @@ static void test_etag_differs(void **state)
     assert_true(lh_etag_match(hdr, strlen(hdr), gz));
 }
 
+/* ---- the cache ------------------------------------------------------------------ */
+
+struct files {
+    char dir[64];
+    int n;
+};
+
+static int files_setup(void **state)
+{
+    struct files *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/lh-gzip-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int files_teardown(void **state)
+{
+    struct files *f = *state;
+    for (int i = 0; i < f->n; i++) {
+        char p[128];
+        snprintf(p, sizeof p, "%s/f%d", f->dir, i);
+        unlink(p);
+    }
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* A new file holding data[0..n), opened for reading and writing; *k its key. */
+static int new_file(struct files *f, const char *data, size_t n, struct lh_gzkey *k)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/f%d", f->dir, f->n++);
+    int fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    lh_gzkey_of(&st, k);
+    assert_int_equal(k->size, (int64_t)n);
+    return fd;
+}
+
+static struct lh_gzcache_stats stats(const struct lh_gzcache *c)
+{
+    struct lh_gzcache_stats st;
+    lh_gzcache_stats(c, &st);
+    return st;
+}
+
+static void test_key_of(void **state)
+{
+    (void)state;
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    st.st_dev = 3;
+    st.st_ino = 77;
+    st.st_size = 5000;
+    st.st_mtim.tv_sec = 1700000000;
+    st.st_mtim.tv_nsec = 5;
+    st.st_ctim.tv_sec = 1700000001;
+    st.st_ctim.tv_nsec = 6;
+    struct lh_gzkey k;
+    lh_gzkey_of(&st, &k);
+    assert_int_equal(k.dev, 3);
+    assert_int_equal(k.ino, 77);
+    assert_int_equal(k.size, 5000);
+    assert_int_equal(k.mtime_sec, 1700000000);
+    assert_int_equal(k.mtime_nsec, 5);
+    assert_int_equal(k.ctime_sec, 1700000001);
+    assert_int_equal(k.ctime_nsec, 6);
+}
+
+/* A hit gives the same bytes without reading the file: the file is changed behind
+ * the cache's back but the key is not, and the old contents come back. A new key
+ * (the file changed) gives the new contents and replaces the old version. */
+static void test_cache_hit_and_change(void **state)
+{
+    struct files *f = *state;
+    size_t n = 100 * 1024;
+    char *t1 = text(n, 1), *t2 = text(n, 2);
+    struct lh_gzkey k;
+    int fd = new_file(f, t1, n, &k);
+    struct lh_gzcache *c = lh_gzcache_new(1 << 20);
+    assert_non_null(c);
+
+    const char *gz, *gz2;
+    size_t len, len2;
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), 0);
+    assert_true(len < n);
+    assert_gunzips_to(gz, len, t1, n);
+    assert_int_equal(stats(c).misses, 1);
+    assert_int_equal(stats(c).entries, 1);
+    assert_true(stats(c).bytes >= len && stats(c).bytes <= stats(c).max_bytes);
+
+    assert_int_equal(pwrite(fd, t2, n, 0), (ssize_t)n);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz2, &len2), 0);
+    assert_ptr_equal(gz2, gz);
+    assert_int_equal(len2, len);
+    assert_gunzips_to(gz2, len2, t1, n);
+    assert_int_equal(stats(c).misses, 1);
+    assert_int_equal(stats(c).hits, 1);
+
+    /* the change as fstat reports it: a new modification time */
+    struct timespec ts[2] = {{.tv_sec = 1600000000, .tv_nsec = 1},
+                             {.tv_sec = 1600000000, .tv_nsec = 1}};
+    assert_int_equal(futimens(fd, ts), 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    struct lh_gzkey k2;
+    lh_gzkey_of(&st, &k2);
+    assert_int_not_equal(k2.mtime_sec, k.mtime_sec);
+    assert_int_equal(lh_gzcache_get(c, &k2, fd, &gz2, &len2), 0);
+    assert_gunzips_to(gz2, len2, t2, n);
+    assert_int_equal(stats(c).misses, 2);
+    assert_int_equal(stats(c).entries, 1); /* the old version went */
+
+    /* a key that differs only in the change time is another version too */
+    k2.ctime_nsec ^= 1;
+    assert_int_equal(lh_gzcache_get(c, &k2, fd, &gz2, &len2), 0);
+    assert_int_equal(stats(c).misses, 3);
+    assert_int_equal(stats(c).entries, 1);
+
+    lh_gzcache_free(c);
+    close(fd);
+    free(t1);
+    free(t2);
+}
+
+/* Files outside LH_GZIP_MIN..LH_GZIP_FILE_MAX are never read. */
+static void test_cache_size_limits(void **state)
+{
+    struct files *f = *state;
+    struct lh_gzcache *c = lh_gzcache_new(1 << 20);
+    const char *gz = "x";
+    size_t len = 1;
+    char *t = text(LH_GZIP_MIN, 3);
+    struct lh_gzkey k;
+    int fd = new_file(f, t, LH_GZIP_MIN - 1, &k);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_null(gz);
+    assert_int_equal(len, 0);
+    close(fd);
+    fd = new_file(f, t, LH_GZIP_MIN, &k);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), 0);
+    assert_gunzips_to(gz, len, t, LH_GZIP_MIN);
+    close(fd);
+
+    struct lh_gzkey big = {.dev = 1, .ino = 2, .size = LH_GZIP_FILE_MAX + 1};
+    assert_int_equal(lh_gzcache_get(c, &big, -1, &gz, &len), -1);
+    big.size = -1;
+    assert_int_equal(lh_gzcache_get(c, &big, -1, &gz, &len), -1);
+    assert_int_equal(stats(c).misses, 1);
+    assert_int_equal(stats(c).entries, 1);
+    lh_gzcache_free(c);
+    free(t);
+}
+
+/* A file gzip does not shrink is compressed once; then the answer is a remembered no. */
+static void test_cache_incompressible(void **state)
+{
+    struct files *f = *state;
+    struct lh_gzcache *c = lh_gzcache_new(1 << 20);
+    char *r = random_bytes(4096, 9);
+    struct lh_gzkey k;
+    int fd = new_file(f, r, 4096, &k);
+    const char *gz;
+    size_t len;
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_null(gz);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_int_equal(stats(c).misses, 1);
+    assert_int_equal(stats(c).hits, 1);
+    assert_int_equal(stats(c).entries, 1);
+    assert_true(stats(c).bytes < 4096);
+    lh_gzcache_free(c);
+    close(fd);
+    free(r);
+}
+
+/* A read that fails or finds another size is not remembered. */
+static void test_cache_read_fails(void **state)
+{
+    struct files *f = *state;
+    struct lh_gzcache *c = lh_gzcache_new(1 << 20);
+    size_t n = 8192;
+    char *t = text(n, 4);
+    struct lh_gzkey k;
+    int fd = new_file(f, t, n, &k);
+    const char *gz;
+    size_t len;
+    struct lh_gzkey longer = k, shorter = k;
+    longer.size++;
+    shorter.size--;
+    assert_int_equal(lh_gzcache_get(c, &longer, fd, &gz, &len), -1);
+    assert_int_equal(lh_gzcache_get(c, &shorter, fd, &gz, &len), -1);
+    assert_int_equal(lh_gzcache_get(c, &k, -1, &gz, &len), -1);
+    assert_int_equal(stats(c).entries, 0);
+    assert_int_equal(stats(c).bytes, 0);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), 0);
+    assert_gunzips_to(gz, len, t, n);
+    assert_int_equal(stats(c).entries, 1);
+    lh_gzcache_free(c);
+    close(fd);
+    free(t);
+}
+
+/* The total stays under max_bytes; the least recently used goes first. */
+static void test_cache_eviction(void **state)
+{
+    struct files *f = *state;
+    enum { FILES = 24 };
+    size_t n = 64 * 1024;
+    char *t[FILES];
+    struct lh_gzkey k[FILES];
+    int fd[FILES];
+    for (int i = 0; i < FILES; i++) {
+        t[i] = text(n, 100 + (unsigned)i);
+        fd[i] = new_file(f, t[i], n, &k[i]);
+    }
+    /* learn what one entry costs, then allow room for about five */
+    struct lh_gzcache *c = lh_gzcache_new(1 << 30);
+    const char *gz;
+    size_t len;
+    assert_int_equal(lh_gzcache_get(c, &k[0], fd[0], &gz, &len), 0);
+    size_t one = stats(c).bytes;
+    lh_gzcache_free(c);
+    size_t max = one * 5 + one / 2;
+    c = lh_gzcache_new(max);
+
+    for (int i = 1; i < FILES; i++) {
+        assert_int_equal(lh_gzcache_get(c, &k[i], fd[i], &gz, &len), 0);
+        assert_gunzips_to(gz, len, t[i], n);
+        assert_true(stats(c).bytes <= max);
+        /* file 1 is kept in use, so it stays */
+        assert_int_equal(lh_gzcache_get(c, &k[1], fd[1], &gz, &len), 0);
+        assert_gunzips_to(gz, len, t[1], n);
+        assert_true(stats(c).bytes <= max);
+    }
+    struct lh_gzcache_stats st = stats(c);
+    assert_int_equal(st.misses, FILES - 1);
+    assert_true(st.evictions > 0);
+    assert_int_equal(st.entries + st.evictions, FILES - 1);
+    assert_true(st.entries >= 3 && st.entries <= 6);
+    /* the newest are there; the oldest (2) went */
+    assert_int_equal(lh_gzcache_get(c, &k[FILES - 1], fd[FILES - 1], &gz, &len), 0);
+    assert_int_equal(stats(c).misses, FILES - 1);
+    assert_int_equal(lh_gzcache_get(c, &k[2], fd[2], &gz, &len), 0);
+    assert_gunzips_to(gz, len, t[2], n);
+    assert_int_equal(stats(c).misses, FILES);
+    assert_true(stats(c).bytes <= max);
+
+    lh_gzcache_free(c);
+    for (int i = 0; i < FILES; i++) {
+        close(fd[i]);
+        free(t[i]);
+    }
+}
+
+/* An entry bigger than the whole cache is not kept; the "no" for it is. */
+static void test_cache_entry_too_big(void **state)
+{
+    struct files *f = *state;
+    size_t n = 100 * 1024;
+    char *t = text(n, 5);
+    struct lh_gzkey k;
+    int fd = new_file(f, t, n, &k);
+    struct lh_gzcache *c = lh_gzcache_new(2048);
+    const char *gz;
+    size_t len;
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_null(gz);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_int_equal(stats(c).misses, 1);
+    assert_int_equal(stats(c).entries, 1);
+    assert_true(stats(c).bytes <= 2048);
+    lh_gzcache_free(c);
+
+    /* a cache with no room keeps nothing at all */
+    c = lh_gzcache_new(0);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), -1);
+    assert_int_equal(stats(c).misses, 2);
+    assert_int_equal(stats(c).entries, 0);
+    assert_int_equal(stats(c).bytes, 0);
+    lh_gzcache_free(c);
+    lh_gzcache_free(NULL);
+    close(fd);
+    free(t);
+}
+
+/* Many entries: the hash table grows and every one is still found. */
+static void test_cache_many(void **state)
+{
+    (void)state;
+    size_t n = 2048;
+    char *t = text(n, 6);
+    char p[] = "/tmp/lh-gzip-many-XXXXXX";
+    int fd = mkstemp(p);
+    assert_true(fd >= 0);
+    unlink(p);
+    assert_int_equal(write(fd, t, n), (ssize_t)n);
+    struct lh_gzcache *c = lh_gzcache_new(64 << 20);
+    const char *gz;
+    size_t len;
+    enum { KEYS = 1000 };
+    /* keys the cache cannot tell from other files: it trusts the caller's key */
+    for (int round = 0; round < 2; round++)
+        for (uint64_t i = 0; i < KEYS; i++) {
+            struct lh_gzkey k = {.dev = i % 3, .ino = i, .size = (int64_t)n};
+            assert_int_equal(lh_gzcache_get(c, &k, fd, &gz, &len), 0);
+        }
+    assert_int_equal(stats(c).entries, KEYS);
+    assert_int_equal(stats(c).misses, KEYS);
+    assert_int_equal(stats(c).hits, KEYS);
+    assert_int_equal(stats(c).evictions, 0);
+    lh_gzcache_free(c);
+    close(fd);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -378,6 +705,14 @@ int main(void)
         cmocka_unit_test(test_etag),
         cmocka_unit_test(test_etag_sizes),
         cmocka_unit_test(test_etag_differs),
+        cmocka_unit_test(test_key_of),
+        cmocka_unit_test_setup_teardown(test_cache_hit_and_change, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_size_limits, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_incompressible, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_read_fails, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_eviction, files_setup, files_teardown),
+        cmocka_unit_test_setup_teardown(test_cache_entry_too_big, files_setup, files_teardown),
+        cmocka_unit_test(test_cache_many),
     };
     return cmocka_run_group_tests_name("gzip", tests, NULL, NULL);
 }
