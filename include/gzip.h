@@ -87,7 +87,7 @@ struct lh_gzcache;
 
 /*
  * An empty cache that keeps at most max_bytes: the compressed bytes plus each
- * entry's own bookkeeping (the hash table's array is extra, 8 bytes per entry).
+ * entry's own bookkeeping (the hash table's array is extra: 8 to 16 bytes an entry).
  * Returns it, owned by the caller (lh_gzcache_free), or NULL when out of memory.
  */
 struct lh_gzcache *lh_gzcache_new(size_t max_bytes);
