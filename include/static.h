@@ -14,6 +14,7 @@ struct lh_static {
     const char *index;      /* file served for a directory */
     bool autoindex;         /* list directories without an index file */
     bool dotfiles;          /* serve paths with a segment starting with '.' */
+    bool compress;          /* gzip-coded copies of text files for clients that take them */
     bool dev;               /* --dev: Cache-Control: no-cache on files, and the small-file
                                cache checks the file at every request */
 };

@@ -63,6 +63,7 @@ static int open_files(struct settings *s, char *err, size_t errlen)
                                .index = s->cfg.index,
                                .autoindex = s->cfg.autoindex,
                                .dotfiles = s->cfg.dotfiles,
+                               .compress = true, /* TODO cfg.compress */
                                .dev = s->dev};
     return 0;
 }

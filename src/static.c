@@ -9,6 +9,8 @@
 #include "static.h"
 
 #include "cond.h"
+#include "gzip.h"
+#include "live.h"
 #include "mime.h"
 #include "path.h"
 
@@ -180,20 +182,33 @@ static void meta_of(const char *name, const struct stat *st, struct file_meta *m
  * The headers for a file: 304, 416, or 200/206 with validators. Returns true when a
  * body goes with them: bytes [*first, *first + *len) of the file.
  */
+/* How a file goes out, when compress = true: whether it could be gzip-coded (then
+ * responses say Vary: Accept-Encoding either way), and for this request its coded
+ * bytes and their entity tag, or NULL to send it as it is. */
+struct coded {
+    bool vary;
+    const char *data;           /* owned by the cache: copied when sent */
+    size_t len;
+    char etag[48 + LH_GZIP_ETAG_EXTRA + 1];
+};
+
 static bool answer_file(const struct lh_static *s, const struct file_meta *m,
-                        const struct lh_request *req, struct lh_response *resp,
-                        int64_t *first, int64_t *len)
+                        const struct coded *cd, const struct lh_request *req,
+                        struct lh_response *resp, int64_t *first, int64_t *len)
 {
+    const char *etag = cd->data ? cd->etag : m->etag;
     size_t inm_len, ims_len, range_len, ifr_len;
     const char *inm = hdr(req, "if-none-match", &inm_len);
     const char *ims = hdr(req, "if-modified-since", &ims_len);
     const char *range = hdr(req, "range", &range_len);
     const char *ifr = hdr(req, "if-range", &ifr_len);
 
-    if (lh_not_modified(inm, inm_len, ims, ims_len, m->etag, m->mtime)) {
+    if (lh_not_modified(inm, inm_len, ims, ims_len, etag, m->mtime)) {
         lh_response_init(resp, 304);
-        lh_response_header(resp, "ETag", m->etag);
+        lh_response_header(resp, "ETag", etag);
         lh_response_header(resp, "Last-Modified", m->date);
+        if (cd->vary)
+            lh_response_header(resp, "Vary", "Accept-Encoding");
         if (s->dev)
             lh_response_header(resp, "Cache-Control", "no-cache");
         return false;
@@ -211,10 +226,12 @@ static bool answer_file(const struct lh_static *s, const struct file_meta *m,
     }
     lh_response_init(resp, rr == LH_RANGE_OK ? 206 : 200);
     lh_response_header(resp, "Content-Type", m->type);
-    if (m->encoding)
-        lh_response_header(resp, "Content-Encoding", m->encoding);
+    if (m->encoding || cd->data)
+        lh_response_header(resp, "Content-Encoding", cd->data ? "gzip" : m->encoding);
+    if (cd->vary)
+        lh_response_header(resp, "Vary", "Accept-Encoding");
     lh_response_header(resp, "Last-Modified", m->date);
-    lh_response_header(resp, "ETag", m->etag);
+    lh_response_header(resp, "ETag", etag);
     lh_response_header(resp, "Accept-Ranges", "bytes");
     if (s->dev) /* the browser asks every time: an edit shows at the next load */
         lh_response_header(resp, "Cache-Control", "no-cache");
@@ -232,10 +249,15 @@ static bool answer_file(const struct lh_static *s, const struct file_meta *m,
 
 #define CACHE_SLOTS 512          /* direct-mapped: a new file takes its slot over */
 #define CACHE_FILE_MAX (32 * 1024)
+#define GZ_CACHE_BYTES (16 << 20) /* gzip-coded copies of larger files, per worker */
 
 struct cached {
     char *key;                   /* docroot path, '\n', request path */
     char *data;                  /* the whole file */
+    char *gz;                    /* its gzip-coded copy, made on first use; NULL when
+                                    not made yet or not worth it (gz_tried) */
+    size_t gz_len;
+    bool gz_tried;
     time_t checked;              /* the second it was last found unchanged */
     struct file_meta meta;
 };
@@ -254,6 +276,7 @@ struct missing {
 
 struct lh_fcache {
     struct cached slot[CACHE_SLOTS];
+    struct lh_gzcache *gz;       /* gzip-coded copies of larger files, made on first use */
     int inotify_fd;              /* -1 when inotify is unavailable: nothing is missing */
     int wd;                      /* the watch on the docroot, -1 when none */
     int watched_root;            /* the docroot fd it watches, -1 when none */
@@ -360,7 +383,9 @@ void lh_fcache_free(struct lh_fcache *c)
     for (size_t i = 0; i < CACHE_SLOTS; i++) {
         free(c->slot[i].key);
         free(c->slot[i].data);
+        free(c->slot[i].gz);
     }
+    lh_gzcache_free(c->gz);
     free(c);
 }
 
@@ -395,6 +420,9 @@ static bool cache_fill(struct cached *e, const char *root, const char *path, int
     snprintf(key, klen, "%s\n%s", root, path);
     free(e->key);
     free(e->data);
+    free(e->gz);
+    e->gz = NULL;
+    e->gz_tried = false;
     e->key = key;
     e->data = data;
     e->meta = *m;
@@ -402,14 +430,94 @@ static bool cache_fill(struct cached *e, const char *root, const char *path, int
     return true;
 }
 
+/* ---- compression (compress = true) ---------------------------------------------------- */
+
+/* Could m go out gzip-coded? In --dev a page is coded after the live-reload script
+ * goes in (send.c), so not here. */
+static bool compressible(const struct lh_static *s, const struct file_meta *m)
+{
+    size_t tlen = strlen(m->type);
+    return s->compress && !m->encoding && m->size >= (int64_t)LH_GZIP_MIN &&
+           m->size <= LH_GZIP_FILE_MAX && lh_gzip_type_ok(m->type, tlen) &&
+           !(s->dev && lh_live_is_html(m->type, tlen));
+}
+
+/* Does this request get a coded body: it accepts gzip and asks no range (a range is
+ * of the identity bytes)? */
+static bool wants_gzip(const struct lh_request *req)
+{
+    size_t n, rn;
+    const char *ae = hdr(req, "accept-encoding", &n);
+    return ae && !hdr(req, "range", &rn) && lh_gzip_accepted(ae, n);
+}
+
+/* cd for m, whose coded bytes are data (NULL: not worth it, send it as it is). */
+static void coded_as(const struct file_meta *m, const char *data, size_t len, struct coded *cd)
+{
+    cd->data = data;
+    cd->len = len;
+    if (data && lh_gzip_etag(m->etag, strlen(m->etag), cd->etag, sizeof cd->etag) == 0)
+        cd->data = NULL;
+}
+
+/* A small file in the cache: its coded copy is made once and kept beside it. */
+static void code_cached(const struct lh_static *s, struct cached *e,
+                        const struct lh_request *req, struct coded *cd)
+{
+    cd->vary = compressible(s, &e->meta);
+    cd->data = NULL;
+    if (!cd->vary || !wants_gzip(req))
+        return;
+    if (!e->gz_tried) {
+        e->gz_tried = true;
+        char *out;
+        size_t n;
+        if (lh_gzip_compress(e->data, (size_t)e->meta.size, LH_GZIP_LEVEL, &out, &n) == 0) {
+            if (n < (size_t)e->meta.size) {
+                e->gz = out;
+                e->gz_len = n;
+            } else {
+                free(out);
+            }
+        }
+    }
+    coded_as(&e->meta, e->gz, e->gz_len, cd);
+}
+
+/* A larger file: from the worker's cache of coded copies. */
+static void code_file(const struct lh_static *s, struct lh_fcache *cache,
+                      const struct file_meta *m, const struct stat *st, int fd,
+                      const struct lh_request *req, struct coded *cd)
+{
+    cd->vary = cache && compressible(s, m);
+    cd->data = NULL;
+    if (!cd->vary || !wants_gzip(req))
+        return;
+    if (!cache->gz && !(cache->gz = lh_gzcache_new(GZ_CACHE_BYTES)))
+        return;
+    struct lh_gzkey key;
+    lh_gzkey_of(st, &key);
+    const char *data;
+    size_t len;
+    if (lh_gzcache_get(cache->gz, &key, fd, &data, &len) == 0)
+        coded_as(m, data, len, cd);
+}
+
 /* Answer from memory; the body points into the cache (copied when sent). */
-static void serve_cached(const struct lh_static *s, const struct cached *e,
+static void serve_cached(const struct lh_static *s, struct cached *e,
                          const struct lh_request *req, struct lh_response *resp)
 {
     int64_t first, len;
-    if (answer_file(s, &e->meta, req, resp, &first, &len))
+    struct coded cd;
+    code_cached(s, e, req, &cd);
+    if (!answer_file(s, &e->meta, &cd, req, resp, &first, &len))
+        return;
+    if (cd.data)
+        lh_response_body(resp, cd.data, cd.len, NULL);
+    else
         lh_response_body(resp, e->data + first, (size_t)len, NULL);
 }
+
 
 /* Unchanged: the change time is compared too, since the size and the modification
  * time can be kept across an edit (cp -p) and the inode is kept by a rewrite in place. */
@@ -447,10 +555,15 @@ static void serve_file(const struct lh_static *s, struct lh_fcache *cache, const
         }
     }
     int64_t first, len;
-    if (answer_file(s, &m, req, resp, &first, &len))
+    struct coded cd;
+    code_file(s, cache, &m, st, fd, req, &cd);
+    if (answer_file(s, &m, &cd, req, resp, &first, &len) && !cd.data) {
         lh_response_file(resp, fd, first, len);
-    else
-        close(fd);
+        return;
+    }
+    if (cd.data && resp->status == 200)
+        lh_response_body(resp, cd.data, cd.len, NULL);
+    close(fd);
 }
 
 /* 301 to the same path with a slash, the query kept. */
