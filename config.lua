@@ -15,7 +15,8 @@ host = "127.0.0.1"      -- only this machine can connect; "0.0.0.0" opens it to 
 
 docroot   = "html"          -- folder of files to serve, relative to this file's folder
 index     = "index.html"    -- file served when a folder is asked for ("/" included)
-autoindex = false           -- true: list a folder's files when it has no index file
+-- autoindex = false        -- true: list a folder's files when it has no index file;
+                            -- left unset, it is false, but true under --dev
 dotfiles  = false           -- true: also serve hidden files such as .env (rarely wise)
 
 -- How many workers ------------------------------------------------------------------

@@ -33,7 +33,9 @@ struct lh_config {
     char *docroot;       /* resolved against dir, not yet checked for existence */
     int workers;         /* >= 1 ("auto" resolved to the number of online CPUs) */
     char *index;         /* file served for a directory */
-    bool autoindex;
+    bool autoindex;      /* as set, else the default: false (true under --dev, applied
+                          * with the command line's options, see server.h) */
+    bool autoindex_set;  /* config.lua set autoindex: --dev leaves it as it is */
     bool dotfiles;
     bool unsafe_libs;    /* handlers get os.execute, io.popen, debug.*, binary chunks */
     char *access_log;    /* path, "-" for stdout, NULL for off */

@@ -16,7 +16,8 @@ struct lh_options {
     bool dev;                 /* development mode */
 };
 
-/* Load the configuration o names (or the defaults) and apply o's overrides.
+/* Load the configuration o names (or the defaults) and apply o's overrides; --dev
+ * also makes autoindex true when config.lua does not set it (as the server does).
  * Returns 0, or -1 with a one-line message (file:line for config errors) in err. */
 int lh_server_load_config(const struct lh_options *o, struct lh_config *c, char *err,
                           size_t errlen);

@@ -45,6 +45,7 @@ enum kind {
 #define PATH      0x04 /* K_STRING: a relative value is resolved against the config's folder */
 #define DASH      0x08 /* K_STRING with PATH: "-" means a standard stream, kept as is */
 #define FALSE_OFF 0x10 /* K_STRING: false is accepted and stored as NULL */
+#define SEEN      0x20 /* top level: true goes to the bool at seen_off when the file sets it */
 
 struct setting {
     const char *name;
@@ -54,6 +55,7 @@ struct setting {
     lua_Integer imin, imax;         /* K_INT, K_LONG, K_WORKERS */
     double dmin, dmax;              /* K_SECONDS */
     size_t off;                     /* where the value lives in its struct */
+    size_t seen_off;                /* SEEN: where "the file set it" is recorded */
     const struct setting *fields;   /* K_TABLE: terminated by a NULL name */
 };
 
@@ -106,8 +108,9 @@ static const struct setting settings[] = {
     { .name = "index", .kind = K_STRING, .flags = NO_SLASH,
       .what = "a file name (a non-empty string without '/')",
       .off = offsetof(struct lh_config, index) },
-    { .name = "autoindex", .kind = K_BOOL, .what = "true or false",
-      .off = offsetof(struct lh_config, autoindex) },
+    { .name = "autoindex", .kind = K_BOOL, .flags = SEEN, .what = "true or false",
+      .off = offsetof(struct lh_config, autoindex),
+      .seen_off = offsetof(struct lh_config, autoindex_set) },
     { .name = "dotfiles", .kind = K_BOOL, .what = "true or false",
       .off = offsetof(struct lh_config, dotfiles) },
     { .name = "access_log", .kind = K_STRING, .flags = PATH | DASH | FALSE_OFF,
@@ -572,6 +575,8 @@ static void read_settings(lua_State *L, const struct run *r, int lines)
             check_setting(L, s, value, push_where(L, r, lines, s->name), NULL);
             lua_pop(L, 1);
             store_setting(L, s, value, (char *)r->c);
+            if (s->flags & SEEN)
+                *(bool *)((char *)r->c + s->seen_off) = true;
         }
         lua_pop(L, 1);
     }

@@ -25,9 +25,12 @@ void lh_settings_release(struct settings *s)
     free(s);
 }
 
-/* What the command line asked for wins over config.lua. 0 or -1. */
+/* What the command line asked for wins over config.lua. --dev only changes the
+ * defaults: folders are listed unless config.lua set autoindex. 0 or -1. */
 static int apply_options(const struct lh_options *o, struct lh_config *c)
 {
+    if (o->dev && !c->autoindex_set)
+        c->autoindex = true;
     if (o->port >= 0)
         c->port = o->port;
     if (o->workers > 0)

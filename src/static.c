@@ -10,6 +10,7 @@
 
 #include "cond.h"
 #include "gzip.h"
+#include "listing.h"
 #include "live.h"
 #include "mime.h"
 #include "path.h"
@@ -589,68 +590,9 @@ static void redirect_slash(const char *path, const char *query, size_t query_len
 
 /* ---- directory listings ---------------------------------------------------- */
 
-struct entry {
-    char *name;
-    bool dir;
-    long long size;
-};
-
-static int entry_cmp(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    if (x->dir != y->dir)
-        return x->dir ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = true;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(struct sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_html(struct sbuf *b, const char *s)
-{
-    char tmp[PATH_MAX * 6];
-    size_t n = lh_html_escape(s, tmp, sizeof tmp);
-    if (n != (size_t)-1)
-        sb_put(b, tmp, n);
-}
-
-static void sb_url(struct sbuf *b, const char *s)
-{
-    char tmp[PATH_MAX * 3];
-    size_t n = lh_url_escape_path(s, tmp, sizeof tmp);
-    if (n != (size_t)-1)
-        sb_put(b, tmp, n);
-}
-
 /*
  * Whether a request for the entry `name` of the listed directory (rel: its path from
- * the docroot) would be served, and then its type and size in *st. It is opened the
+ * the docroot) would be served, and then its type, size and time in *st. It is opened the
  * way a request opens it, so a link is shown only when it stays inside the docroot,
  * with what it leads to; a link leading out, a dangling link, a FIFO or a device is
  * left out, and nothing of what lies outside shows. Entries that are neither files,
@@ -670,10 +612,28 @@ static bool entry_served(const struct lh_static *s, int dirfd, const char *name,
     return ok;
 }
 
+/* Append to *v (n entries, room for *cap) the entry `name` with st's type, size and
+ * modification time. Returns false when out of memory. */
+static bool add_entry(struct lh_listing_entry **v, size_t n, size_t *cap, const char *name,
+                      const struct stat *st)
+{
+    if (n == *cap) {
+        size_t c = *cap ? *cap * 2 : 32;
+        struct lh_listing_entry *nv = realloc(*v, c * sizeof *nv);
+        if (!nv)
+            return false;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[n] = (struct lh_listing_entry){.name = strdup(name), .dir = S_ISDIR(st->st_mode),
+                                        .size = st->st_size, .mtime = st->st_mtim.tv_sec};
+    return (*v)[n].name != NULL;
+}
+
 /* Read the entries of dirfd, the directory at path (ending in '/'), that a request
- * would be served (dotfiles only when allowed), sorted: directories first. */
-static struct entry *read_entries(const struct lh_static *s, const char *path, int dirfd,
-                                  size_t *count)
+ * would be served (dotfiles only when allowed). */
+static struct lh_listing_entry *read_entries(const struct lh_static *s, const char *path,
+                                             int dirfd, size_t *count)
 {
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -682,7 +642,7 @@ static struct entry *read_entries(const struct lh_static *s, const char *path, i
             close(fd);
         return NULL;
     }
-    struct entry *v = NULL;
+    struct lh_listing_entry *v = NULL;
     size_t n = 0, cap = 0;
     struct dirent *de;
     while ((de = readdir(d))) {
@@ -696,23 +656,11 @@ static struct entry *read_entries(const struct lh_static *s, const char *path, i
         int len = snprintf(rel, sizeof rel, "%s%s", path + 1, de->d_name);
         if (len >= (int)sizeof rel || !entry_served(s, dirfd, de->d_name, rel, &st))
             continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 32;
-            struct entry *nv = realloc(v, cap * sizeof *v);
-            if (!nv)
-                break;
-            v = nv;
-        }
-        v[n].name = strdup(de->d_name);
-        if (!v[n].name)
+        if (!add_entry(&v, n, &cap, de->d_name, &st))
             break;
-        v[n].dir = S_ISDIR(st.st_mode);
-        v[n].size = (long long)st.st_size;
         n++;
     }
     closedir(d);
-    if (n)
-        qsort(v, n, sizeof *v, entry_cmp);
     *count = n;
     return v;
 }
@@ -720,40 +668,20 @@ static struct entry *read_entries(const struct lh_static *s, const char *path, i
 static void serve_listing(const struct lh_static *s, const char *path, int dirfd,
                           struct lh_response *resp)
 {
-    size_t n = 0;
-    struct entry *v = read_entries(s, path, dirfd, &n);
-    struct sbuf b = {0};
-    sb_str(&b, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Index of ");
-    sb_html(&b, path);
-    sb_str(&b, "</title></head>\n<body><h1>Index of ");
-    sb_html(&b, path);
-    sb_str(&b, "</h1><hr><pre>\n");
-    if (strcmp(path, "/") != 0)
-        sb_str(&b, "<a href=\"../\">../</a>\n");
-    for (size_t i = 0; i < n; i++) {
-        char size[32];
-        if (v[i].dir)
-            snprintf(size, sizeof size, "%20s\n", "-");
-        else
-            snprintf(size, sizeof size, "%20lld\n", v[i].size);
-        sb_str(&b, "<a href=\"");
-        sb_url(&b, v[i].name);
-        sb_str(&b, v[i].dir ? "/\">" : "\">");
-        sb_html(&b, v[i].name);
-        sb_str(&b, v[i].dir ? "/</a>" : "</a>");
-        sb_str(&b, size);
+    size_t n = 0, len = 0;
+    struct lh_listing_entry *v = read_entries(s, path, dirfd, &n);
+    lh_listing_sort(v, n);
+    char *page = lh_listing_page(path, v, n, &len);
+    for (size_t i = 0; i < n; i++)
         free(v[i].name);
-    }
     free(v);
-    sb_str(&b, "</pre><hr></body></html>\n");
-    if (b.oom) {
-        free(b.p);
+    if (!page) {
         lh_response_error(resp, 500);
         return;
     }
     lh_response_init(resp, 200);
     lh_response_header(resp, "Content-Type", "text/html; charset=utf-8");
-    lh_response_body(resp, b.p, b.len, b.p);
+    lh_response_body(resp, page, len, page);
 }
 
 /* A directory asked for with its trailing slash: index, listing, or 403. */

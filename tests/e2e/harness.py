@@ -94,7 +94,8 @@ def cpu_seconds(pid):
 
 
 class Server:
-    """A luahttpd process with its own folder, config.lua and docroot (www/)."""
+    """A luahttpd process with its own folder, config.lua and docroot (www/).
+    config=None: no config file at all, the built-in defaults with -r www."""
 
     def __init__(self, config="", files=None, args=(), config_name="config.lua",
                  expect_start=True, dirfiles=None, preexec=None):
@@ -106,14 +107,16 @@ class Server:
         for name, data in (dirfiles or {}).items():
             self.write(os.path.join("..", name), data)
         self.config_path = os.path.join(self.dir, config_name)
-        with open(self.config_path, "w") as f:
-            f.write('docroot = "www"\n' + config)
+        source = ["-r", self.www] if config is None else ["-c", self.config_path]
+        if config is not None:
+            with open(self.config_path, "w") as f:
+                f.write('docroot = "www"\n' + config)
         self.out_path = os.path.join(self.dir, "stdout")
         self.err_path = os.path.join(self.dir, "stderr")
         self._out = open(self.out_path, "wb")
         self._err = open(self.err_path, "wb")
         self.proc = subprocess.Popen(
-            command(["-c", self.config_path, "-p", "0", *args], self.dir),
+            command([*source, "-p", "0", *args], self.dir),
             stdout=self._out, stderr=self._err, cwd=self.dir, preexec_fn=preexec)
         self.port = None
         if expect_start:

@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "lua_host.h"
+#include "server.h"
 
 struct fx {
     char dir[64];        /* the temporary folder */
@@ -522,6 +523,55 @@ static void test_shipped_config(void **state)
     lh_lua_free(lua);
 }
 
+/* ---- autoindex under --dev --------------------------------------------------- */
+
+/* The loader records whether the file set autoindex, whichever value it chose. */
+static void test_autoindex_set(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(lh_config_defaults(&f->c), 0);
+    assert_false(f->c.autoindex_set);
+    load_ok(f, "port = 1\n");
+    assert_false(f->c.autoindex_set);
+    load_ok(f, "autoindex = nil\n");
+    assert_false(f->c.autoindex_set);
+    load_ok(f, "autoindex = false\n");
+    assert_true(f->c.autoindex_set);
+    assert_false(f->c.autoindex);
+    load_ok(f, "autoindex = true\n");
+    assert_true(f->c.autoindex_set);
+    assert_true(f->c.autoindex);
+    load_ok(f, "_G.autoindex = false\n");
+    assert_true(f->c.autoindex_set);
+}
+
+/* What lh_server_load_config (the server's start, reload and --check) makes of text
+ * (NULL: no file, the built-in defaults) with and without --dev. */
+static bool autoindex_with(struct fx *f, const char *text, bool dev)
+{
+    struct lh_options o = {.port = -1, .dev = dev};
+    if (text) {
+        write_file(f->dir, "config.lua", text);
+        o.config_path = f->path;
+    }
+    lh_config_free(&f->c);
+    if (lh_server_load_config(&o, &f->c, f->err, sizeof f->err) != 0)
+        fail_msg("load failed: %s", f->err);
+    return f->c.autoindex;
+}
+
+static void test_dev_autoindex_default(void **state)
+{
+    struct fx *f = *state;
+    assert_true(autoindex_with(f, NULL, true));
+    assert_false(autoindex_with(f, NULL, false));
+    assert_true(autoindex_with(f, "port = 1\n", true));
+    assert_false(autoindex_with(f, "port = 1\n", false));
+    assert_false(autoindex_with(f, "autoindex = false\n", true)); /* the file wins */
+    assert_true(autoindex_with(f, "autoindex = true\n", false));
+    assert_true(autoindex_with(f, "autoindex = true\n", true));
+}
+
 /* ---- copy and free -------------------------------------------------------------- */
 
 static void test_copy_and_free(void **state)
@@ -587,6 +637,8 @@ int main(void)
         T(test_unknown_global_warnings),
         T(test_non_settings_not_warned),
         T(test_shipped_config),
+        T(test_autoindex_set),
+        T(test_dev_autoindex_default),
         T(test_copy_and_free),
 #undef T
     };

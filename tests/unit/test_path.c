@@ -480,6 +480,23 @@ static void test_url_escape(void **state)
     assert_string_equal(out, "%3C%22%26%27%2B%3B%3D");
 }
 
+/* Every byte: the unreserved ones and '/' stay, everything else is %XX. */
+static void test_url_escape_every_byte(void **state)
+{
+    (void)state;
+    static const char keep[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                               "0123456789-._~/";
+    for (int c = 1; c < 256; c++) {
+        char in[2] = {(char)c, '\0'}, out[8], want[8];
+        if (strchr(keep, c))
+            snprintf(want, sizeof want, "%c", c);
+        else
+            snprintf(want, sizeof want, "%%%02X", c);
+        assert_int_equal(lh_url_escape_path(in, out, sizeof out), strlen(want));
+        assert_string_equal(out, want);
+    }
+}
+
 static void test_url_escape_fit(void **state)
 {
     (void)state;
@@ -511,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_html_escape),
         cmocka_unit_test(test_html_escape_fit),
         cmocka_unit_test(test_url_escape),
+        cmocka_unit_test(test_url_escape_every_byte),
         cmocka_unit_test(test_url_escape_fit),
     };
     return cmocka_run_group_tests_name("path", tests, NULL, NULL);
