@@ -10,6 +10,7 @@
  * slowly holds back the function instead of filling the server's memory. */
 #include "server_int.h"
 #include "cond.h"
+#include "gzip.h"
 #include "http.h"
 #include "log.h"
 #include "lua_host.h"
@@ -17,6 +18,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -248,11 +250,60 @@ static bool wants_keepalive(const struct conn *c, const struct lh_request *req,
     return (long)c->nreq + 1 < cfg->keepalive.max_requests;
 }
 
+/* Does r say already that it varies with Accept-Encoding (static.c decided its
+ * coding, or the handler did)? */
+static bool varies_by_coding(const struct lh_response *r)
+{
+    for (uint32_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(lh_response_name(r, i), "Vary") == 0 &&
+            strcasestr(lh_response_value(r, i), "accept-encoding"))
+            return true;
+    return false;
+}
+
+/* compress = true: a text body in memory of LH_GZIP_MIN bytes or more (from Lua, an
+ * error page, a page with the live-reload script) gzip-coded for a client that takes
+ * it, at level 1 as it is made for every response (files are coded once, at the
+ * default level, in static.c). Streamed bodies go as they are. */
+static void compress_body(struct conn *c, const struct lh_request *req, struct lh_response *r)
+{
+    if (!c->w->set->st.compress || r->body_kind != LH_BODY_MEM || r->body_len < LH_GZIP_MIN ||
+        r->status == 206 || r->status == 204 || r->status == 304 ||
+        lh_response_get(r, "Content-Encoding") || varies_by_coding(r))
+        return;
+    const char *type = lh_response_get(r, "Content-Type");
+    if (!type || !lh_gzip_type_ok(type, strlen(type)))
+        return;
+    lh_response_header(r, "Vary", "Accept-Encoding");
+    const struct lh_header *ae = lh_http_header(req, "accept-encoding");
+    if (!ae || lh_http_header(req, "range") || !lh_gzip_accepted(ae->value, ae->value_len))
+        return;
+    char *out;
+    size_t n;
+    if (lh_gzip_compress(r->body, r->body_len, 1, &out, &n) < 0)
+        return;
+    if (n >= r->body_len) {
+        free(out);
+        return;
+    }
+    const char *etag = lh_response_get(r, "ETag");
+    char coded[256];
+    size_t elen = etag ? lh_gzip_etag(etag, strlen(etag), coded, sizeof coded) : 0;
+    if (etag) {
+        lh_response_unset(r, "ETag");
+        if (elen)
+            lh_response_header(r, "ETag", coded);
+    }
+    lh_response_body(r, out, n, out);
+    lh_response_header(r, "Content-Encoding", "gzip");
+}
+
 /* The response to req is ready: log it and send it. */
 enum step lh_send_respond(struct conn *c, const struct lh_request *req, struct lh_response *resp)
 {
     if (c->w->live)
         lh_live_inject_response(resp);
+    compress_body(c, req, resp);
     lh_send_log_access(c, req, resp->status, lh_response_body_bytes(resp));
     return send_response(c, resp, req->version, wants_keepalive(c, req, resp), AW_FINISH);
 }
