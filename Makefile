@@ -37,7 +37,7 @@ MAIN_OBJ  := $(BUILD)/main.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-.PHONY: all run check test unit e2e asan valgrind bench soak fuzz fuzz-build deps clean
+.PHONY: all run check test unit e2e asan valgrind bench soak fuzz fuzz-build deps test-deps clean
 all: $(BIN)
 
 $(BIN): $(LIB_OBJS) $(MAIN_OBJ)
@@ -56,16 +56,20 @@ $(BUILD) $(BUILD)/tests:
 deps:
 	@sh .ci/install-deps
 
+# what the tests add: a headless browser and a WebSocket client (test_browser.py)
+test-deps: deps
+	@sh .ci/install-deps test
+
 run: deps
 	@$(MAKE) --no-print-directory all
 	./$(BIN) -c ./config.lua
 
-check: deps
+check: test-deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 
 # the end-to-end suite runs last so that its summary line closes the output
-test: deps
+test: test-deps
 	@sh .ci/install-deps fuzz
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
@@ -79,7 +83,7 @@ unit: $(UNIT_BINS)
 e2e: $(BIN)
 	LUAHTTPD=$(abspath $(BIN)) LUAHTTPD_SANITIZED=$(if $(SAN),1,0) $(PYTHON) tests/e2e/run.py
 
-asan: deps
+asan: test-deps
 	@$(MAKE) --no-print-directory BUILD=build-asan BIN=build-asan/luahttpd OPT="-O1 -g" \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	    unit e2e
