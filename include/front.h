@@ -57,7 +57,7 @@ enum lh_step lh_front_dress(struct lh_ctx *ctx);
 /* ---- pure helpers ------------------------------------------------------------------- */
 
 /* What an Accept value (len bytes) says: the highest q, in thousandths (0..1000), of
- * a media range for JSON (application/json, a type ending in "+json", or "application"
+ * a media range for JSON (application/json, application/NAME+json, or "application"
  * with the subtype "*") and of one for HTML (text/html, or "text" with the subtype
  * "*"); 0 for what it does not name. The range of any type counts for neither. A q
  * that is not a number counts as 1. */
@@ -79,7 +79,8 @@ bool lh_front_has_extension(const char *path);
  * case, blanks around the items ignored? (Origins in cors.origins, tokens in Vary.) */
 bool lh_front_list_has(const char *list, size_t list_len, const char *item, size_t len);
 
-/* Is a Content-Type value JSON (application/json, or a type ending in "+json")? */
+/* Is a Content-Type value JSON (application/json or application/NAME+json, any
+ * parameters)? */
 bool lh_front_is_json_type(const char *value, size_t len);
 
 /* Write the JSON error body {"error":"<reason>","status":N[,"detail":"..."]

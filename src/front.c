@@ -48,6 +48,12 @@ static bool ends_with(const char *s, size_t len, const char *lit)
     return len >= n && strncasecmp(s + len - n, lit, n) == 0;
 }
 
+/* application/<name>+json (RFC 6839): application/problem+json, application/ld+json */
+static bool suffixed_json(const char *type, size_t len)
+{
+    return len > 17 && strncasecmp(type, "application/", 12) == 0 && ends_with(type, len, "+json");
+}
+
 /* A qvalue (RFC 9110 12.4.2) in thousandths: "0.5" is 500; at most 1000. -1 when
  * v does not start with a digit. */
 static int qvalue(const char *v, size_t len)
@@ -90,9 +96,8 @@ struct lh_accept lh_front_accept(const char *value, size_t len)
         size_t tlen = semi ? (size_t)(semi - value) : n;
         const char *type = trim(value, &tlen);
         int q = semi ? element_q(semi + 1, n - (size_t)(semi + 1 - value)) : 1000;
-        bool app = tlen > 12 && strncasecmp(type, "application/", 12) == 0;
         if (equals(type, tlen, "application/json") || equals(type, tlen, "application/*") ||
-            (app && ends_with(type, tlen, "+json")))
+            suffixed_json(type, tlen))
             a.json = q > a.json ? q : a.json;
         else if (equals(type, tlen, "text/html") || equals(type, tlen, "text/*"))
             a.html = q > a.html ? q : a.html;
@@ -136,8 +141,7 @@ bool lh_front_is_json_type(const char *value, size_t len)
     const char *semi = memchr(value, ';', len);
     size_t n = semi ? (size_t)(semi - value) : len;
     const char *type = trim(value, &n);
-    return equals(type, n, "application/json") ||
-           (n > 12 && strncasecmp(type, "application/", 12) == 0 && ends_with(type, n, "+json"));
+    return equals(type, n, "application/json") || suffixed_json(type, n);
 }
 
 /* ---- the JSON error body ------------------------------------------------------------ */
