@@ -131,7 +131,8 @@ static bool visit_json(void *ud, const struct lh_route_match *m)
 
 enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
 {
-    if (!ctx->route_matched)
+    /* a route of this method ran and passed the request on: on to 404, not 405 */
+    if (!ctx->route_matched || ctx->what_route)
         return LH_DECLINED;
     char buf[32]; /* the routes whose pattern matched, all of them this time */
     lh_router_match(lua->router, method_of(ctx, buf), ctx->path, NULL, NULL, NULL,
