@@ -380,7 +380,8 @@ static bool json_client(const struct lh_ctx *ctx)
     struct lh_accept a = accept ? lh_front_accept(accept, alen) : (struct lh_accept){0, 0};
     if (a.json > 0 && a.json > a.html)
         return true;
-    const char *type = a.html ? NULL : header(ctx->req, "content-type", &tlen);
+    bool has_body = ctx->req->content_length > 0 || ctx->req->chunked;
+    const char *type = has_body && !a.html ? header(ctx->req, "content-type", &tlen) : NULL;
     return type && lh_front_is_json_type(type, tlen);
 }
 

@@ -475,7 +475,7 @@ static void test_error_bodies(void **state)
     lh_response_error(&f->resp, 404);
     lh_front_dress(&f->ctx);
     assert_string_equal(body(f), "{\"error\":\"Not Found\",\"status\":404}");
-    request(f, "POST /x", "Content-Type: application/json\r\n");
+    request(f, "POST /x", "Content-Type: application/json\r\nContent-Length: 4\r\n");
     lh_response_error(&f->resp, 400);
     char detail[] = "json.decode: Expected value";
     f->ctx.err_detail = detail;
@@ -484,8 +484,15 @@ static void test_error_bodies(void **state)
     f->ctx.err_detail = NULL;
     assert_string_equal(body(f), "{\"error\":\"Bad Request\",\"status\":400,"
                                  "\"detail\":\"json.decode: Expected value\"}");
-    request(f, "POST /x", "Content-Type: application/json\r\nAccept: text/html\r\n");
+    request(f, "POST /x", "Content-Type: application/json\r\nContent-Length: 4\r\n"
+                          "Accept: text/html\r\n");
     lh_response_error(&f->resp, 400);
+    lh_front_dress(&f->ctx);
+    assert_string_equal(hdr(f, "Content-Type"), "text/html; charset=utf-8");
+
+    /* a JSON Content-Type without a body says nothing */
+    request(f, "GET /x", "Content-Type: application/json\r\n");
+    lh_response_error(&f->resp, 403);
     lh_front_dress(&f->ctx);
     assert_string_equal(hdr(f, "Content-Type"), "text/html; charset=utf-8");
 
