@@ -178,8 +178,8 @@ static inline bool lh_route_answers_json(const struct lh_lua *lua, int id)
 enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs);
 /* Install file() and redirect(), the helpers that build a handler's return value. */
 void lh_resp_install_helpers(lua_State *L);
-/* A failed call becomes the response: 503 for a timeout, 400 for req:json() on bad
- * JSON, 500 otherwise. */
+/* A failed call becomes the response, a built-in error whose body lh_front_dress
+ * chooses: 503 for a timeout, 400 for req:json() on bad JSON, 500 otherwise. */
 void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r);
 /* Push an after hook's res for resp. */
 void lh_resp_push_res(lua_State *L, const struct lh_response *resp);

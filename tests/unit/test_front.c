@@ -527,6 +527,23 @@ static void test_error_bodies(void **state)
     assert_string_equal(body(f), "{\"error\":\"Internal Server Error\",\"status\":500,"
                                  "\"detail\":\"x.lua:1: boom\",\"traceback\":\"stack "
                                  "traceback:\\n\\tx.lua:1: in main chunk\"}");
+    /* a body longer than the response's page: on the heap, owned by the response */
+    char *long_trace = malloc(3001);
+    memset(long_trace, 't', 3000);
+    long_trace[3000] = '\0';
+    request(f, "GET /x", "Accept: application/json\r\n");
+    f->ctx.err_detail = boom;
+    f->ctx.err_trace = long_trace;
+    f->ctx.err_status = 500;
+    lh_response_error(&f->resp, 500);
+    lh_front_dress(&f->ctx);
+    f->ctx.err_detail = f->ctx.err_trace = NULL;
+    free(long_trace);
+    assert_non_null(f->resp.body_owned);
+    assert_int_equal(f->resp.body_len, strlen("{\"error\":\"Internal Server Error\",\"status\""
+                                              ":500,\"detail\":\"x.lua:1: boom\",\"traceback\""
+                                              ":\"\"}") + 3000);
+    assert_memory_equal(f->resp.body + f->resp.body_len - 5, "ttt\"}", 5);
 }
 
 static void test_fallback(void **state)
