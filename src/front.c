@@ -297,6 +297,12 @@ static const char *header(const struct lh_request *req, const char *name, size_t
     return h ? h->value : NULL;
 }
 
+/* Is the request's Origin (NULL: none) one of cors.origins? */
+static bool origin_listed(const struct lh_cors *cors, const char *origin, size_t len)
+{
+    return origin && lh_front_list_has(cors->origins, strlen(cors->origins), origin, len);
+}
+
 /*
  * A preflight for an origin that is not listed is refused with a 403 and no
  * Access-Control-* header. The browser fails the call either way; a 403, unlike a 204
@@ -312,8 +318,7 @@ enum lh_step lh_front_preflight(struct lh_ctx *ctx)
         return LH_DECLINED;
     const struct lh_cors *cors = f->cors;
     const char *origin = header(req, "origin", &olen);
-    if (cors->origins && !(origin && lh_front_list_has(cors->origins, strlen(cors->origins),
-                                                       origin, olen))) {
+    if (cors->origins && !origin_listed(cors, origin, olen)) {
         lh_response_error(ctx->resp, 403);
         return LH_ANSWERED;
     }
@@ -457,7 +462,7 @@ static void add_cors(struct lh_ctx *ctx)
         lh_response_header(resp, "Vary", "Origin");
     size_t olen;
     const char *origin = header(ctx->req, "origin", &olen);
-    if (!origin || !lh_front_list_has(cors->origins, strlen(cors->origins), origin, olen))
+    if (!origin_listed(cors, origin, olen))
         return;
     lh_response_add(resp, "Access-Control-Allow-Origin", 27, origin, olen);
     if (cors->credentials)
