@@ -57,6 +57,17 @@ limits = {
   shared_mb          = 16,       -- memory reserved for the store all workers share
 }
 
+-- Serving front ends ----------------------------------------------------------------
+
+cors = false            -- true lets pages of any origin call this server; or a table:
+                        -- { origins = { "https://app.example" }, methods = { "GET", "POST" },
+                        --   headers = { "Content-Type" }, credentials = false, max_age = 600 }
+fallback = false        -- "index.html": a page that is not found gets this file instead,
+                        -- for single-page apps that route in the browser
+compress = true         -- gzip text responses over 1 KiB for clients that accept it
+error_pages = {}        -- { [404] = "404.html", [500] = "50x.html" }: files in docroot
+                        -- whose body an error gets (JSON clients get JSON errors)
+
 -- true gives handlers os.execute, io.popen, debug.* and binary chunks back: each can
 -- stall every client of the worker or switch off the time limit above.
 unsafe_libs = false

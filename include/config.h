@@ -24,6 +24,23 @@ struct lh_limits {
     long shared_mb;          /* memory of the shared store */
 };
 
+/* cors = true or a table (CONTRACT 8): the Access-Control-* headers front.c adds.
+ * A list is kept as config.lua gave it, joined with ", " (the form a header takes). */
+struct lh_cors {
+    bool enabled;        /* first member: `cors = true/false` sets it; a table sets true */
+    char *origins;       /* "https://a.example, https://b.example"; NULL: any origin (*) */
+    char *methods;       /* Access-Control-Allow-Methods; NULL: the server's default list,
+                          * "" (an empty array): none sent */
+    char *headers;       /* Access-Control-Allow-Headers; NULL: echo the preflight's
+                          * Access-Control-Request-Headers, "": none sent */
+    bool credentials;    /* Access-Control-Allow-Credentials: true (only with origins) */
+    long max_age;        /* Access-Control-Max-Age of a preflight's answer, seconds */
+};
+
+/* error_pages keys: the statuses of errors */
+#define LH_ERROR_PAGE_MIN 400
+#define LH_ERROR_PAGE_MAX 599
+
 /* Every string is owned by the struct (malloc'd) and freed by lh_config_free. */
 struct lh_config {
     char *path;          /* the config file that was loaded, NULL for built-in defaults */
@@ -44,6 +61,13 @@ struct lh_config {
     struct lh_keepalive keepalive;
     long max_connections;
     struct lh_limits limits;
+    struct lh_cors cors;
+    char *fallback;      /* a file in docroot, relative ("index.html"), served with 200 for
+                          * a page that is not found (single-page apps); NULL: off */
+    bool compress;       /* gzip text responses (validated here, used by the response path) */
+    /* error_pages: the docroot file (relative) whose body an error of status s gets, at
+     * [s - LH_ERROR_PAGE_MIN]; NULL: the built-in page */
+    char *error_pages[LH_ERROR_PAGE_MAX - LH_ERROR_PAGE_MIN + 1];
     char **warnings;     /* non-fatal messages (unknown globals, ...), nwarnings of them */
     size_t nwarnings;
 };

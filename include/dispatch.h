@@ -1,6 +1,8 @@
 /* dispatch.h - one parsed request through the chain of steps that may answer it:
- * before hooks, Lua routes, static files, 405 for a routed path with another method,
- * 404; then the after hooks see the response. */
+ * a CORS preflight, before hooks, Lua routes, static files, 405 for a routed path with
+ * another method, the single-page-app fallback, 404; the answer is dressed (front.h:
+ * the error body its client is best served by, CORS headers), then the after hooks
+ * see the response. */
 #ifndef LH_DISPATCH_H
 #define LH_DISPATCH_H
 
@@ -12,6 +14,7 @@
 #include "response.h"
 #include "static.h"
 
+struct lh_front;
 struct lh_lua;
 struct lua_State;
 
@@ -28,6 +31,7 @@ struct lh_ctx {
     const struct lh_static *st;
     struct lh_fcache *fcache;     /* the worker's small-file cache (may be NULL) */
     struct lh_lua *lua;           /* the worker's Lua state */
+    struct lh_front *front;       /* cors, fallback, error_pages (front.h); NULL: none */
     const char *body;             /* the request body (decoded), body_len bytes */
     size_t body_len;
     const char *remote_addr;      /* client IP, NUL-terminated */
@@ -44,6 +48,14 @@ struct lh_ctx {
     const void *bad_json;         /* the error req:json() raised (the client's fault: 400) */
     char allow[128];              /* for a 405: the methods of the routes whose pattern matched */
     char *dev_error;              /* --dev: the page for the last Lua error */
+    /* what a JSON error body says of the last failure (front.c), malloc'd, freed with
+     * the request's Lua side (lh_lua_request_done): for err_status 400 req:json()'s
+     * message; for 500, in --dev for this machine, the Lua error and its traceback */
+    char *err_detail;
+    char *err_trace;
+    int err_status;               /* the status they explain (0: none) */
+    bool json_route;              /* a route that ran has answered JSON before: the
+                                   * built-in errors are JSON (front.c) */
     /* progress, so that a request whose Lua handler paused can go on later */
     int step;                     /* the next step of the chain */
     int lua_index;                /* hooks or routes already run in the current step */
@@ -66,6 +78,7 @@ struct lh_ctx {
     const char *what_kind;        /* "route", "before" or "after" */
     const char *what_method;      /* a route's method and pattern (the router's strings) */
     const char *what_pattern;
+    int what_route;               /* a route's id (its handler's number), 0 for a hook */
     int what_index;               /* a hook's number */
     /* a streamed body (lua_resp.c): a function that makes the body piece by piece,
      * called after the head is sent; the request and its object live on meanwhile */

@@ -75,7 +75,8 @@ void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx);
 struct lh_ctx *lh_lua_running(struct lua_State *L);
 
 /* End of a request (or its abandonment): the request object handlers may have kept
- * stops working, and a paused handler and a streamed body's function are dropped. */
+ * stops working, a paused handler and a streamed body's function are dropped, and
+ * what was kept of a failure (ctx->dev_error, err_detail, err_trace) is freed. */
 void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx);
 
 #endif

@@ -51,6 +51,9 @@ struct lh_response {
     int64_t file_off, file_len;
     bool no_body;                       /* HEAD: headers as for the body, no body sent */
     bool close;                         /* close the connection after this response */
+    bool builtin;                       /* the server's own error page (lh_response_error,
+                                         * docroot/404.html): front.c may give it another
+                                         * body; a handler's own error body is not */
     char page[512];                     /* built-in error pages are written here */
     struct lh_resp_header inline_headers[LH_RESP_INLINE_HEADERS];
     char inline_store[LH_RESP_STORE];   /* last: lh_response_move copies only its used part */
@@ -132,7 +135,7 @@ static inline bool lh_response_streams(const struct lh_response *r)
 }
 
 /* Make r the built-in page for status (an HTML body naming the status), dropping
- * any previous body and headers. */
+ * any previous body and headers; r->builtin is set. */
 void lh_response_error(struct lh_response *r, int status);
 
 /* Move src into dst (both initialised or not; dst's old contents are not freed):

@@ -45,7 +45,8 @@ typedef bool (*lh_route_visit)(void *ud, const struct lh_route_match *m);
 
 /*
  * Visit every route whose pattern matches path (a decoded, normalised path) and whose
- * method is `method` ("*" routes match any method; "GET" routes also match "HEAD"),
+ * method is `method` ("*" routes match any method; "GET" routes also match "HEAD";
+ * a NULL method: every route whose pattern matches, whatever its method),
  * in precedence order: at each segment an exact segment beats a ":name" capture,
  * which beats a final "*"; among routes with the same pattern shape, declaration
  * order. Returns true if a visit returned true.

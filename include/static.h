@@ -56,9 +56,16 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
                      const char *query, size_t query_len, const struct lh_request *req,
                      struct lh_response *resp);
 
-/* Fill resp with a 404: docroot/404.html when it exists, else a built-in page; cache
- * (may be NULL) remembers that there is none. */
+/* Fill resp with a 404 (a built-in error, resp->builtin): docroot/404.html when it
+ * exists, else a built-in page; cache (may be NULL) remembers that there is none. */
 void lh_static_not_found(const struct lh_static *s, struct lh_fcache *cache,
                          struct lh_response *resp);
+
+/* Make the docroot's file at path (normalised, starting with '/') the body of resp,
+ * with the Content-Type of its name; the status and the other headers stay. Returns
+ * false, resp unchanged, when there is no regular file there that can be opened
+ * (cache, which may be NULL, remembers a missing name at the top of the docroot). */
+bool lh_static_error_page(const struct lh_static *s, struct lh_fcache *cache, const char *path,
+                          struct lh_response *resp);
 
 #endif

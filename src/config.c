@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
@@ -37,6 +38,9 @@ enum kind {
     K_STRING,   /* char *: a non-empty string without NUL bytes */
     K_WORKERS,  /* int: like K_INT, or "auto" for the number of online CPUs */
     K_TABLE,    /* a table of `fields`; any other key in it is an error */
+    K_LIST,     /* char *: an array of strings, each `item`, stored joined with ", " */
+    K_PAGES,    /* char *[]: a table from an integer in [imin, imax] to a DOCFILE
+                 * string, stored at [key - imin] */
 };
 
 /* Flags */
@@ -45,12 +49,19 @@ enum kind {
 #define PATH      0x04 /* K_STRING: a relative value is resolved against the config's folder */
 #define DASH      0x08 /* K_STRING with PATH: "-" means a standard stream, kept as is */
 #define FALSE_OFF 0x10 /* K_STRING: false is accepted and stored as NULL */
-#define SEEN      0x20 /* top level: true goes to the bool at seen_off when the file sets it */
+#define SWITCH    0x20 /* K_TABLE: true and false too; the struct starts with a bool,
+                        * which is set to the boolean, or to true for a table */
+#define DOCFILE   0x40 /* K_STRING, K_PAGES: a file of the docroot, relative to it:
+                        * not starting with '/', without a ".." segment or a '\\' */
+#define ORIGIN    0x80 /* K_LIST: each item scheme "://" host [":" port] */
+#define TOKEN     0x100 /* K_LIST: each item an RFC 9110 token (a method or header name) */
+#define SEEN      0x200 /* top level: true goes to the bool at seen_off when the file sets it */
 
 struct setting {
     const char *name;
     enum kind kind;
     const char *what;               /* completes "<name> must be ..." */
+    const char *item;               /* K_LIST, K_PAGES: "<name>[k] must be ..." */
     unsigned flags;
     lua_Integer imin, imax;         /* K_INT, K_LONG, K_WORKERS */
     double dmin, dmax;              /* K_SECONDS */
@@ -94,7 +105,25 @@ static const struct setting limits_fields[] = {
     { .name = NULL },
 };
 
+static const struct setting cors_fields[] = {
+    { .name = "origins", .kind = K_LIST, .flags = ORIGIN, .what = "an array of origins",
+      .item = "an origin like \"https://a.example\" (scheme://host[:port], no path)",
+      .off = offsetof(struct lh_cors, origins) },
+    { .name = "methods", .kind = K_LIST, .flags = TOKEN, .what = "an array of method names",
+      .item = "a method name (a token such as \"PUT\")",
+      .off = offsetof(struct lh_cors, methods) },
+    { .name = "headers", .kind = K_LIST, .flags = TOKEN, .what = "an array of header names",
+      .item = "a header name (a token such as \"Content-Type\")",
+      .off = offsetof(struct lh_cors, headers) },
+    { .name = "credentials", .kind = K_BOOL, .what = "true or false",
+      .off = offsetof(struct lh_cors, credentials) },
+    { .name = "max_age", .kind = K_LONG, .what = "an integer from 0 to 86400",
+      .imin = 0, .imax = 86400, .off = offsetof(struct lh_cors, max_age) },
+    { .name = NULL },
+};
+
 #define MAX_WORKERS 256
+#define DOCFILE_WHAT "a file in docroot (a relative path without '..')"
 
 static const struct setting settings[] = {
     { .name = "port", .kind = K_INT, .what = "an integer from 0 to 65535",
@@ -127,6 +156,16 @@ static const struct setting settings[] = {
       .off = offsetof(struct lh_config, limits) },
     { .name = "unsafe_libs", .kind = K_BOOL, .what = "true or false",
       .off = offsetof(struct lh_config, unsafe_libs) },
+    { .name = "cors", .kind = K_TABLE, .flags = SWITCH, .what = "true, false or a table",
+      .fields = cors_fields, .off = offsetof(struct lh_config, cors) },
+    { .name = "fallback", .kind = K_STRING, .flags = DOCFILE | FALSE_OFF,
+      .what = DOCFILE_WHAT " or false", .off = offsetof(struct lh_config, fallback) },
+    { .name = "compress", .kind = K_BOOL, .what = "true or false",
+      .off = offsetof(struct lh_config, compress) },
+    { .name = "error_pages", .kind = K_PAGES, .flags = DOCFILE,
+      .what = "a table of status = file", .item = DOCFILE_WHAT,
+      .imin = LH_ERROR_PAGE_MIN, .imax = LH_ERROR_PAGE_MAX,
+      .off = offsetof(struct lh_config, error_pages) },
     { .name = NULL },
 };
 
@@ -154,6 +193,8 @@ int lh_config_defaults(struct lh_config *c)
         .limits = { .header_bytes = 8192, .body_bytes = 1048576, .request_timeout = 10,
                     .handler_timeout_ms = 2000, .lua_memory_mb = 64,
                     .stall_timeout = 10, .shared_mb = 16 },
+        .cors = { .max_age = 600 },
+        .compress = true,
     };
     c->dir = strdup(".");
     c->host = strdup("127.0.0.1");
@@ -177,6 +218,12 @@ void lh_config_free(struct lh_config *c)
     free(c->index);
     free(c->access_log);
     free(c->error_log);
+    free(c->cors.origins);
+    free(c->cors.methods);
+    free(c->cors.headers);
+    free(c->fallback);
+    for (size_t i = 0; i < sizeof c->error_pages / sizeof c->error_pages[0]; i++)
+        free(c->error_pages[i]);
     for (size_t i = 0; i < c->nwarnings; i++)
         free(c->warnings[i]);
     free(c->warnings);
@@ -196,6 +243,8 @@ int lh_config_copy(struct lh_config *dst, const struct lh_config *src)
     /* Nothing in dst may point into src before the first failure can free it. */
     dst->path = dst->dir = dst->host = dst->docroot = NULL;
     dst->index = dst->access_log = dst->error_log = NULL;
+    dst->cors.origins = dst->cors.methods = dst->cors.headers = dst->fallback = NULL;
+    memset(dst->error_pages, 0, sizeof dst->error_pages);
     dst->warnings = NULL;
     dst->nwarnings = 0;
 
@@ -203,8 +252,15 @@ int lh_config_copy(struct lh_config *dst, const struct lh_config *src)
         copy_str(&dst->host, src->host) < 0 || copy_str(&dst->docroot, src->docroot) < 0 ||
         copy_str(&dst->index, src->index) < 0 ||
         copy_str(&dst->access_log, src->access_log) < 0 ||
-        copy_str(&dst->error_log, src->error_log) < 0)
+        copy_str(&dst->error_log, src->error_log) < 0 ||
+        copy_str(&dst->cors.origins, src->cors.origins) < 0 ||
+        copy_str(&dst->cors.methods, src->cors.methods) < 0 ||
+        copy_str(&dst->cors.headers, src->cors.headers) < 0 ||
+        copy_str(&dst->fallback, src->fallback) < 0)
         goto fail;
+    for (size_t i = 0; i < sizeof src->error_pages / sizeof src->error_pages[0]; i++)
+        if (copy_str(&dst->error_pages[i], src->error_pages[i]) < 0)
+            goto fail;
     if (src->nwarnings > 0) {
         dst->warnings = calloc(src->nwarnings, sizeof *dst->warnings);
         if (!dst->warnings)
@@ -333,6 +389,83 @@ static void push_suggestion(lua_State *L, const struct setting *list, const char
 
 /* ---- validation --------------------------------------------------------------- */
 
+/* A DOCFILE: relative to the docroot, no ".." segment, no backslash (requests with
+ * one are refused, so such a file could never be served). */
+static bool docfile_ok(const char *str)
+{
+    if (str[0] == '/' || strchr(str, '\\'))
+        return false;
+    for (const char *p = str; *p;) {
+        const char *end = strchrnul(p, '/');
+        if (end - p == 2 && p[0] == '.' && p[1] == '.')
+            return false;
+        p = *end ? end + 1 : end;
+    }
+    return true;
+}
+
+/* An origin as browsers send it in Origin: scheme "://" host [":" port], nothing
+ * after (a trailing slash would never match). */
+static bool origin_ok(const char *str)
+{
+    const unsigned char *p = (const unsigned char *)str;
+    if (!isalpha(*p))
+        return false;
+    while (isalnum(*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (strncmp((const char *)p, "://", 3) != 0 || p[3] == '\0')
+        return false;
+    for (p += 3; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f || strchr("/?#,", *p))
+            return false;
+    return true;
+}
+
+/* An RFC 9110 token: a method or a header name. */
+static bool token_ok(const char *str)
+{
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++)
+        if (!isalnum(*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+            return false;
+    return true;
+}
+
+/* Is the value at idx a non-empty string without NUL bytes? *str is the string. */
+static bool plain_string(lua_State *L, int idx, const char **str)
+{
+    size_t len;
+    if (lua_type(L, idx) != LUA_TSTRING)
+        return false;
+    *str = lua_tolstring(L, idx, &len);
+    return len > 0 && strlen(*str) == len;
+}
+
+/* Is the value at idx an item of the K_LIST s? */
+static bool item_ok(lua_State *L, const struct setting *s, int idx)
+{
+    const char *str;
+    if (!plain_string(L, idx, &str))
+        return false;
+    return (s->flags & ORIGIN) ? origin_ok(str) : (s->flags & TOKEN) ? token_ok(str) : true;
+}
+
+/* Is the table at idx an array: keys exactly 1..#t? */
+static bool is_array(lua_State *L, int idx)
+{
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        lua_Integer k = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
+        if (k < 1 || k > n) {
+            lua_pop(L, 1);
+            return false;
+        }
+        count++;
+    }
+    return count == n;
+}
+
 static bool integer_ok(lua_State *L, const struct setting *s, int idx)
 {
     int isint = 0;
@@ -375,9 +508,16 @@ static bool value_ok(lua_State *L, const struct setting *s, int idx)
             return false;
         if (s->flags & NO_SLASH)
             return !strchr(str, '/') && strcmp(str, ".") != 0 && strcmp(str, "..") != 0;
+        if (s->flags & DOCFILE)
+            return docfile_ok(str);
         return true;
     }
     case K_TABLE:
+        return lua_type(L, idx) == LUA_TTABLE ||
+               ((s->flags & SWITCH) && lua_type(L, idx) == LUA_TBOOLEAN);
+    case K_LIST:
+        return lua_type(L, idx) == LUA_TTABLE && is_array(L, idx);
+    case K_PAGES:
         return lua_type(L, idx) == LUA_TTABLE;
     }
     return false;
@@ -390,17 +530,49 @@ static bool value_ok(lua_State *L, const struct setting *s, int idx)
  * error rather than a warning: a misspelt limit would otherwise silently keep its
  * default, and limits are what protect the server.
  */
+/* Raises "<where><parent.>name<key> must be <what>, got <the value at idx>". */
+static void must_be(lua_State *L, const char *where, const char *parent, const char *name,
+                    const char *key, const char *what, int idx)
+{
+    const char *got = push_description(L, idx);
+    lua_pushfstring(L, "%s%s%s%s%s must be %s, got %s", where, parent ? parent : "",
+                    parent ? "." : "", name, key, what, got);
+    lua_error(L);
+}
+
+/* The items of the K_LIST or K_PAGES s at idx (a table, an array for K_LIST). */
+static void check_items(lua_State *L, const struct setting *s, int idx, const char *where,
+                        const char *parent)
+{
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        int status = lua_isinteger(L, -2) ? (int)lua_tointeger(L, -2) : 0;
+        const char *str;
+        if (s->kind == K_PAGES && (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < s->imin ||
+                                   lua_tointeger(L, -2) > s->imax)) {
+            const char *got = push_description(L, -2);
+            lua_pushfstring(L, "%s%s keys must be error statuses (integers from %I to %I), "
+                            "got %s", where, s->name, (lua_Integer)s->imin,
+                            (lua_Integer)s->imax, got);
+            lua_error(L);
+        }
+        bool ok = s->kind == K_LIST ? item_ok(L, s, -1)
+                                    : plain_string(L, -1, &str) && docfile_ok(str);
+        if (!ok)
+            must_be(L, where, parent, s->name, lua_pushfstring(L, "[%d]", status), s->item, -2);
+        lua_pop(L, 1);
+    }
+}
+
 static void check_setting(lua_State *L, const struct setting *s, int idx, const char *where,
                           const char *parent)
 {
     idx = lua_absindex(L, idx);
-    if (!value_ok(L, s, idx)) {
-        const char *got = push_description(L, idx);
-        lua_pushfstring(L, "%s%s%s%s must be %s, got %s", where, parent ? parent : "",
-                        parent ? "." : "", s->name, s->what, got);
-        lua_error(L);
-    }
-    if (s->kind != K_TABLE)
+    if (!value_ok(L, s, idx))
+        must_be(L, where, parent, s->name, "", s->what, idx);
+    if (s->kind == K_LIST || s->kind == K_PAGES)
+        check_items(L, s, idx, where, parent);
+    if (s->kind != K_TABLE || lua_type(L, idx) != LUA_TTABLE)
         return;
     lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
@@ -540,10 +712,37 @@ static void store_setting(lua_State *L, const struct setting *s, int idx, char *
         store_string(L, field, lua_tostring(L, idx));
         break;
     case K_TABLE:
+        if (s->flags & SWITCH) {
+            *(bool *)field = lua_toboolean(L, idx); /* a table is true */
+            if (lua_type(L, idx) == LUA_TBOOLEAN)
+                break;
+        }
         for (const struct setting *f = s->fields; f->name != NULL; f++) {
             lua_pushstring(L, f->name);
             if (lua_rawget(L, idx) != LUA_TNIL)
                 store_setting(L, f, -1, field);
+            lua_pop(L, 1);
+        }
+        break;
+    case K_LIST: {
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        for (lua_Integer i = 1; lua_rawgeti(L, idx, i) != LUA_TNIL; i++) {
+            if (i > 1)
+                luaL_addstring(&b, ", ");
+            luaL_addvalue(&b);
+        }
+        lua_pop(L, 1);
+        luaL_pushresult(&b);
+        store_string(L, field, lua_tostring(L, -1));
+        lua_pop(L, 1);
+        break;
+    }
+    case K_PAGES:
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            char **pages = field;
+            store_string(L, &pages[lua_tointeger(L, -2) - s->imin], lua_tostring(L, -1));
             lua_pop(L, 1);
         }
         break;
@@ -581,6 +780,18 @@ static void read_settings(lua_State *L, const struct run *r, int lines)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
+}
+
+/* Rules that join two settings, checked once all are read. */
+static void check_together(lua_State *L, const struct run *r, int lines)
+{
+    const struct lh_cors *cors = &r->c->cors;
+    if (cors->enabled && cors->credentials && cors->origins == NULL) {
+        lua_pushfstring(L, "%scors.credentials = true needs cors.origins (browsers refuse "
+                        "credentials from a server that allows any origin)",
+                        push_where(L, r, lines, "cors"));
+        lua_error(L);
+    }
 }
 
 /* Resolves relative PATH settings, set or default, against the config's folder
@@ -694,6 +905,7 @@ static int config_main(lua_State *L)
         lua_pop(L, 1);
 
     read_settings(L, r, lines);
+    check_together(L, r, lines);
     resolve_paths(L, r->c);
     collect_warnings(L, r, lines, order);
     return 0;

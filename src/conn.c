@@ -205,6 +205,7 @@ static enum step answer_request(struct conn *c, const char *body, size_t body_le
                          .st = &w->set->st,
                          .fcache = w->fcache,
                          .lua = w->set->lua,
+                         .front = &w->set->front,
                          .body = body,
                          .body_len = body_len,
                          .remote_addr = ip,

@@ -1,12 +1,12 @@
 /* dispatch.c - the chain of steps that answer a request. See dispatch.h. */
 #include "dispatch.h"
 
+#include "front.h"
 #include "lua_host.h"
 #include "path.h"
 
 #include <lauxlib.h> /* LUA_NOREF */
 
-#include <stdlib.h>
 #include <string.h>
 
 /* A step answers (fills ctx->resp), declines, or pauses (a Lua handler will go on
@@ -48,9 +48,15 @@ static enum lh_step step_not_found(struct lh_ctx *ctx)
     return LH_ANSWERED;
 }
 
-static const step_fn chain[] = {step_start,  step_before,             step_routes,
-                                step_static, step_method_not_allowed, step_not_found};
+/* Until one answers; then the answer goes through the last step, which dresses it
+ * (front.h: error bodies for the client, CORS headers) for the after hooks to see. */
+static const step_fn chain[] = {
+    step_start,  lh_front_preflight,      step_before,       step_routes,
+    step_static, step_method_not_allowed, lh_front_fallback, step_not_found,
+    lh_front_dress,
+};
 #define NSTEPS ((int)(sizeof chain / sizeof chain[0]))
+#define DRESS (NSTEPS - 1)
 
 /* The path part of an origin-form or absolute-form target; NULL if neither. */
 static const char *target_path(const struct lh_request *req, size_t *len)
@@ -126,7 +132,10 @@ void lh_dispatch_init(struct lh_ctx *ctx)
     ctx->route_matched = ctx->timed_out = ctx->hook_paused = ctx->charge_wait = false;
     ctx->in_after = false;
     ctx->allow[0] = '\0';
-    ctx->dev_error = NULL;
+    ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
+    ctx->err_status = 0;
+    ctx->json_route = false;
+    ctx->what_route = 0;
     ctx->stream_ref = LUA_NOREF;
     ctx->handler_ns = 0;
     ctx->stream_started = false;
@@ -135,9 +144,7 @@ void lh_dispatch_init(struct lh_ctx *ctx)
 
 static void finish(struct lh_ctx *ctx)
 {
-    lh_lua_request_done(ctx->lua, ctx);
-    free(ctx->dev_error);
-    ctx->dev_error = NULL;
+    lh_lua_request_done(ctx->lua, ctx); /* and what it kept of a failure */
 }
 
 enum lh_step lh_dispatch(struct lh_ctx *ctx)
@@ -146,7 +153,7 @@ enum lh_step lh_dispatch(struct lh_ctx *ctx)
         enum lh_step r = chain[ctx->step](ctx);
         if (r == LH_SUSPENDED)
             return LH_SUSPENDED;
-        ctx->step = r == LH_ANSWERED ? NSTEPS : ctx->step + 1;
+        ctx->step = r == LH_DECLINED ? ctx->step + 1 : ctx->step < DRESS ? DRESS : NSTEPS;
     }
     if (lh_lua_after(ctx->lua, ctx) == LH_SUSPENDED)
         return LH_SUSPENDED;

@@ -36,6 +36,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define HOOK_EVERY 1000 /* instructions between two looks at the clock */
 #ifndef LH_CONFIG_MS
@@ -313,11 +314,26 @@ static void log_failure(struct lh_lua *lua, struct lh_ctx *ctx, lua_State *co,
     char what[160];
     lh_call_describe(ctx, what, sizeof what);
     lh_log_error_trace("error", trace, "lua: %s: %s", what, msg);
-    if (lua->dev && ctx->dev_loopback && res != LH_CALL_TIMEOUT) {
+    bool dev = lua->dev && ctx->dev_loopback && res != LH_CALL_TIMEOUT;
+    if (dev) {
         free(ctx->dev_error);
         ctx->dev_error = lh_devpage_render_error(ctx, what,
                                                  lua_pushfstring(L, "%s\n%s", msg, trace),
                                                  lua->err_file, lua->err_line);
+    }
+    /* for a JSON error body: the client's bad JSON is theirs to see; a Lua error only
+     * in --dev, to this machine */
+    free(ctx->err_detail);
+    free(ctx->err_trace);
+    ctx->err_detail = ctx->err_trace = NULL;
+    ctx->err_status = 0;
+    if (res == LH_CALL_BAD_JSON) {
+        ctx->err_detail = strdup(msg);
+        ctx->err_status = 400;
+    } else if (dev) {
+        ctx->err_detail = strdup(msg);
+        ctx->err_trace = strdup(trace);
+        ctx->err_status = 500;
     }
     lua_settop(L, base);
 }

@@ -176,6 +176,10 @@ struct lh_lua *lh_lua_new(const char *path, struct lh_config *c, bool dev, char 
         lh_lua_free(lua);
         return NULL;
     }
+    lua->nroute_json = lh_router_count(lua->router) + 1;
+    lua->route_json = calloc(lua->nroute_json, sizeof *lua->route_json);
+    if (!lua->route_json)
+        goto oom;
     lua->timeout_ms = c->limits.handler_timeout_ms;
     lua->timeout_ns = c->limits.handler_timeout_ms * 1000000LL;
     lua->path_max = (size_t)c->limits.header_bytes;
@@ -203,6 +207,7 @@ void lh_lua_free(struct lh_lua *lua)
         lua_close(lua->L);
     lh_alloc_free_chunks(lua);
     lh_router_free(lua->router);
+    free(lua->route_json);
     free(lua);
 }
 

@@ -58,6 +58,12 @@ struct lh_lua {
     const void *req_meta;     /* the same table, to compare with (lua_topointer) */
     int spare_req_ref;        /* an emptied registry slot kept for the next request object */
     int nbefore, nafter;      /* hooks config.lua added: none, no look at the lists */
+    /* routes that have answered JSON (a table, or a JSON Content-Type), by route id
+     * (1..nroute_json - 1): their built-in errors are JSON too (front.c). Per worker,
+     * for the life of the state. */
+    bool *route_json;
+    size_t nroute_json;
+    bool any_route_json;
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
 };
@@ -160,13 +166,20 @@ void lh_req_set_params(struct lh_lua *lua, struct lh_ctx *ctx, const struct lh_r
 
 /* ---- lua_resp.c ---- */
 
+/* Has route id answered JSON before (in this state)? */
+static inline bool lh_route_answers_json(const struct lh_lua *lua, int id)
+{
+    return lua->any_route_json && id > 0 && (size_t)id < lua->nroute_json &&
+           lua->route_json[id];
+}
+
 /* Run or resume ctx's handler (to start: the function and nargs arguments on top of
  * the stack) and, once it has returned, turn its results into the response. */
 enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs);
 /* Install file() and redirect(), the helpers that build a handler's return value. */
 void lh_resp_install_helpers(lua_State *L);
-/* A failed call becomes the response: 503 for a timeout, 400 for req:json() on bad
- * JSON, 500 otherwise. */
+/* A failed call becomes the response, a built-in error whose body lh_front_dress
+ * chooses: 503 for a timeout, 400 for req:json() on bad JSON, 500 otherwise. */
 void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r);
 /* Push an after hook's res for resp. */
 void lh_resp_push_res(lua_State *L, const struct lh_response *resp);

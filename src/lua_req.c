@@ -11,6 +11,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -509,6 +510,10 @@ void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx)
 
 void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
 {
+    free(ctx->dev_error); /* what lua_call.c kept of a failure */
+    free(ctx->err_detail);
+    free(ctx->err_trace);
+    ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
     if (!lua)
         return;
     retarget_req(lua, ctx, NULL);

@@ -4,6 +4,7 @@
  * change. See lua_int.h. */
 #include "lua_int.h"
 
+#include "front.h"
 #include "log.h"
 #include "lua_json.h"
 #include "path.h"
@@ -245,6 +246,21 @@ static void serve_file(struct lh_lua *lua, struct lh_ctx *ctx, int idx)
         lh_response_error(resp, 500);
 }
 
+/* A route that answers JSON (a table, or a JSON Content-Type of its own; `maybe`:
+ * the body was a table or the handler gave headers) is noted: its built-in errors (a
+ * 500, req:json()'s 400, a 405 of its path) are JSON from then on, even for a client
+ * that does not say it wants JSON (front.c). */
+static void note_json_route(struct lh_lua *lua, struct lh_ctx *ctx, bool maybe)
+{
+    const char *type = maybe ? lh_response_get(ctx->resp, "Content-Type") : NULL;
+    if (!type || !lh_front_is_json_type(type, strlen(type)) ||
+        (size_t)ctx->what_route >= lua->nroute_json)
+        return;
+    lua->route_json[ctx->what_route] = true;
+    lua->any_route_json = true;
+    ctx->json_route = true;
+}
+
 static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
 {
     lua_State *L = lua->L;
@@ -273,6 +289,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
     const char *ctype = NULL;
     size_t len = 0;
     const char *text = NULL;
+    bool table = false;
     if (lua_type(L, body) == LUA_TSTRING) {
         text = lua_tolstring(L, body, &len);
         ctype = "text/html; charset=utf-8";
@@ -297,6 +314,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lua_replace(L, body);
         text = lua_tolstring(L, body, &len);
         ctype = "application/json";
+        table = true;
     } else if (lua_type(L, body) == LUA_TFUNCTION) {
         /* streamed: called after the head is out (lh_lua_stream_next), as the handler
          * that returned it, which the error log names */
@@ -321,6 +339,8 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lh_response_error(resp, 500);
         return true;
     }
+    if (ctx->what_route && !lh_route_answers_json(lua, ctx->what_route))
+        note_json_route(lua, ctx, table || !lua_isnil(L, headers));
     if (text) {
         char *copy = malloc(len ? len : 1);
         if (!copy) {
@@ -335,13 +355,8 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
 
 void lh_resp_answer_failure(struct lh_ctx *ctx, enum lh_call_result r)
 {
-    int status = r == LH_CALL_TIMEOUT ? 503 : r == LH_CALL_BAD_JSON ? 400 : 500;
-    lh_response_error(ctx->resp, status);
-    if (status == 500 && ctx->dev_error && ctx->dev_loopback) {
-        /* --dev, asked from this machine: show what went wrong */
-        lh_response_body(ctx->resp, ctx->dev_error, strlen(ctx->dev_error), ctx->dev_error);
-        ctx->dev_error = NULL;
-    }
+    /* a built-in error: lh_front_dress gives it its body (JSON, the --dev page, ...) */
+    lh_response_error(ctx->resp, r == LH_CALL_TIMEOUT ? 503 : r == LH_CALL_BAD_JSON ? 400 : 500);
 }
 
 enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs)

@@ -4,6 +4,8 @@
  * time slice at a time (lh_resp_run_handler, lh_call_run_slice). See lua_host.h. */
 #include "lua_int.h"
 
+#include "front.h"
+
 #include <lauxlib.h>
 #include <lua.h>
 
@@ -28,6 +30,7 @@ static bool push_next_hook(struct lh_lua *lua, struct lh_ctx *ctx, const void *k
     lh_req_push_object(lua, ctx);
     ctx->what_kind = kind;
     ctx->what_method = ctx->what_pattern = NULL;
+    ctx->what_route = 0;
     ctx->what_index = ctx->lua_index;
     return true;
 }
@@ -68,6 +71,9 @@ static bool visit_route(void *ud, const struct lh_route_match *m)
     v->ctx->what_kind = "route";
     v->ctx->what_method = m->method;
     v->ctx->what_pattern = m->pattern;
+    v->ctx->what_route = m->handler;
+    if (lh_route_answers_json(v->lua, m->handler))
+        v->ctx->json_route = true;
     lua_State *L = v->lua->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, v->lua->routes_ref);
     lua_rawgeti(L, -1, m->handler);
@@ -117,9 +123,16 @@ enum lh_step lh_lua_route(struct lh_lua *lua, struct lh_ctx *ctx)
     }
 }
 
+/* A route whose pattern matches, of any method, that has answered JSON: stop. */
+static bool visit_json(void *ud, const struct lh_route_match *m)
+{
+    return lh_route_answers_json(ud, m->handler);
+}
+
 enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
 {
-    if (!ctx->route_matched)
+    /* a route of this method ran and passed the request on: on to 404, not 405 */
+    if (!ctx->route_matched || ctx->what_route)
         return LH_DECLINED;
     char buf[32]; /* the routes whose pattern matched, all of them this time */
     lh_router_match(lua->router, method_of(ctx, buf), ctx->path, NULL, NULL, NULL,
@@ -128,6 +141,10 @@ enum lh_step lh_lua_method_not_allowed(struct lh_lua *lua, struct lh_ctx *ctx)
         return LH_DECLINED;
     lh_response_error(ctx->resp, 405);
     lh_response_header(ctx->resp, "Allow", ctx->allow);
+    /* the path's other routes answer JSON: so does this error */
+    if (lua->any_route_json &&
+        lh_router_match(lua->router, NULL, ctx->path, visit_json, lua, NULL, NULL, 0))
+        ctx->json_route = true;
     return LH_ANSWERED;
 }
 
@@ -165,6 +182,7 @@ enum lh_step lh_lua_after(struct lh_lua *lua, struct lh_ctx *ctx)
         }
         if (r != LH_CALL_OK) { /* the 500 (or 503) goes out without the later hooks */
             lh_resp_answer_failure(ctx, r);
+            lh_front_dress(ctx); /* its body for the client, CORS: as for any answer */
             ctx->lua_index = 0;
             return LH_ANSWERED;
         }

@@ -64,6 +64,7 @@ void lh_response_init(struct lh_response *r, int status)
     r->file_off = r->file_len = 0;
     r->no_body = false;
     r->close = false;
+    r->builtin = false;
 }
 
 /* ---- headers -------------------------------------------------------------------- */
@@ -344,6 +345,7 @@ void lh_response_error(struct lh_response *r, int status)
     size_t n = (size_t)(p - r->page);
     lh_response_header(r, "Content-Type", "text/html; charset=utf-8");
     lh_response_body(r, r->page, n, NULL);
+    r->builtin = true;
 }
 
 void lh_response_move(struct lh_response *dst, struct lh_response *src)

@@ -234,7 +234,7 @@ struct walk {
 
 static bool method_ok(const char *route, const char *method)
 {
-    return strcmp(route, "*") == 0 || strcmp(route, method) == 0 ||
+    return !method || strcmp(route, "*") == 0 || strcmp(route, method) == 0 ||
            (strcmp(route, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 

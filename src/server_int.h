@@ -14,6 +14,7 @@
 #include "cond.h"
 #include "config.h"
 #include "dispatch.h"
+#include "front.h"
 #include "http.h"
 #include "ipkey.h"
 #include "response.h"
@@ -46,6 +47,7 @@ struct settings {
     char *root_real;
     int access_fd;            /* -1 when the access log is off */
     struct lh_static st;
+    struct lh_front front;    /* cors, fallback, error_pages, from cfg */
     bool dev;
     struct lh_lua *lua;       /* the state config.lua ran in: its routes and hooks */
 };

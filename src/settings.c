@@ -20,6 +20,7 @@ void lh_settings_release(struct settings *s)
     if (s->access_fd >= 0)
         close(s->access_fd);
     free(s->root_real);
+    lh_front_free(&s->front);
     lh_lua_free(s->lua);
     lh_config_free(&s->cfg);
     free(s);
@@ -66,8 +67,12 @@ static int open_files(struct settings *s, char *err, size_t errlen)
                                .index = s->cfg.index,
                                .autoindex = s->cfg.autoindex,
                                .dotfiles = s->cfg.dotfiles,
-                               .compress = true, /* TODO cfg.compress */
+                               .compress = s->cfg.compress,
                                .dev = s->dev};
+    if (lh_front_init(&s->front, &s->cfg) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 

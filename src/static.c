@@ -756,26 +756,30 @@ bool lh_static_serve(const struct lh_static *s, struct lh_fcache *cache, const c
     return true;
 }
 
-void lh_static_not_found(const struct lh_static *s, struct lh_fcache *cache,
-                         struct lh_response *resp)
+bool lh_static_error_page(const struct lh_static *s, struct lh_fcache *cache, const char *path,
+                          struct lh_response *resp)
 {
-    static const char page[] = "/404.html";
-    if (known_missing(cache, s, page)) {
-        lh_response_error(resp, 404);
-        return;
-    }
+    if (known_missing(cache, s, path))
+        return false;
     uint64_t epoch = miss_epoch(cache, s);
-    int fd = open_beneath(s, page + 1);
+    int fd = open_beneath(s, path + 1);
     if (fd < 0 && errno == ENOENT)
-        note_missing(cache, s, page, epoch);
+        note_missing(cache, s, path, epoch);
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        lh_response_init(resp, 404);
-        lh_response_header(resp, "Content-Type", "text/html; charset=utf-8");
+        lh_response_unset(resp, "Content-Type");
+        lh_response_header(resp, "Content-Type", lh_mime_type(path));
         lh_response_file(resp, fd, 0, st.st_size);
-        return;
+        return true;
     }
     if (fd >= 0)
         close(fd);
+    return false;
+}
+
+void lh_static_not_found(const struct lh_static *s, struct lh_fcache *cache,
+                         struct lh_response *resp)
+{
     lh_response_error(resp, 404);
+    lh_static_error_page(s, cache, "/404.html", resp);
 }

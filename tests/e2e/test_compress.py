@@ -132,3 +132,12 @@ class Compress(ServerTest):
         # a raw zlib stream reader: what browsers' decoders accept
         _, _, body = self.get("/style.css", *GZ)
         self.assertEqual(zlib.decompress(body, 16 + zlib.MAX_WBITS), CSS)
+
+    def test_compress_false_sends_identity_without_vary(self):
+        s = self.server("compress = false\n" + CONFIG, files={"app.js": JS})
+        for path in ("/app.js", "/big.json"):
+            status, h, body = curl("-H", "Accept-Encoding: gzip", s.url(path))
+            self.assertEqual(status, 200)
+            self.assertNotIn("content-encoding", h, path)
+            self.assertNotIn("vary", h, path)
+        self.assertEqual(body[:1], b"[")

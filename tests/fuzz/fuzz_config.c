@@ -50,6 +50,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         assert(c.limits.request_timeout > 0 && c.limits.request_timeout <= 86400);
         assert(c.limits.handler_timeout_ms >= 1 && c.limits.handler_timeout_ms <= 86400000);
         assert(c.limits.lua_memory_mb >= 1 && c.limits.lua_memory_mb <= 1048576);
+        assert(c.cors.max_age >= 0 && c.cors.max_age <= 86400);
+        assert(!(c.cors.enabled && c.cors.credentials) || c.cors.origins);
+        assert(!c.fallback || (*c.fallback && *c.fallback != '/'));
+        for (int i = 0; i <= LH_ERROR_PAGE_MAX - LH_ERROR_PAGE_MIN; i++)
+            assert(!c.error_pages[i] || (*c.error_pages[i] && *c.error_pages[i] != '/'));
         (void)lh_lua_route_count(lua);
         lh_lua_free(lua);
         lh_config_free(&c);

@@ -120,6 +120,16 @@ static void check_default_values(const struct lh_config *c)
     assert_true(c->limits.request_timeout == 10);
     assert_int_equal(c->limits.handler_timeout_ms, 2000);
     assert_int_equal(c->limits.lua_memory_mb, 64);
+    assert_false(c->cors.enabled);
+    assert_null(c->cors.origins);
+    assert_null(c->cors.methods);
+    assert_null(c->cors.headers);
+    assert_false(c->cors.credentials);
+    assert_int_equal(c->cors.max_age, 600);
+    assert_null(c->fallback);
+    assert_true(c->compress);
+    for (int s = LH_ERROR_PAGE_MIN; s <= LH_ERROR_PAGE_MAX; s++)
+        assert_null(c->error_pages[s - LH_ERROR_PAGE_MIN]);
     assert_int_equal(c->nwarnings, 0);
 }
 
@@ -458,6 +468,113 @@ static void test_unknown_nested_key(void **state)
     expect_error(f, "keepalive = { 5 }\n", ":1: unknown setting keepalive[1]");
 }
 
+/* ---- serving front ends: cors, fallback, compress, error_pages ------------------- */
+
+static void test_front_settings(void **state)
+{
+    struct fx *f = *state;
+    load_ok(f,
+        "cors = { origins = { 'https://a.example', 'http://b.example:8080' },\n"
+        "         methods = { 'GET', 'PUT' }, headers = {}, credentials = true,\n"
+        "         max_age = 60 }\n"
+        "fallback = 'app/index.html'\n"
+        "compress = false\n"
+        "error_pages = { [404] = '404.html', [500] = 'errors/50x.html', [503.0] = 'busy.html' }\n");
+    struct lh_config *c = &f->c;
+    assert_true(c->cors.enabled);
+    assert_string_equal(c->cors.origins, "https://a.example, http://b.example:8080");
+    assert_string_equal(c->cors.methods, "GET, PUT");
+    assert_string_equal(c->cors.headers, "");           /* an empty list: none sent */
+    assert_true(c->cors.credentials);
+    assert_int_equal(c->cors.max_age, 60);
+    assert_string_equal(c->fallback, "app/index.html"); /* relative to the docroot */
+    assert_false(c->compress);
+    assert_string_equal(c->error_pages[404 - LH_ERROR_PAGE_MIN], "404.html");
+    assert_string_equal(c->error_pages[500 - LH_ERROR_PAGE_MIN], "errors/50x.html");
+    assert_string_equal(c->error_pages[503 - LH_ERROR_PAGE_MIN], "busy.html");
+    assert_null(c->error_pages[403 - LH_ERROR_PAGE_MIN]);
+    assert_int_equal(c->nwarnings, 0);
+
+    /* true: any origin, the default lists; false and a table that is emptied later */
+    load_ok(f, "cors = true\nfallback = false\n");
+    assert_true(f->c.cors.enabled);
+    assert_null(f->c.cors.origins);
+    assert_int_equal(f->c.cors.max_age, 600);
+    assert_null(f->c.fallback);
+    load_ok(f, "cors = { max_age = 0 }\ncors = false\n");
+    assert_false(f->c.cors.enabled);
+    load_ok(f, "cors = {}\n");
+    assert_true(f->c.cors.enabled);
+    assert_null(f->c.cors.origins);
+}
+
+static void test_front_errors(void **state)
+{
+    struct fx *f = *state;
+    expect_error(f, "port = 1\ncors = 'yes'\n",
+                 ":2: cors must be true, false or a table, got string \"yes\"");
+    expect_error(f, "cors = { origin = {} }\n",
+                 ":1: unknown setting 'cors.origin' (did you mean 'cors.origins'?)");
+    expect_error(f, "cors = { origins = 'https://a.example' }\n",
+                 ":1: cors.origins must be an array of origins, got string \"https://a.example\"");
+    expect_error(f, "cors = { origins = { 'https://a.example/' } }\n",
+                 ":1: cors.origins[1] must be an origin like \"https://a.example\" "
+                 "(scheme://host[:port], no path), got string \"https://a.example/\"");
+    expect_error(f, "cors = { origins = { 'https://a.example', '*' } }\n",
+                 ":1: cors.origins[2] must be an origin like \"https://a.example\" "
+                 "(scheme://host[:port], no path), got string \"*\"");
+    expect_error(f, "cors = { methods = { 'GET', 5 } }\n",
+                 ":1: cors.methods[2] must be a method name (a token such as \"PUT\"), got 5");
+    expect_error(f, "cors = { headers = { 'X Y' } }\n",
+                 ":1: cors.headers[1] must be a header name (a token such as \"Content-Type\"), "
+                 "got string \"X Y\"");
+    expect_error(f, "cors = { headers = { [2] = 'X' } }\n",
+                 ":1: cors.headers must be an array of header names, got table");
+    expect_error(f, "cors = { credentials = 'no' }\n",
+                 ":1: cors.credentials must be true or false, got string \"no\"");
+    expect_error(f, "cors = { max_age = 86401 }\n",
+                 ":1: cors.max_age must be an integer from 0 to 86400, got 86401");
+    expect_error(f, "\ncors = { credentials = true }\n",
+                 ":2: cors.credentials = true needs cors.origins (browsers refuse credentials "
+                 "from a server that allows any origin)");
+    /* a field changed after the table was assigned: the table's line */
+    expect_error(f, "cors = {}\nport = 1\ncors.max_age = 'x'\n",
+                 ":1: cors.max_age must be an integer from 0 to 86400, got string \"x\"");
+
+    expect_error(f, "fallback = true\n", ":1: fallback must be a file in docroot (a relative "
+                 "path without '..') or false, got true");
+    expect_error(f, "fallback = '/index.html'\n", ":1: fallback must be a file in docroot (a "
+                 "relative path without '..') or false, got string \"/index.html\"");
+    expect_error(f, "fallback = 'app/../../x.html'\n", ":1: fallback must be a file in docroot "
+                 "(a relative path without '..') or false, got string \"app/../../x.html\"");
+    expect_error(f, "fallback = ''\n", ":1: fallback must be a file in docroot (a relative "
+                 "path without '..') or false, got string \"\"");
+    expect_error(f, "compress = 'gzip'\n",
+                 ":1: compress must be true or false, got string \"gzip\"");
+
+    expect_error(f, "error_pages = '404.html'\n",
+                 ":1: error_pages must be a table of status = file, got string \"404.html\"");
+    expect_error(f, "error_pages = { ['404'] = '404.html' }\n",
+                 ":1: error_pages keys must be error statuses (integers from 400 to 599), "
+                 "got string \"404\"");
+    expect_error(f, "error_pages = { [200] = 'ok.html' }\n",
+                 ":1: error_pages keys must be error statuses (integers from 400 to 599), got 200");
+    expect_error(f, "error_pages = { [404.5] = 'x.html' }\n",
+                 ":1: error_pages keys must be error statuses (integers from 400 to 599), "
+                 "got 404.5");
+    expect_error(f, "error_pages = { 'x.html' }\n",
+                 ":1: error_pages keys must be error statuses (integers from 400 to 599), got 1");
+    expect_error(f, "error_pages = { [500] = '/srv/50x.html' }\n",
+                 ":1: error_pages[500] must be a file in docroot (a relative path without '..'), "
+                 "got string \"/srv/50x.html\"");
+    expect_error(f, "error_pages = { [500] = '../50x.html' }\n",
+                 ":1: error_pages[500] must be a file in docroot (a relative path without '..'), "
+                 "got string \"../50x.html\"");
+    expect_error(f, "error_pages = { [404] = true }\n",
+                 ":1: error_pages[404] must be a file in docroot (a relative path without '..'), "
+                 "got true");
+}
+
 /* A value stored around the proxy is still checked; the message names the file. */
 static void test_value_set_through_G(void **state)
 {
@@ -578,7 +695,9 @@ static void test_copy_and_free(void **state)
 {
     struct fx *f = *state;
     struct lh_config copy = {0};
-    load_ok(f, "port = 1234\naccess_log = false\nkeepalive = { timeout = 2 }\nextra = 1\n");
+    load_ok(f, "port = 1234\naccess_log = false\nkeepalive = { timeout = 2 }\nextra = 1\n"
+               "cors = { origins = { 'https://a.example' } }\nfallback = 'index.html'\n"
+               "error_pages = { [404] = 'nf.html' }\n");
     assert_int_equal(lh_config_copy(&copy, &f->c), 0);
     lh_config_free(&f->c);
     assert_null(f->c.host);
@@ -593,6 +712,9 @@ static void test_copy_and_free(void **state)
     assert_string_equal(copy.path, f->path);
     assert_true(copy.keepalive.timeout == 2);
     assert_int_equal(copy.limits.body_bytes, 1048576);
+    assert_string_equal(copy.cors.origins, "https://a.example");
+    assert_string_equal(copy.fallback, "index.html");
+    assert_string_equal(copy.error_pages[404 - LH_ERROR_PAGE_MIN], "nf.html");
     assert_int_equal(copy.nwarnings, 1);
     assert_non_null(strstr(copy.warnings[0], "unknown setting 'extra'"));
 
@@ -601,6 +723,9 @@ static void test_copy_and_free(void **state)
     assert_int_equal(lh_config_copy(&again, &copy), 0);
     assert_ptr_not_equal(again.host, copy.host);
     assert_ptr_not_equal(again.warnings, copy.warnings);
+    assert_ptr_not_equal(again.cors.origins, copy.cors.origins);
+    assert_ptr_not_equal(again.error_pages[404 - LH_ERROR_PAGE_MIN],
+                         copy.error_pages[404 - LH_ERROR_PAGE_MIN]);
     assert_ptr_not_equal(again.warnings[0], copy.warnings[0]);
     lh_config_free(&copy);
     assert_string_equal(again.docroot + strlen(again.docroot) - 5, "/html");
@@ -633,6 +758,8 @@ int main(void)
         T(test_wrong_types),
         T(test_nested_field_changed_later),
         T(test_unknown_nested_key),
+        T(test_front_settings),
+        T(test_front_errors),
         T(test_value_set_through_G),
         T(test_unknown_global_warnings),
         T(test_non_settings_not_warned),
