@@ -7,9 +7,11 @@ Each build runs with workers = 1 pinned to CPU 1, wrk pinned to CPU 0 (-t1), on
 each build's median over the rounds (this machine is shared: single runs drift).
 
     python3 tests/bench/abab.py A/luahttpd B/luahttpd [--path /small.html]
-        [--close] [--connections 50] [--seconds 3] [--rounds 5]
+        [--close] [-H "Accept-Encoding: gzip"] [--connections 50] [--seconds 3]
+        [--rounds 5]
 
 --close sends "Connection: close": one request per connection, like ab without -k.
+-H adds a request header (repeatable), as wrk's -H does.
 """
 
 import argparse
@@ -61,6 +63,8 @@ def one(port, wpid, args):
             "-d%ds" % args.seconds]
     if args.close:
         argv += ["-H", "Connection: close"]
+    for h in args.header or []:
+        argv += ["-H", h]
     argv.append("http://127.0.0.1:%d%s" % (port, args.path))
     before = cpu_ns(wpid)
     out = subprocess.run(argv, capture_output=True, text=True,
@@ -76,6 +80,7 @@ def main():
     ap.add_argument("b")
     ap.add_argument("--path", default="/small.html")
     ap.add_argument("--close", action="store_true")
+    ap.add_argument("-H", "--header", action="append", metavar="HEADER")
     ap.add_argument("--connections", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=5)

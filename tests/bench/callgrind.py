@@ -46,10 +46,13 @@ from bench import LUAHTTPD_ROUTES, free_port, make_site  # noqa: E402  make benc
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
-# name, request target, one request per connection (like ab without -k)
+# name, request target, one request per connection (like ab without -k)[, headers]
 WORKLOADS = [
     ("static 615 B", "/small.html", False),
     ("static 1 MiB", "/big.bin", False),
+    # make bench's 100 KiB script, answered from the worker's cache of coded copies
+    # (a response without Content-Encoding: gzip stops the run)
+    ("gzip 100 KiB js", "/bench.js", False, ("Accept-Encoding: gzip",)),
     ("lua json", "/api/hello?n=42", False),
     ("404", "/missing.html", False),
     ("shared incr", "/api/incr", False),
@@ -73,8 +76,9 @@ max_connections = 30000
 class Slot:
     """One client connection: sends a request, reads its response whole."""
 
-    def __init__(self, port, request, per_conn):
+    def __init__(self, port, request, per_conn, coding=None):
         self.port, self.request, self.per_conn = port, request, per_conn
+        self.coding = coding  # the Content-Encoding every response must have
         self.sock = None
         self.buf = bytearray()
         self.need = None
@@ -109,6 +113,9 @@ class Slot:
                 m = re.search(r"(?im)^content-length:\s*(\d+)", head)
                 if not m or status not in (200, 404):
                     raise RuntimeError("unexpected response: %r" % head[:200])
+                if self.coding and not re.search(r"(?im)^content-encoding:\s*%s\s*$" %
+                                                 self.coding, head):
+                    raise RuntimeError("not %s-coded: %r" % (self.coding, head[:300]))
                 self.need = end + 4 + int(m.group(1))
         if self.per_conn:
             if data:
@@ -121,15 +128,20 @@ class Slot:
         return 1 if self.need is not None and len(self.buf) >= self.need else 0
 
 
-def drive(port, target, per_conn, n, conc, deadline):
-    """n requests for target, conc at a time; every response is read whole."""
+def drive(port, target, per_conn, n, conc, deadline, headers=()):
+    """n requests for target, conc at a time, with the extra request headers given;
+    every response is read whole."""
+    extra = "".join(h + "\r\n" for h in headers)
     if per_conn:  # what ab sends without -k
         req = ("GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\nUser-Agent: ApacheBench/2.3\r\n"
-               "Accept: */*\r\n\r\n" % target).encode()
+               "Accept: */*\r\n%s\r\n" % (target, extra)).encode()
     else:  # what wrk sends
-        req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % (target, port)).encode()
+        req = ("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s\r\n" %
+               (target, port, extra)).encode()
+    coding = "gzip" if any(h.lower().startswith("accept-encoding:") and "gzip" in h
+                           for h in headers) else None
     sel = selectors.DefaultSelector()
-    slots = [Slot(port, req, per_conn) for _ in range(min(conc, n))]
+    slots = [Slot(port, req, per_conn, coding) for _ in range(min(conc, n))]
     sent = done = 0
     for s in slots:
         s.send(sel)
@@ -196,7 +208,8 @@ def one_run(tool, binary, www, workload, n, conc, timeout, scratch):
 
 
 def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
-    name, target, per_conn = workload
+    name, target, per_conn = workload[:3]
+    headers = workload[3] if len(workload) > 3 else ()
     d = tempfile.mkdtemp(dir=scratch)
     port = free_port()
     conf = os.path.join(d, "config.lua")
@@ -212,7 +225,7 @@ def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
     deadline = time.monotonic() + timeout
     try:
         wait_port(port, proc, time.monotonic() + 60)
-        drive(port, target, per_conn, n, conc, deadline)
+        drive(port, target, per_conn, n, conc, deadline, headers)
     finally:
         stop(proc, tool)
     outs = [f for f in os.listdir(d) if f.startswith("out.")]
@@ -310,7 +323,7 @@ def main():
         for w in workloads:
             for b in binaries:
                 r = measure(os.path.abspath(b), www, w, args, scratch)
-                line = "%-13s %-40s" % (w[0], b)
+                line = "%-15s %-40s" % (w[0], b)
                 if "ir" in r:
                     line += " Ir/req %8.0f" % r["ir"]
                 if "sys" in r:
