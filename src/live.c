@@ -191,12 +191,26 @@ static void watch_tree(struct lh_live *l, const char *rel)
         return;
     int wd = inotify_add_watch(l->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
                                                  IN_CREATE | IN_DELETE | IN_ONLYDIR);
-    struct watched_dir *d = wd < 0 ? NULL : realloc(l->dirs, (size_t)(l->ndirs + 1) * sizeof *d);
-    char *copy = d ? strdup(rel) : NULL;
-    if (!copy)
-        return;
-    l->dirs = d;
-    l->dirs[l->ndirs++] = (struct watched_dir){wd, copy};
+    int known = 0;
+    while (wd >= 0 && known < l->ndirs && l->dirs[known].wd != wd)
+        known++;
+    if (wd >= 0 && known < l->ndirs) {
+        /* watched already under another name (the kernel gives one watch per folder):
+         * it goes by this one now */
+        char *copy = strdup(rel);
+        if (!copy)
+            return;
+        free(l->dirs[known].rel);
+        l->dirs[known].rel = copy;
+    } else {
+        struct watched_dir *d =
+            wd < 0 ? NULL : realloc(l->dirs, (size_t)(l->ndirs + 1) * sizeof *d);
+        char *copy = d ? strdup(rel) : NULL;
+        if (!copy)
+            return;
+        l->dirs = d;
+        l->dirs[l->ndirs++] = (struct watched_dir){wd, copy};
+    }
     DIR *dir = opendir(path);
     if (!dir)
         return;
@@ -212,6 +226,35 @@ static void watch_tree(struct lh_live *l, const char *rel)
         watch_tree(l, sub);
     }
     closedir(dir);
+}
+
+/* The kernel dropped the watch wd (its folder was removed): forget it, so that a
+ * build that makes its output folders again and again does not fill the list. */
+static void forget_watch(struct lh_live *l, int wd)
+{
+    for (int i = 0; i < l->ndirs; i++)
+        if (l->dirs[i].wd == wd) {
+            free(l->dirs[i].rel);
+            l->dirs[i] = l->dirs[--l->ndirs];
+            return;
+        }
+}
+
+/* The folder rel was renamed away (maybe out of the docroot): stop watching it and
+ * the folders under it; where it went, if under the docroot, is watched anew. */
+static void unwatch_tree(struct lh_live *l, const char *rel)
+{
+    size_t n = strlen(rel);
+    for (int i = 0; i < l->ndirs;) {
+        const char *r = l->dirs[i].rel;
+        if (strncmp(r, rel, n) == 0 && (r[n] == '\0' || r[n] == '/')) {
+            inotify_rm_watch(l->ifd, l->dirs[i].wd);
+            free(l->dirs[i].rel);
+            l->dirs[i] = l->dirs[--l->ndirs];
+        } else {
+            i++;
+        }
+    }
 }
 
 static const char *rel_of(const struct lh_live *l, int wd)
@@ -359,6 +402,10 @@ static void note_css(struct lh_live *l, const char *rel, const char *name)
 
 static void note_event(struct lh_live *l, const struct inotify_event *ev)
 {
+    if (ev->mask & IN_IGNORED) {
+        forget_watch(l, ev->wd);
+        return;
+    }
     const char *rel = rel_of(l, ev->wd);
     if (ev->mask & IN_Q_OVERFLOW) {
         l->reload = true;
@@ -366,6 +413,13 @@ static void note_event(struct lh_live *l, const struct inotify_event *ev)
     }
     if (!rel || ev->len == 0)
         return;
+    if ((ev->mask & IN_ISDIR) && (ev->mask & IN_MOVED_FROM)) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ev->name);
+        unwatch_tree(l, sub);
+        l->reload = true;
+        return;
+    }
     if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->name[0] != '.') {
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ev->name);

@@ -174,6 +174,39 @@ class Live(ServerTest):
         self.save("new/inner/page.html", PAGE)
         self.assertEqual(e.next(), ("reload", ""))
 
+    def test_renamed_folder_is_watched_under_its_new_name(self):
+        e = self.events()
+        os.makedirs(os.path.join(self.s.www, "a"))
+        self.assertEqual(e.next(), ("reload", ""))
+        os.rename(os.path.join(self.s.www, "a"), os.path.join(self.s.www, "b"))
+        self.assertEqual(e.next(), ("reload", ""))
+        time.sleep(0.2)
+        self.save("b/style.css", "p{}")
+        self.assertEqual(e.next(), ("css", "/b/style.css"))
+
+    def test_folders_removed_again_and_again_leave_nothing_behind(self):
+        """A build that deletes and makes its output folder again at every run: the
+        watches of the folders that are gone are forgotten, so that a folder made
+        after many such runs is still watched."""
+        import shutil
+        e = self.events()
+        out = os.path.join(self.s.dir, "build")
+        for _ in range(5):
+            for i in range(1000):
+                os.makedirs(os.path.join(out, "d%d" % i))
+            os.rename(out, os.path.join(self.s.www, "dist"))  # 1001 folders in at once
+            self.assertEqual(e.next(timeout=5), ("reload", ""))
+            time.sleep(0.2)
+            shutil.rmtree(os.path.join(self.s.www, "dist"))
+            self.assertEqual(e.next(timeout=5), ("reload", ""))
+            while e.next(timeout=0.3):
+                pass
+        os.makedirs(os.path.join(self.s.www, "fresh"))
+        self.assertEqual(e.next(), ("reload", ""))
+        time.sleep(0.2)
+        self.save("fresh/style.css", "p{}")
+        self.assertEqual(e.next(), ("css", "/fresh/style.css"))
+
     def test_editor_droppings_change_nothing(self):
         e = self.events()
         for name in (".index.html.swp", "4913", "index.html~", "data.db-journal", ".hidden"):
