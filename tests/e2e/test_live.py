@@ -131,6 +131,23 @@ class Live(ServerTest):
         self.assertEqual(curl(self.s.url("/__luahttpd/nothing"))[0], 404)
         self.assertEqual(curl("-X", "POST", self.s.url("/__luahttpd/events"))[0], 405)
 
+    def test_head_of_the_server_paths_has_no_body(self):
+        """A HEAD is answered without a body, or the next response on the connection
+        would be read from the middle of it."""
+        from harness import Reader
+        for path in ("/__luahttpd/nothing", "/__luahttpd/events", "/__luahttpd/live.js"):
+            sock = connect(self.s.port)
+            try:
+                sock.sendall(b"HEAD " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n" +
+                             get("/app.js"))
+                rd = Reader(sock)
+                head = rd.response(head_request=True)
+                self.assertIn(head.status, (200, 404, 405), path)
+                r = rd.response()
+                self.assertEqual((r.status, r.body), (200, b"1"), path)
+            finally:
+                sock.close()
+
     def test_nothing_of_it_without_dev(self):
         s = self.server(CONFIG, files={"index.html": PAGE})
         status, h, body = curl(s.url("/"))
