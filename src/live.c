@@ -4,8 +4,8 @@
  * master's SIGHUP), a reload that failed (the master's SIGURG, with the message in
  * the shared region). See live.h and server_int.h.
  *
- * The events: "hello" (data: the master's pid, so that a page reloads once a
- * restarted server is back), "reload", "css" (data: the path of a stylesheet to swap
+ * The events: "hello" (data: the master's pid and start time, so that a page
+ * reloads once a restarted server is back, pid 1 in a container included), "reload", "css" (data: the path of a stylesheet to swap
  * in), "config-error" (data: the message, one line per data line). */
 #include "live.h"
 #include "server_int.h"
@@ -372,8 +372,8 @@ enum step lh_live_attach(struct conn *c, const struct lh_request *req)
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: luahttpd/" LH_VERSION "\r\n"
                      "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     "Connection: close\r\n\r\nretry: 500\n\nevent: hello\ndata: %d\n\n",
-                     date, (int)c->w->srv->master_pid);
+                     "Connection: close\r\n\r\nretry: 500\n\nevent: hello\ndata: %d.%lld\n\n",
+                     date, (int)c->w->srv->master_pid, (long long)c->w->srv->started_ns);
     lh_send_log_access(c, req, 200, 0);
     c->state = C_EVENTS;
     c->close_after = true;

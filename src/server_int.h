@@ -79,6 +79,8 @@ struct server {
     long linger_max;              /* lingering closes at once, per worker */
     long max_connections;         /* what the shared region was sized for */
     pid_t master_pid;
+    int64_t started_ns;           /* CLOCK_REALTIME at the master's start: with the pid,
+                                     what --dev pages tell a restarted server by */
     /* master only */
     struct event_base *base;
     struct child *children;

@@ -268,6 +268,53 @@ class Live(ServerTest):
         self.assertEqual(e.next(timeout=3), ("reload", ""))
         self.assertEqual(curl(s.url("/m"))[2], b"2")
 
+    def test_hello_differs_for_a_restarted_server_with_the_same_pid(self):
+        """A page reloads when the server it follows was restarted (what changed while
+        it was down cannot be told otherwise). In a container the server is often pid
+        1 every time: the pid alone cannot tell one run from the next."""
+        import re
+        import shutil
+        import subprocess
+        import tempfile
+        from harness import BINARY, SANITIZED, VALGRIND, child_pids
+        if VALGRIND or SANITIZED or shutil.which("unshare") is None:
+            self.skipTest("needs unshare(1), without valgrind or sanitizers")
+        probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("no PID namespace here: " + probe.stderr.decode().strip())
+        hellos = []
+        for _ in range(2):
+            d = tempfile.mkdtemp(prefix="lh-e2e-")
+            os.mkdir(os.path.join(d, "www"))
+            out = open(os.path.join(d, "stdout"), "wb")
+            p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child=SIGTERM",
+                                  BINARY, "-r", os.path.join(d, "www"), "-p", "0", "--dev"],
+                                 stdout=out, stderr=subprocess.DEVNULL)
+            try:
+                port = None
+                deadline = time.time() + 5 * SLOW
+                while port is None and time.time() < deadline:
+                    with open(os.path.join(d, "stdout"), "rb") as f:
+                        m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)/", f.read())
+                    port = m and int(m.group(1))
+                    time.sleep(0.02)
+                self.assertIsNotNone(port, "the server did not start")
+                e = Events(port)
+                hellos.append(e.next())
+                e.close()
+            finally:
+                for pid in child_pids(p.pid):  # unshare itself ignores SIGTERM
+                    os.kill(pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=10 * SLOW)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                out.close()
+                shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual([h[0] for h in hellos], ["hello", "hello"])
+        self.assertNotEqual(hellos[0][1], hellos[1][1])
+
     def test_stream_does_not_hold_shutdown(self):
         self.events()
         t0 = time.time()
