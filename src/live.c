@@ -364,7 +364,8 @@ void lh_live_forget(struct conn *c)
 enum step lh_live_attach(struct conn *c, const struct lh_request *req)
 {
     struct lh_live *l = c->w->live;
-    if (!l || l->nclients >= LIVE_CLIENTS_MAX)
+    /* stopping: a stream would only hold the worker until shutdown_timeout */
+    if (!l || c->w->stopping || l->nclients >= LIVE_CLIENTS_MAX)
         return lh_send_error(c, req, 503);
     char head[512];
     char date[LH_HTTP_DATE_LEN + 1];

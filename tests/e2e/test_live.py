@@ -322,6 +322,24 @@ class Live(ServerTest):
         self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)
         self.assertLess(time.time() - t0, 2.0 * SLOW)
 
+    def test_stream_asked_while_stopping_does_not_hold_shutdown(self):
+        """A request for the stream that was on its way when SIGTERM came is refused,
+        not held open until shutdown_timeout ends it (and the exit status says
+        requests were abandoned)."""
+        sock = connect(self.s.port)
+        try:
+            sock.sendall(b"GET /__luahttpd/events HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(0.2)
+            t0 = time.time()
+            self.s.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            sock.sendall(b"\r\n")
+            self.assertTrue(sock.recv(100).startswith(b"HTTP/1.1 503 "))
+            self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)
+            self.assertLess(time.time() - t0, 2.0 * SLOW)
+        finally:
+            sock.close()
+
     def test_page_that_leaves_is_forgotten(self):
         for _ in range(3):
             self.events().close()
