@@ -202,6 +202,20 @@ class LiveReload(BrowserTest):
             ".some(l => new URL(l.href).pathname === '/style.css')"))
         self.assertEqual(b.eval("getComputedStyle(document.body).color"), "rgb(4, 5, 6)")
 
+    def test_css_with_a_space_or_accent_in_its_path_is_swapped_too(self):
+        """The link's URL is percent-encoded ("/my%20styles/dise%C3%B1o.css"), the saved
+        file's path is not: they name the same file."""
+        name = "my styles/dise\u00f1o.css"
+        page = INDEX_1.replace('href="style.css"', 'href="/my%20styles/dise%C3%B1o.css"')
+        s = self.site(files={"index.html": page, name: CSS_1})
+        b = self.browse_live(s.url("/"))
+        self.assertEqual(b.eval("getComputedStyle(document.body).color"), "rgb(1, 2, 3)")
+        save_in_place(os.path.join(s.www, name), CSS_2)
+        b.wait_for("getComputedStyle(document.body).color === 'rgb(4, 5, 6)'",
+                   timeout=RELOAD_S)
+        b.pump(0.5 * SLOW)
+        self.assertEqual(b.eval("window.__marker"), 42, "the page was reloaded")
+
     def test_config_error_shows_an_overlay_until_a_good_save(self):
         s = self.site(LUA_ROUTE)
         b = self.browse_live(s.url("/"))
