@@ -196,6 +196,8 @@ struct lh_live {
     int ndirs;
     char root[PATH_MAX];        /* the docroot watched */
     bool reload;                /* what the settled events ask */
+    bool rescan;                /* events were lost (the queue overflowed): folders made
+                                   meanwhile are not watched, so watch them all again */
     int ncss;
     char *css[LIVE_CSS_MAX];
     struct conn **clients;
@@ -412,9 +414,16 @@ void lh_live_on_event(struct conn *c, short what)
 
 /* ---- news ---- */
 
+static void watch_docroot(struct lh_live *l);
+
 static void on_settled(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_live *l = arg;
+    if (l->rescan) {
+        l->rescan = false;
+        l->root[0] = '\0'; /* not the one watched: all of it again */
+        watch_docroot(l);
+    }
     if (l->reload)
         broadcast(l, "reload", "");
     else
@@ -447,7 +456,7 @@ static void note_event(struct lh_live *l, const struct inotify_event *ev)
     }
     const char *rel = rel_of(l, ev->wd);
     if (ev->mask & IN_Q_OVERFLOW) {
-        l->reload = true;
+        l->reload = l->rescan = true;
         return;
     }
     if (!rel || ev->len == 0)

@@ -231,6 +231,42 @@ class Live(ServerTest):
         self.save("fresh/style.css", "p{}")
         self.assertEqual(e.next(), ("css", "/fresh/style.css"))
 
+    def test_folders_made_while_the_event_queue_overflowed_are_watched(self):
+        """The kernel drops a watch's events past fs.inotify.max_queued_events while
+        the worker is busy (a build writing many files): the folders made meanwhile
+        are watched all the same once the worker looks again."""
+        try:
+            with open("/proc/sys/fs/inotify/max_queued_events") as f:
+                limit = int(f.read())
+        except (OSError, ValueError):
+            self.skipTest("no fs.inotify.max_queued_events")
+        if limit > 100000:
+            self.skipTest("fs.inotify.max_queued_events too large for this test")
+        s = self.server('workers = 1\nunsafe_libs = true\n'
+                        'route("GET", "/busy", function() os.execute("sleep 2") return "ok" end)\n',
+                        files={"index.html": PAGE}, args=("--dev",))
+        e = Events(s.port)
+        self.streams.append(e)
+        self.assertEqual(e.next()[0], "hello")
+        bulk = os.path.join(s.www, "bulk")
+        os.mkdir(bulk)
+        self.assertEqual(e.next(), ("reload", ""))  # watched
+        import threading
+        busy = threading.Thread(target=curl, args=(s.url("/busy"),))
+        busy.start()
+        time.sleep(0.3)                              # the worker is in os.execute
+        for i in range(limit // 2 + 100):            # two events a file: past the limit
+            with open(os.path.join(bulk, "f%d.txt" % i), "wb"):
+                pass
+        os.makedirs(os.path.join(s.www, "late/inner"))
+        busy.join(30)
+        self.assertEqual(e.next(timeout=5), ("reload", ""))
+        while e.next(timeout=0.5):
+            pass
+        with open(os.path.join(s.www, "late/inner/style.css"), "w") as f:
+            f.write("p{}")
+        self.assertEqual(e.next(), ("css", "/late/inner/style.css"))
+
     def test_editor_droppings_change_nothing(self):
         e = self.events()
         for name in (".index.html.swp", "4913", "index.html~", "data.db-journal", ".hidden"):
