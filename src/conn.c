@@ -166,7 +166,7 @@ static enum step answer_live(struct conn *c, const struct lh_request *req,
                              enum lh_live_path what)
 {
     if (what == LH_LIVE_EVENTS && req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)
-        return lh_live_attach(c, req);
+        return lh_live_attach(c, req, is_loopback(&c->ip) && host_is_local(req));
     struct lh_response *r = &c->w->resp;
     lh_response_init(r, 200);
     if (what == LH_LIVE_SCRIPT) {

@@ -181,6 +181,10 @@ enum lh_live_change lh_live_change_of(const char *name)
 #define LIVE_CSS_MAX 8          /* stylesheets swapped at once; more: reload */
 #define LIVE_SETTLE_US 40000    /* a save's events come together within this */
 #define LIVE_PING_SECS 15.0     /* a comment line keeps proxies and the peer check awake */
+/* what a failed reload says to a page not on this machine (as a Lua error's page, its
+ * detail is for this machine only: server_int.h, lh_live_attach) */
+#define LIVE_ERROR_FAR "(the error is in the server's error log; its detail is shown to " \
+                       "pages on the server's machine only)"
 
 struct watched_dir {
     int wd;
@@ -201,6 +205,8 @@ struct lh_live {
     int ncss;
     char *css[LIVE_CSS_MAX];
     struct conn **clients;
+    bool *local;                /* clients[i] is a page on this machine: it may see the
+                                   detail of a failed reload */
     int nclients;
     uint32_t error_sets;        /* lh_shm_dev_get's count last seen */
     char error[LH_SHM_DEV_LEN]; /* the reload error the pages show, "" when none */
@@ -343,16 +349,27 @@ static char *event_text(const char *name, const char *data, size_t *len)
     return out;
 }
 
+/* The event to every stream: with data, or far_data (when not NULL) for the pages
+ * that are not on this machine. */
+static void broadcast_to(struct lh_live *l, const char *name, const char *data,
+                         const char *far_data)
+{
+    size_t len, far_len = 0;
+    char *msg = event_text(name, data, &len);
+    char *far = far_data ? event_text(name, far_data, &far_len) : NULL;
+    if (msg && (far || !far_data))
+        for (int i = l->nclients - 1; i >= 0; i--) /* tell() may take clients[i] away */
+            if (i < l->nclients) {
+                bool near = !far || l->local[i];
+                tell(l->clients[i], near ? msg : far, near ? len : far_len);
+            }
+    free(msg);
+    free(far);
+}
+
 static void broadcast(struct lh_live *l, const char *name, const char *data)
 {
-    size_t len;
-    char *msg = event_text(name, data, &len);
-    if (!msg)
-        return;
-    for (int i = l->nclients - 1; i >= 0; i--) /* tell() may take clients[i] away */
-        if (i < l->nclients)
-            tell(l->clients[i], msg, len);
-    free(msg);
+    broadcast_to(l, name, data, NULL);
 }
 
 void lh_live_forget(struct conn *c)
@@ -361,11 +378,12 @@ void lh_live_forget(struct conn *c)
     for (int i = 0; l && i < l->nclients; i++)
         if (l->clients[i] == c) {
             l->clients[i] = l->clients[--l->nclients];
+            l->local[i] = l->local[l->nclients];
             return;
         }
 }
 
-enum step lh_live_attach(struct conn *c, const struct lh_request *req)
+enum step lh_live_attach(struct conn *c, const struct lh_request *req, bool local)
 {
     struct lh_live *l = c->w->live;
     /* stopping: a stream would only hold the worker until shutdown_timeout */
@@ -383,12 +401,13 @@ enum step lh_live_attach(struct conn *c, const struct lh_request *req)
     c->state = C_EVENTS;
     c->close_after = true;
     lh_conn_release_input(c);
+    l->local[l->nclients] = local;
     l->clients[l->nclients++] = c;
     if (!tell(c, head, (size_t)n))
         return DONE;
     if (l->error[0]) {
         size_t len;
-        char *msg = event_text("config-error", l->error, &len);
+        char *msg = event_text("config-error", local ? l->error : LIVE_ERROR_FAR, &len);
         if (msg && !tell(c, msg, len)) {
             free(msg);
             return DONE;
@@ -538,9 +557,13 @@ int lh_live_start(struct worker *w)
     l->w = w;
     l->ifd = -1;
     l->clients = calloc(LIVE_CLIENTS_MAX, sizeof *l->clients);
+    l->local = calloc(LIVE_CLIENTS_MAX, sizeof *l->local);
     l->settle_ev = evtimer_new(w->base, on_settled, l);
-    if (!l->clients || !l->settle_ev) {
+    if (!l->clients || !l->local || !l->settle_ev) {
+        if (l->settle_ev)
+            event_free(l->settle_ev);
         free(l->clients);
+        free(l->local);
         free(l);
         return -1;
     }
@@ -562,6 +585,7 @@ void lh_live_stop(struct worker *w)
         free(l->css[i]);
     event_free(l->settle_ev);
     free(l->clients);
+    free(l->local);
     free(l);
     w->live = NULL;
 }
@@ -595,7 +619,7 @@ void lh_live_news(struct worker *w)
     l->error_sets = sets;
     memcpy(l->error, error, sizeof error);
     if (error[0])
-        broadcast(l, "config-error", error);
+        broadcast_to(l, "config-error", error, LIVE_ERROR_FAR);
 }
 
 /* ---- HTML responses ---- */

@@ -27,9 +27,9 @@ end)
 class Events:
     """A page's event stream, read from a raw socket."""
 
-    def __init__(self, port):
+    def __init__(self, port, host="127.0.0.1"):
         self.sock = connect(port, timeout=5 * SLOW)
-        self.sock.sendall(get("/__luahttpd/events", host="127.0.0.1"))
+        self.sock.sendall(get("/__luahttpd/events", host=host))
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             self._fill(time.time() + 5 * SLOW)
@@ -291,6 +291,29 @@ class Live(ServerTest):
         self.assertEqual(e.next(timeout=3), ("reload", ""))
         self.assertEqual(late.next(timeout=3), ("reload", ""))
         self.assertIsNone(self.events().next(timeout=0.3))
+
+    def test_reload_error_detail_only_to_this_machine(self):
+        """As for a Lua error's page: the detail of a failed reload (file, line, code)
+        goes to pages on this machine only; one reached through a tunnel or proxy on
+        this machine (Host: its public name) hears that the reload failed, not why."""
+        near = self.events()
+        far = Events(self.s.port, host="dev.tunnel.example")
+        self.streams.append(far)
+        self.assertEqual(far.next()[0], "hello")
+        self.s.rewrite_config(CONFIG + "route(\n")
+        name, data = near.next(timeout=3)
+        self.assertEqual(name, "config-error")
+        self.assertIn("config.lua", data)
+        name, data = far.next(timeout=3)
+        self.assertEqual(name, "config-error")
+        self.assertNotIn("config.lua", data)
+        self.assertNotIn("unexpected symbol", data)
+        late = Events(self.s.port, host="dev.tunnel.example")  # a page opened now
+        self.streams.append(late)
+        self.assertEqual(late.next()[0], "hello")
+        name, data = late.next()
+        self.assertEqual(name, "config-error")
+        self.assertNotIn("config.lua", data)
 
     def test_module_in_scripts_reloads(self):
         s = self.server('local m = require("mod")\nroute("GET", "/m", m)\n',
