@@ -251,10 +251,11 @@ static void watch_tree(struct lh_live *l, const char *rel)
     } else {
         struct watched_dir *d =
             wd < 0 ? NULL : realloc(l->dirs, (size_t)(l->ndirs + 1) * sizeof *d);
+        if (d)
+            l->dirs = d; /* moved or not, the old block is gone */
         char *copy = d ? strdup(rel) : NULL;
         if (!copy)
             return;
-        l->dirs = d;
         l->dirs[l->ndirs++] = (struct watched_dir){wd, copy};
     }
     DIR *dir = opendir(path);
