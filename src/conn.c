@@ -166,19 +166,20 @@ static enum step answer_live(struct conn *c, const struct lh_request *req,
                              enum lh_live_path what)
 {
     if (what == LH_LIVE_EVENTS && req->method_len == 3 && memcmp(req->method, "GET", 3) == 0)
-        return lh_live_attach(c, req);
+        return lh_live_attach(c, req, is_loopback(&c->ip) && host_is_local(req));
     struct lh_response *r = &c->w->resp;
     lh_response_init(r, 200);
     if (what == LH_LIVE_SCRIPT) {
         lh_response_header(r, "Content-Type", "text/javascript; charset=utf-8");
         lh_response_header(r, "Cache-Control", "no-cache");
         lh_response_body(r, lh_live_js, strlen(lh_live_js), NULL);
-        r->no_body = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     } else {
         lh_response_error(r, what == LH_LIVE_EVENTS ? 405 : 404);
         if (what == LH_LIVE_EVENTS)
             lh_response_header(r, "Allow", "GET");
     }
+    /* a HEAD of any of them, the errors included, has no body */
+    r->no_body = req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
     return lh_send_respond(c, req, r);
 }
 

@@ -4,8 +4,8 @@
  * master's SIGHUP), a reload that failed (the master's SIGURG, with the message in
  * the shared region). See live.h and server_int.h.
  *
- * The events: "hello" (data: the master's pid, so that a page reloads once a
- * restarted server is back), "reload", "css" (data: the path of a stylesheet to swap
+ * The events: "hello" (data: the master's pid and start time, so that a page
+ * reloads once a restarted server is back, pid 1 in a container included), "reload", "css" (data: the path of a stylesheet to swap
  * in), "config-error" (data: the message, one line per data line). */
 #include "live.h"
 #include "server_int.h"
@@ -30,39 +30,77 @@ const char lh_live_js[] =
     "(() => {\n"
     "  if (window.__luahttpd_live) return;\n"
     "  window.__luahttpd_live = true;\n"
-    "  let boot = null, overlay = null;\n"
-    "  const events = new EventSource('/__luahttpd/events');\n"
-    "  events.addEventListener('hello', (e) => {\n"
-    "    if (boot !== null && boot !== e.data) location.reload();\n"
-    "    boot = e.data;\n"
-    "  });\n"
-    "  events.addEventListener('reload', () => location.reload());\n"
-    "  events.addEventListener('css', (e) => {\n"
-    "    let found = false;\n"
-    "    for (const link of document.querySelectorAll('link[rel~=\"stylesheet\"]')) {\n"
-    "      const url = new URL(link.href, location.href);\n"
-    "      if (url.origin !== location.origin || url.pathname !== e.data) continue;\n"
-    "      url.searchParams.set('__luahttpd', Date.now());\n"
-    "      const next = link.cloneNode();\n"
-    "      next.href = url.href;\n"
-    "      next.onload = next.onerror = () => link.remove();\n"
-    "      link.after(next);\n"
-    "      found = true;\n"
-    "    }\n"
-    "    if (!found) location.reload();\n"
-    "  });\n"
-    "  events.addEventListener('config-error', (e) => {\n"
-    "    if (!overlay) {\n"
-    "      overlay = document.createElement('div');\n"
-    "      overlay.id = '__luahttpd_overlay';\n"
-    "      overlay.style.cssText = 'position:fixed;inset:0;z-index:2147483647;margin:0;"
+    "  let boot = null, overlay = null, error = null, leader = false;\n"
+    "  const on = {\n"
+    "    hello(data) {\n"
+    "      if (boot !== null && boot !== data) location.reload();\n"
+    "      boot = data;\n"
+    "    },\n"
+    "    reload() { location.reload(); },\n"
+    "    css(data) {\n"
+    "      let found = false;\n"
+    "      for (const link of document.querySelectorAll('link[rel~=\"stylesheet\"]')) {\n"
+    "        const url = new URL(link.href, location.href);\n"
+    "        let path = url.pathname; // percent-encoded; the file's path is not\n"
+    "        try { path = decodeURIComponent(path); } catch (e) {}\n"
+    "        if (url.origin !== location.origin || path !== data) continue;\n"
+    "        url.searchParams.set('__luahttpd', Date.now());\n"
+    "        const next = link.cloneNode();\n"
+    "        next.href = url.href;\n"
+    "        next.onload = next.onerror = () => link.remove();\n"
+    "        link.after(next);\n"
+    "        found = true;\n"
+    "      }\n"
+    "      if (!found) location.reload();\n"
+    "    },\n"
+    "    'config-error'(data) {\n"
+    "      error = data;\n"
+    "      if (!overlay) {\n"
+    "        overlay = document.createElement('div');\n"
+    "        overlay.id = '__luahttpd_overlay';\n"
+    "        overlay.style.cssText = 'position:fixed;inset:0;z-index:2147483647;margin:0;"
     "padding:2em;overflow:auto;background:rgba(24,0,0,.94);color:#fdd;"
     "font:14px/1.5 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap';\n"
-    "      (document.body || document.documentElement).appendChild(overlay);\n"
+    "        (document.body || document.documentElement).appendChild(overlay);\n"
+    "      }\n"
+    "      overlay.textContent = 'luahttpd: the Lua files did not load, the server runs the '\n"
+    "        + 'last good ones\\n\\n' + data + '\\n\\nFix the file and save: this page reloads.';\n"
+    "    },\n"
+    "  };\n"
+    "  const has = (name) => Object.prototype.hasOwnProperty.call(on, name);\n"
+    "  // A browser opens at most 6 connections to a server over HTTP/1.1: a stream for\n"
+    "  // every tab and frame would leave the pages none. One window of the site (the one\n"
+    "  // holding the lock) listens and tells the others; without Web Locks (a page not\n"
+    "  // on localhost or https) each window listens for itself.\n"
+    "  const listen = (relay) => {\n"
+    "    const events = new EventSource('/__luahttpd/events');\n"
+    "    for (const name of Object.keys(on))\n"
+    "      events.addEventListener(name, (e) => {\n"
+    "        if (relay) relay.postMessage({ name, data: e.data });\n"
+    "        on[name](e.data);\n"
+    "      });\n"
+    "  };\n"
+    "  let channel = null;\n"
+    "  try {\n"
+    "    if (navigator.locks && window.BroadcastChannel)\n"
+    "      channel = new BroadcastChannel('__luahttpd_live');\n"
+    "  } catch (e) {}\n"
+    "  if (!channel) return listen(null);\n"
+    "  channel.onmessage = (m) => {\n"
+    "    const name = m.data && m.data.name, data = m.data && m.data.data;\n"
+    "    if (name === 'ask' && leader) {\n"
+    "      if (boot !== null) channel.postMessage({ name: 'hello', data: boot });\n"
+    "      if (error !== null) channel.postMessage({ name: 'config-error', data: error });\n"
+    "    } else if (typeof name === 'string' && has(name) && typeof data === 'string') {\n"
+    "      on[name](data);\n"
     "    }\n"
-    "    overlay.textContent = 'luahttpd: the Lua files did not load, the server runs the '\n"
-    "      + 'last good ones\\n\\n' + e.data + '\\n\\nFix the file and save: this page reloads.';\n"
-    "  });\n"
+    "  };\n"
+    "  navigator.locks.request('__luahttpd_live', () => {\n"
+    "    leader = true;\n"
+    "    listen(channel);\n"
+    "    return new Promise(() => {}); // held while this window lives\n"
+    "  }).catch(() => { if (!leader) listen(null); });\n"
+    "  channel.postMessage({ name: 'ask' });\n"
     "})();\n";
 
 enum lh_live_path lh_live_path_of(const char *target, size_t len)
@@ -143,6 +181,10 @@ enum lh_live_change lh_live_change_of(const char *name)
 #define LIVE_CSS_MAX 8          /* stylesheets swapped at once; more: reload */
 #define LIVE_SETTLE_US 40000    /* a save's events come together within this */
 #define LIVE_PING_SECS 15.0     /* a comment line keeps proxies and the peer check awake */
+/* what a failed reload says to a page not on this machine (as a Lua error's page, its
+ * detail is for this machine only: server_int.h, lh_live_attach) */
+#define LIVE_ERROR_FAR "(the error is in the server's error log; its detail is shown to " \
+                       "pages on the server's machine only)"
 
 struct watched_dir {
     int wd;
@@ -158,9 +200,13 @@ struct lh_live {
     int ndirs;
     char root[PATH_MAX];        /* the docroot watched */
     bool reload;                /* what the settled events ask */
+    bool rescan;                /* events were lost (the queue overflowed): folders made
+                                   meanwhile are not watched, so watch them all again */
     int ncss;
     char *css[LIVE_CSS_MAX];
     struct conn **clients;
+    bool *local;                /* clients[i] is a page on this machine: it may see the
+                                   detail of a failed reload */
     int nclients;
     uint32_t error_sets;        /* lh_shm_dev_get's count last seen */
     char error[LH_SHM_DEV_LEN]; /* the reload error the pages show, "" when none */
@@ -191,12 +237,27 @@ static void watch_tree(struct lh_live *l, const char *rel)
         return;
     int wd = inotify_add_watch(l->ifd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
                                                  IN_CREATE | IN_DELETE | IN_ONLYDIR);
-    struct watched_dir *d = wd < 0 ? NULL : realloc(l->dirs, (size_t)(l->ndirs + 1) * sizeof *d);
-    char *copy = d ? strdup(rel) : NULL;
-    if (!copy)
-        return;
-    l->dirs = d;
-    l->dirs[l->ndirs++] = (struct watched_dir){wd, copy};
+    int known = 0;
+    while (wd >= 0 && known < l->ndirs && l->dirs[known].wd != wd)
+        known++;
+    if (wd >= 0 && known < l->ndirs) {
+        /* watched already under another name (the kernel gives one watch per folder):
+         * it goes by this one now */
+        char *copy = strdup(rel);
+        if (!copy)
+            return;
+        free(l->dirs[known].rel);
+        l->dirs[known].rel = copy;
+    } else {
+        struct watched_dir *d =
+            wd < 0 ? NULL : realloc(l->dirs, (size_t)(l->ndirs + 1) * sizeof *d);
+        if (d)
+            l->dirs = d; /* moved or not, the old block is gone */
+        char *copy = d ? strdup(rel) : NULL;
+        if (!copy)
+            return;
+        l->dirs[l->ndirs++] = (struct watched_dir){wd, copy};
+    }
     DIR *dir = opendir(path);
     if (!dir)
         return;
@@ -212,6 +273,35 @@ static void watch_tree(struct lh_live *l, const char *rel)
         watch_tree(l, sub);
     }
     closedir(dir);
+}
+
+/* The kernel dropped the watch wd (its folder was removed): forget it, so that a
+ * build that makes its output folders again and again does not fill the list. */
+static void forget_watch(struct lh_live *l, int wd)
+{
+    for (int i = 0; i < l->ndirs; i++)
+        if (l->dirs[i].wd == wd) {
+            free(l->dirs[i].rel);
+            l->dirs[i] = l->dirs[--l->ndirs];
+            return;
+        }
+}
+
+/* The folder rel was renamed away (maybe out of the docroot): stop watching it and
+ * the folders under it; where it went, if under the docroot, is watched anew. */
+static void unwatch_tree(struct lh_live *l, const char *rel)
+{
+    size_t n = strlen(rel);
+    for (int i = 0; i < l->ndirs;) {
+        const char *r = l->dirs[i].rel;
+        if (strncmp(r, rel, n) == 0 && (r[n] == '\0' || r[n] == '/')) {
+            inotify_rm_watch(l->ifd, l->dirs[i].wd);
+            free(l->dirs[i].rel);
+            l->dirs[i] = l->dirs[--l->ndirs];
+        } else {
+            i++;
+        }
+    }
 }
 
 static const char *rel_of(const struct lh_live *l, int wd)
@@ -260,16 +350,27 @@ static char *event_text(const char *name, const char *data, size_t *len)
     return out;
 }
 
+/* The event to every stream: with data, or far_data (when not NULL) for the pages
+ * that are not on this machine. */
+static void broadcast_to(struct lh_live *l, const char *name, const char *data,
+                         const char *far_data)
+{
+    size_t len, far_len = 0;
+    char *msg = event_text(name, data, &len);
+    char *far = far_data ? event_text(name, far_data, &far_len) : NULL;
+    if (msg && (far || !far_data))
+        for (int i = l->nclients - 1; i >= 0; i--) /* tell() may take clients[i] away */
+            if (i < l->nclients) {
+                bool near = !far || l->local[i];
+                tell(l->clients[i], near ? msg : far, near ? len : far_len);
+            }
+    free(msg);
+    free(far);
+}
+
 static void broadcast(struct lh_live *l, const char *name, const char *data)
 {
-    size_t len;
-    char *msg = event_text(name, data, &len);
-    if (!msg)
-        return;
-    for (int i = l->nclients - 1; i >= 0; i--) /* tell() may take clients[i] away */
-        if (i < l->nclients)
-            tell(l->clients[i], msg, len);
-    free(msg);
+    broadcast_to(l, name, data, NULL);
 }
 
 void lh_live_forget(struct conn *c)
@@ -278,14 +379,16 @@ void lh_live_forget(struct conn *c)
     for (int i = 0; l && i < l->nclients; i++)
         if (l->clients[i] == c) {
             l->clients[i] = l->clients[--l->nclients];
+            l->local[i] = l->local[l->nclients];
             return;
         }
 }
 
-enum step lh_live_attach(struct conn *c, const struct lh_request *req)
+enum step lh_live_attach(struct conn *c, const struct lh_request *req, bool local)
 {
     struct lh_live *l = c->w->live;
-    if (!l || l->nclients >= LIVE_CLIENTS_MAX)
+    /* stopping: a stream would only hold the worker until shutdown_timeout */
+    if (!l || c->w->stopping || l->nclients >= LIVE_CLIENTS_MAX)
         return lh_send_error(c, req, 503);
     char head[512];
     char date[LH_HTTP_DATE_LEN + 1];
@@ -293,18 +396,19 @@ enum step lh_live_attach(struct conn *c, const struct lh_request *req)
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 200 OK\r\nDate: %s\r\nServer: luahttpd/" LH_VERSION "\r\n"
                      "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                     "Connection: close\r\n\r\nretry: 500\n\nevent: hello\ndata: %d\n\n",
-                     date, (int)c->w->srv->master_pid);
+                     "Connection: close\r\n\r\nretry: 500\n\nevent: hello\ndata: %d.%lld\n\n",
+                     date, (int)c->w->srv->master_pid, (long long)c->w->srv->started_ns);
     lh_send_log_access(c, req, 200, 0);
     c->state = C_EVENTS;
     c->close_after = true;
     lh_conn_release_input(c);
+    l->local[l->nclients] = local;
     l->clients[l->nclients++] = c;
     if (!tell(c, head, (size_t)n))
         return DONE;
     if (l->error[0]) {
         size_t len;
-        char *msg = event_text("config-error", l->error, &len);
+        char *msg = event_text("config-error", local ? l->error : LIVE_ERROR_FAR, &len);
         if (msg && !tell(c, msg, len)) {
             free(msg);
             return DONE;
@@ -330,9 +434,16 @@ void lh_live_on_event(struct conn *c, short what)
 
 /* ---- news ---- */
 
+static void watch_docroot(struct lh_live *l);
+
 static void on_settled(evutil_socket_t fd, short what, void *arg)
 {
     struct lh_live *l = arg;
+    if (l->rescan) {
+        l->rescan = false;
+        l->root[0] = '\0'; /* not the one watched: all of it again */
+        watch_docroot(l);
+    }
     if (l->reload)
         broadcast(l, "reload", "");
     else
@@ -359,13 +470,24 @@ static void note_css(struct lh_live *l, const char *rel, const char *name)
 
 static void note_event(struct lh_live *l, const struct inotify_event *ev)
 {
+    if (ev->mask & IN_IGNORED) {
+        forget_watch(l, ev->wd);
+        return;
+    }
     const char *rel = rel_of(l, ev->wd);
     if (ev->mask & IN_Q_OVERFLOW) {
-        l->reload = true;
+        l->reload = l->rescan = true;
         return;
     }
     if (!rel || ev->len == 0)
         return;
+    if ((ev->mask & IN_ISDIR) && (ev->mask & IN_MOVED_FROM)) {
+        char sub[PATH_MAX];
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ev->name);
+        unwatch_tree(l, sub);
+        l->reload = true;
+        return;
+    }
     if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)) && ev->name[0] != '.') {
         char sub[PATH_MAX];
         snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", ev->name);
@@ -436,9 +558,13 @@ int lh_live_start(struct worker *w)
     l->w = w;
     l->ifd = -1;
     l->clients = calloc(LIVE_CLIENTS_MAX, sizeof *l->clients);
+    l->local = calloc(LIVE_CLIENTS_MAX, sizeof *l->local);
     l->settle_ev = evtimer_new(w->base, on_settled, l);
-    if (!l->clients || !l->settle_ev) {
+    if (!l->clients || !l->local || !l->settle_ev) {
+        if (l->settle_ev)
+            event_free(l->settle_ev);
         free(l->clients);
+        free(l->local);
         free(l);
         return -1;
     }
@@ -460,6 +586,7 @@ void lh_live_stop(struct worker *w)
         free(l->css[i]);
     event_free(l->settle_ev);
     free(l->clients);
+    free(l->local);
     free(l);
     w->live = NULL;
 }
@@ -493,7 +620,7 @@ void lh_live_news(struct worker *w)
     l->error_sets = sets;
     memcpy(l->error, error, sizeof error);
     if (error[0])
-        broadcast(l, "config-error", error);
+        broadcast_to(l, "config-error", error, LIVE_ERROR_FAR);
 }
 
 /* ---- HTML responses ---- */

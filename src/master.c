@@ -471,6 +471,9 @@ int lh_server_run(const struct lh_options *o)
     char err[1024];
     int port = 0;
     struct server srv = {.listen_fd = -1, .watch_fd = -1, .opts = o, .master_pid = getpid()};
+    struct timespec boot;
+    clock_gettime(CLOCK_REALTIME, &boot);
+    srv.started_ns = (int64_t)boot.tv_sec * 1000000000 + boot.tv_nsec;
     signal(SIGPIPE, SIG_IGN);
     signal(SIGUSR2, SIG_IGN); /* what workers answer; a stray one must not end the master */
     srv.current = lh_settings_load(o, err, sizeof err);

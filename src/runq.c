@@ -30,6 +30,19 @@ static void enqueue(struct worker *w, struct conn *c)
 
 void lh_runq_enqueue(struct conn *c) { enqueue(c->w, c); }
 
+/* A body borrowed from the file cache or the cache of gzip-coded copies may be gone
+ * when the request goes on (other requests refill them meanwhile): r gets a copy. */
+static void own_body(struct lh_response *r)
+{
+    if (r->body_kind == LH_BODY_MEM && !r->body_owned && r->body_len &&
+        !(r->body >= r->page && r->body < r->page + sizeof r->page)) {
+        char *copy = malloc(r->body_len);
+        if (copy)
+            memcpy(copy, r->body, r->body_len);
+        lh_response_body(r, copy, copy ? r->body_len : 0, copy);
+    }
+}
+
 /* Move what the request needs off the worker's scratch space (other requests will
  * use it). The request's bytes stay in c->in, which is not read into while the
  * connection waits. */
@@ -49,14 +62,7 @@ int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx)
     if (ctx->req->host)
         p->req.host = &p->req.headers[ctx->req->host - ctx->req->headers];
     lh_response_move(&p->resp, ctx->resp);
-    if (p->resp.body_kind == LH_BODY_MEM && !p->resp.body_owned && p->resp.body_len &&
-        !(p->resp.body >= p->resp.page && p->resp.body < p->resp.page + sizeof p->resp.page)) {
-        /* a body borrowed from the file cache may be gone when the request goes on */
-        char *copy = malloc(p->resp.body_len);
-        if (copy)
-            memcpy(copy, p->resp.body, p->resp.body_len);
-        lh_response_body(&p->resp, copy, copy ? p->resp.body_len : 0, copy);
-    }
+    own_body(&p->resp);
     memcpy(pathbuf, ctx->pathbuf, ctx->pathcap);
     snprintf(p->ip, sizeof p->ip, "%s", ctx->remote_addr);
     p->ctx = *ctx;
@@ -160,6 +166,8 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     enum lh_step r = lh_dispatch(&p->ctx);
     lh_worker_running(w, NULL);
     if (r == LH_SUSPENDED) {
+        /* a slice that answered with file() and then paused in an after hook */
+        own_body(&p->resp);
         enqueue(w, c);
         return;
     }

@@ -79,6 +79,8 @@ struct server {
     long linger_max;              /* lingering closes at once, per worker */
     long max_connections;         /* what the shared region was sized for */
     pid_t master_pid;
+    int64_t started_ns;           /* CLOCK_REALTIME at the master's start: with the pid,
+                                     what --dev pages tell a restarted server by */
     /* master only */
     struct event_base *base;
     struct child *children;
@@ -325,8 +327,9 @@ void lh_live_close_streams(struct worker *w);
 void lh_live_reloaded(struct worker *w);
 /* SIGURG from the master: a reload failed (its message is in the shared region). */
 void lh_live_news(struct worker *w);
-/* GET /__luahttpd/events: c becomes an event stream (C_EVENTS). */
-enum step lh_live_attach(struct conn *c, const struct lh_request *req);
+/* GET /__luahttpd/events: c becomes an event stream (C_EVENTS). local: the page is on
+ * this machine (as for a Lua error's page), so it is told why a reload failed. */
+enum step lh_live_attach(struct conn *c, const struct lh_request *req, bool local);
 /* Socket news on an event stream: the page went away, or time for a ping. */
 void lh_live_on_event(struct conn *c, short what);
 /* c (C_EVENTS) is being freed. */

@@ -214,9 +214,13 @@ static bool answer_file(const struct lh_static *s, const struct file_meta *m,
             lh_response_header(resp, "Cache-Control", "no-cache");
         return false;
     }
+    /* --dev: a page goes out with the live-reload script in it (live.c), and a range
+     * of the file's own bytes would not fit that page (a download resumed with
+     * If-Range would be spliced from both): a page is sent whole */
+    bool live = s->dev && lh_live_is_html(m->type, strlen(m->type));
     int64_t a = 0, b = m->size - 1;
     enum lh_range_result rr = LH_RANGE_NONE;
-    if (range && (!ifr || lh_if_range_ok(ifr, ifr_len, m->etag, m->mtime)))
+    if (range && !live && (!ifr || lh_if_range_ok(ifr, ifr_len, m->etag, m->mtime)))
         rr = lh_range_parse(range, range_len, m->size, &a, &b);
     char cr[96];
     if (rr == LH_RANGE_UNSATISFIABLE) {

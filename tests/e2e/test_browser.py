@@ -202,6 +202,20 @@ class LiveReload(BrowserTest):
             ".some(l => new URL(l.href).pathname === '/style.css')"))
         self.assertEqual(b.eval("getComputedStyle(document.body).color"), "rgb(4, 5, 6)")
 
+    def test_css_with_a_space_or_accent_in_its_path_is_swapped_too(self):
+        """The link's URL is percent-encoded ("/my%20styles/dise%C3%B1o.css"), the saved
+        file's path is not: they name the same file."""
+        name = "my styles/dise\u00f1o.css"
+        page = INDEX_1.replace('href="style.css"', 'href="/my%20styles/dise%C3%B1o.css"')
+        s = self.site(files={"index.html": page, name: CSS_1})
+        b = self.browse_live(s.url("/"))
+        self.assertEqual(b.eval("getComputedStyle(document.body).color"), "rgb(1, 2, 3)")
+        save_in_place(os.path.join(s.www, name), CSS_2)
+        b.wait_for("getComputedStyle(document.body).color === 'rgb(4, 5, 6)'",
+                   timeout=RELOAD_S)
+        b.pump(0.5 * SLOW)
+        self.assertEqual(b.eval("window.__marker"), 42, "the page was reloaded")
+
     def test_config_error_shows_an_overlay_until_a_good_save(self):
         s = self.site(LUA_ROUTE)
         b = self.browse_live(s.url("/"))
@@ -239,6 +253,49 @@ class LiveReload(BrowserTest):
         t = b.wait_for(MARKER_GONE + " && document.getElementById('v') !== null",
                        timeout=RELOAD_S)
         note("reloaded %.2fs after the save" % t)
+
+    def test_windows_of_the_site_share_one_event_stream(self):
+        """A browser opens at most 6 HTTP/1.1 connections to a server: if every window
+        of the site (tabs, or same-origin iframes as in a component gallery) held an
+        event stream of its own, the 6th would leave the pages none for their own
+        requests, which would then wait for ever. The news still reaches them all."""
+        frame = ('<!doctype html>\n<html><head><link rel="stylesheet" href="/style.css">'
+                 '</head><body><p id="f">frame</p></body></html>\n')
+        frames = "".join('<iframe src="/f%d.html"></iframe>' % i for i in range(6))
+        top = INDEX_1.replace("</body>", frames + "</body>")
+        files = {"f%d.html" % i: frame for i in range(6)}
+        s = self.site(files={"index.html": top, "data.txt": "data", **files})
+        b = self.browse_live(s.url("/"))
+        b.wait_for("[...document.querySelectorAll('iframe')].every(f => f.contentDocument"
+                   " && f.contentDocument.getElementById('f') && f.contentWindow.__luahttpd_live)",
+                   timeout=3)
+        fetched = ("Promise.race([fetch('/data.txt').then(r => r.text()),"
+                   " new Promise(r => setTimeout(() => r('stalled'), 2000))])")
+        self.assertEqual(b.eval(fetched), "data")
+        # a stylesheet saved: swapped in every frame, none reloads
+        wins = "[...document.querySelectorAll('iframe')].map(i => i.contentWindow)"
+        b.eval("for (const f of %s) f.__marker = 42" % wins)
+        save_in_place(os.path.join(s.www, "style.css"), CSS_2)
+        b.wait_for("%s.every(f => f.getComputedStyle(f.document.body).color"
+                   " === 'rgb(4, 5, 6)')" % wins, timeout=RELOAD_S)
+        self.assertEqual(b.eval("%s.map(f => f.__marker)" % wins), [42] * 6)
+        # a page saved: every window reloads
+        save(os.path.join(s.www, "f5.html"), frame.replace("frame", "frame, saved"))
+        b.wait_for(MARKER_GONE, timeout=RELOAD_S)
+        b.wait_for("%s.length === 6 && %s.every(f => f.document.getElementById('f'))"
+                   " && %s[5].document.getElementById('f').textContent === 'frame, saved'"
+                   % (wins, wins, wins), timeout=3)
+        self.assertEqual(b.eval(fetched), "data")
+        # a failed reload: every window shows why, and so does one that opens later
+        save(s.config_path, CONFIG_BAD)
+        overlays = ("%s.every(f => { const o = f.document.getElementById('__luahttpd_overlay');"
+                    " return o && o.textContent.includes('config.lua:%d:') })"
+                    % (wins, CONFIG_BAD_LINE))
+        b.wait_for(overlays, timeout=CONFIG_S)
+        b.eval("document.querySelector('iframe').remove();"
+               " document.body.appendChild(document.createElement('iframe')).src = '/f0.html'")
+        b.wait_for(overlays, timeout=3)
+        self.assertEqual(b.eval(fetched), "data")
 
     def test_nothing_live_without_dev(self):
         s = self.site(LUA_ROUTE, dev=False)

@@ -27,9 +27,9 @@ end)
 class Events:
     """A page's event stream, read from a raw socket."""
 
-    def __init__(self, port):
+    def __init__(self, port, host="127.0.0.1"):
         self.sock = connect(port, timeout=5 * SLOW)
-        self.sock.sendall(get("/__luahttpd/events", host="127.0.0.1"))
+        self.sock.sendall(get("/__luahttpd/events", host=host))
         self.buf = b""
         while b"\r\n\r\n" not in self.buf:
             self._fill(time.time() + 5 * SLOW)
@@ -118,9 +118,16 @@ class Live(ServerTest):
         self.assertEqual(h2["content-length"], h["content-length"])
         status, _, _ = curl("-H", "If-None-Match: " + h["etag"], self.s.url("/"))
         self.assertEqual(status, 304)
-        # a range of the page is the file's own bytes, without the script
-        status, _, body = curl("-r", "0-9", self.s.url("/"))
-        self.assertEqual((status, body), (206, PAGE[:10]))
+        # a range goes with the page as sent (the script in it), which the validators
+        # name: a download resumed with If-Range, by tag or by date, must fit the
+        # bytes it has
+        status, h, full = curl(self.s.url("/"))
+        for validator in (h["etag"], h["last-modified"], None):
+            extra = ("-H", "If-Range: " + validator) if validator else ()
+            status, h2, body = curl("-r", "20-", *extra, self.s.url("/"))
+            self.assertEqual(full[:20] + body if status == 206 else body, full, validator)
+            if status == 206:
+                self.assertTrue(h2["content-range"].endswith("/%d" % len(full)), validator)
 
     def test_lua_page_gets_the_script_and_others_do_not(self):
         status, h, body = curl(self.s.url("/lua"))
@@ -136,6 +143,23 @@ class Live(ServerTest):
         self.assertIn(b"EventSource('/__luahttpd/events')", body)
         self.assertEqual(curl(self.s.url("/__luahttpd/nothing"))[0], 404)
         self.assertEqual(curl("-X", "POST", self.s.url("/__luahttpd/events"))[0], 405)
+
+    def test_head_of_the_server_paths_has_no_body(self):
+        """A HEAD is answered without a body, or the next response on the connection
+        would be read from the middle of it."""
+        from harness import Reader
+        for path in ("/__luahttpd/nothing", "/__luahttpd/events", "/__luahttpd/live.js"):
+            sock = connect(self.s.port)
+            try:
+                sock.sendall(b"HEAD " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n" +
+                             get("/app.js"))
+                rd = Reader(sock)
+                head = rd.response(head_request=True)
+                self.assertIn(head.status, (200, 404, 405), path)
+                r = rd.response()
+                self.assertEqual((r.status, r.body), (200, b"1"), path)
+            finally:
+                sock.close()
 
     def test_nothing_of_it_without_dev(self):
         s = self.server(CONFIG, files={"index.html": PAGE})
@@ -193,6 +217,75 @@ class Live(ServerTest):
         self.save("new/inner/page.html", PAGE)
         self.assertEqual(e.next(), ("reload", ""))
 
+    def test_renamed_folder_is_watched_under_its_new_name(self):
+        e = self.events()
+        os.makedirs(os.path.join(self.s.www, "a"))
+        self.assertEqual(e.next(), ("reload", ""))
+        os.rename(os.path.join(self.s.www, "a"), os.path.join(self.s.www, "b"))
+        self.assertEqual(e.next(), ("reload", ""))
+        time.sleep(0.2)
+        self.save("b/style.css", "p{}")
+        self.assertEqual(e.next(), ("css", "/b/style.css"))
+
+    def test_folders_removed_again_and_again_leave_nothing_behind(self):
+        """A build that deletes and makes its output folder again at every run: the
+        watches of the folders that are gone are forgotten, so that a folder made
+        after many such runs is still watched."""
+        import shutil
+        e = self.events()
+        out = os.path.join(self.s.dir, "build")
+        for _ in range(5):
+            for i in range(1000):
+                os.makedirs(os.path.join(out, "d%d" % i))
+            os.rename(out, os.path.join(self.s.www, "dist"))  # 1001 folders in at once
+            self.assertEqual(e.next(timeout=5), ("reload", ""))
+            time.sleep(0.2)
+            shutil.rmtree(os.path.join(self.s.www, "dist"))
+            self.assertEqual(e.next(timeout=5), ("reload", ""))
+            while e.next(timeout=0.3):
+                pass
+        os.makedirs(os.path.join(self.s.www, "fresh"))
+        self.assertEqual(e.next(), ("reload", ""))
+        time.sleep(0.2)
+        self.save("fresh/style.css", "p{}")
+        self.assertEqual(e.next(), ("css", "/fresh/style.css"))
+
+    def test_folders_made_while_the_event_queue_overflowed_are_watched(self):
+        """The kernel drops a watch's events past fs.inotify.max_queued_events while
+        the worker is busy (a build writing many files): the folders made meanwhile
+        are watched all the same once the worker looks again."""
+        try:
+            with open("/proc/sys/fs/inotify/max_queued_events") as f:
+                limit = int(f.read())
+        except (OSError, ValueError):
+            self.skipTest("no fs.inotify.max_queued_events")
+        if limit > 100000:
+            self.skipTest("fs.inotify.max_queued_events too large for this test")
+        s = self.server('workers = 1\nunsafe_libs = true\n'
+                        'route("GET", "/busy", function() os.execute("sleep 2") return "ok" end)\n',
+                        files={"index.html": PAGE}, args=("--dev",))
+        e = Events(s.port)
+        self.streams.append(e)
+        self.assertEqual(e.next()[0], "hello")
+        bulk = os.path.join(s.www, "bulk")
+        os.mkdir(bulk)
+        self.assertEqual(e.next(), ("reload", ""))  # watched
+        import threading
+        busy = threading.Thread(target=curl, args=(s.url("/busy"),))
+        busy.start()
+        time.sleep(0.3)                              # the worker is in os.execute
+        for i in range(limit // 2 + 100):            # two events a file: past the limit
+            with open(os.path.join(bulk, "f%d.txt" % i), "wb"):
+                pass
+        os.makedirs(os.path.join(s.www, "late/inner"))
+        busy.join(30)
+        self.assertEqual(e.next(timeout=5), ("reload", ""))
+        while e.next(timeout=0.5):
+            pass
+        with open(os.path.join(s.www, "late/inner/style.css"), "w") as f:
+            f.write("p{}")
+        self.assertEqual(e.next(), ("css", "/late/inner/style.css"))
+
     def test_editor_droppings_change_nothing(self):
         e = self.events()
         for name in (".index.html.swp", "4913", "index.html~", "data.db-journal", ".hidden"):
@@ -218,6 +311,29 @@ class Live(ServerTest):
         self.assertEqual(late.next(timeout=3), ("reload", ""))
         self.assertIsNone(self.events().next(timeout=0.3))
 
+    def test_reload_error_detail_only_to_this_machine(self):
+        """As for a Lua error's page: the detail of a failed reload (file, line, code)
+        goes to pages on this machine only; one reached through a tunnel or proxy on
+        this machine (Host: its public name) hears that the reload failed, not why."""
+        near = self.events()
+        far = Events(self.s.port, host="dev.tunnel.example")
+        self.streams.append(far)
+        self.assertEqual(far.next()[0], "hello")
+        self.s.rewrite_config(CONFIG + "route(\n")
+        name, data = near.next(timeout=3)
+        self.assertEqual(name, "config-error")
+        self.assertIn("config.lua", data)
+        name, data = far.next(timeout=3)
+        self.assertEqual(name, "config-error")
+        self.assertNotIn("config.lua", data)
+        self.assertNotIn("unexpected symbol", data)
+        late = Events(self.s.port, host="dev.tunnel.example")  # a page opened now
+        self.streams.append(late)
+        self.assertEqual(late.next()[0], "hello")
+        name, data = late.next()
+        self.assertEqual(name, "config-error")
+        self.assertNotIn("config.lua", data)
+
     def test_module_in_scripts_reloads(self):
         s = self.server('local m = require("mod")\nroute("GET", "/m", m)\n',
                         dirfiles={"scripts/mod.lua": 'return function() return "1" end\n'},
@@ -230,12 +346,77 @@ class Live(ServerTest):
         self.assertEqual(e.next(timeout=3), ("reload", ""))
         self.assertEqual(curl(s.url("/m"))[2], b"2")
 
+    def test_hello_differs_for_a_restarted_server_with_the_same_pid(self):
+        """A page reloads when the server it follows was restarted (what changed while
+        it was down cannot be told otherwise). In a container the server is often pid
+        1 every time: the pid alone cannot tell one run from the next."""
+        import re
+        import shutil
+        import subprocess
+        import tempfile
+        from harness import BINARY, SANITIZED, VALGRIND, child_pids
+        if VALGRIND or SANITIZED or shutil.which("unshare") is None:
+            self.skipTest("needs unshare(1), without valgrind or sanitizers")
+        probe = subprocess.run(["unshare", "--pid", "--fork", "true"], capture_output=True)
+        if probe.returncode != 0:
+            self.skipTest("no PID namespace here: " + probe.stderr.decode().strip())
+        hellos = []
+        for _ in range(2):
+            d = tempfile.mkdtemp(prefix="lh-e2e-")
+            os.mkdir(os.path.join(d, "www"))
+            out = open(os.path.join(d, "stdout"), "wb")
+            p = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child=SIGTERM",
+                                  BINARY, "-r", os.path.join(d, "www"), "-p", "0", "--dev"],
+                                 stdout=out, stderr=subprocess.DEVNULL)
+            try:
+                port = None
+                deadline = time.time() + 5 * SLOW
+                while port is None and time.time() < deadline:
+                    with open(os.path.join(d, "stdout"), "rb") as f:
+                        m = re.search(rb"listening on http://127\.0\.0\.1:(\d+)/", f.read())
+                    port = m and int(m.group(1))
+                    time.sleep(0.02)
+                self.assertIsNotNone(port, "the server did not start")
+                e = Events(port)
+                hellos.append(e.next())
+                e.close()
+            finally:
+                for pid in child_pids(p.pid):  # unshare itself ignores SIGTERM
+                    os.kill(pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=10 * SLOW)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+                out.close()
+                shutil.rmtree(d, ignore_errors=True)
+        self.assertEqual([h[0] for h in hellos], ["hello", "hello"])
+        self.assertNotEqual(hellos[0][1], hellos[1][1])
+
     def test_stream_does_not_hold_shutdown(self):
         self.events()
         t0 = time.time()
         self.s.signal(signal.SIGTERM)
         self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)
         self.assertLess(time.time() - t0, 2.0 * SLOW)
+
+    def test_stream_asked_while_stopping_does_not_hold_shutdown(self):
+        """A request for the stream that was on its way when SIGTERM came is refused,
+        not held open until shutdown_timeout ends it (and the exit status says
+        requests were abandoned)."""
+        sock = connect(self.s.port)
+        try:
+            sock.sendall(b"GET /__luahttpd/events HTTP/1.1\r\nHost: x\r\n")
+            time.sleep(0.2)
+            t0 = time.time()
+            self.s.signal(signal.SIGTERM)
+            time.sleep(0.2)
+            sock.sendall(b"\r\n")
+            self.assertTrue(sock.recv(100).startswith(b"HTTP/1.1 503 "))
+            self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)
+            self.assertLess(time.time() - t0, 2.0 * SLOW)
+        finally:
+            sock.close()
 
     def test_page_that_leaves_is_forgotten(self):
         for _ in range(3):

@@ -72,3 +72,52 @@ class Helpers(ServerTest):
         # a status that is not a redirect is the handler's error
         self.assertEqual(curl(s.url("/bad"))[0], 500)
         self.assertIn("a redirect's status is 3xx", s.stderr())
+
+
+PAUSED_FILE = r'''
+workers = 1
+limits = { handler_timeout_ms = 30000 }
+route("GET", "/slow", function(req)
+  coroutine.yield()              -- paused: the rest runs from the run queue
+  return file("a.css")
+end)
+after(function(req, res)
+  if req.path == "/slow" then
+    while not shared.get("go") do coroutine.yield() end
+  end
+end)
+route("GET", "/go", function() shared.set("go", true) return "ok" end)
+'''
+
+
+class PausedFile(ServerTest):
+    def test_file_kept_while_an_after_hook_pauses(self):
+        """file() answered in a slice after a pause and an after hook pauses again:
+        the body must not point into the small-file cache (or its gzip-coded copy),
+        which a request for the changed file refills meanwhile."""
+        import threading
+        import time
+        from harness import get, request
+        old = b"body { color: red }\n" * 100          # 2000 bytes: cached, and coded
+        new = b"p { margin: 0 }\n" * 125
+        s = self.server(PAUSED_FILE, files={"a.css": old})
+        got = {}
+
+        def slow(name, extra):
+            got[name] = request(s.port, get("/slow", extra=extra), timeout=30)[0]
+        threads = [threading.Thread(target=slow, args=("plain", b"")),
+                   threading.Thread(target=slow, args=("gzip", b"Accept-Encoding: gzip\r\n"))]
+        for t in threads:
+            t.start()
+        time.sleep(1.2)                 # both wait in the after hook; the cache's second over
+        s.write("a.css", new)
+        time.sleep(1.1)
+        for extra in (b"", b"Accept-Encoding: gzip\r\n"):
+            r = request(s.port, get("/a.css", extra=extra))[0]
+            self.assertEqual(r.status, 200)
+        self.assertEqual(request(s.port, get("/go"))[0].status, 200)
+        for t in threads:
+            t.join(30)
+        import gzip
+        self.assertEqual(got["plain"].body, old)
+        self.assertEqual(gzip.decompress(got["gzip"].body), old)
