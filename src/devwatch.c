@@ -1,5 +1,5 @@
 /* devwatch.c - --dev: reload when a Lua file changes (inotify on the config file's
- * folder and scripts/). See server_int.h. */
+ * folder and the folders under it, where require finds modules). See server_int.h. */
 #include "server_int.h"
 #include "log.h"
 
@@ -11,11 +11,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* How deep under the config file's folder Lua files count: scripts/a/b/c.lua for
+ * require("a.b.c"), lib/util.lua for require("lib.util"). Hidden folders and
+ * node_modules are not looked into; at most WATCH_DIRS_MAX folders are watched. */
+#define LUA_DEPTH 4
+#define WATCH_DIRS_MAX 1024
+
 static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ v) * 1099511628211ULL; }
 
+static bool skipped(const char *name)
+{
+    return name[0] == '.' || strcmp(name, "node_modules") == 0;
+}
+
 /* Fold the size, modification and change time and inode of every *.lua file under dir
- * (a few levels deep) into h: config.lua, the modules in scripts/ and whatever sits
- * beside them. The change time catches an edit that keeps the size and puts the old
+ * (depth levels deep) into h: config.lua and the modules it may require. The change time catches an edit that keeps the size and puts the old
  * mtime back (cp -p, rsync -t, tar -x): nobody can set it. */
 static uint64_t sign_lua_files(uint64_t h, const char *dir, int depth)
 {
@@ -24,7 +34,7 @@ static uint64_t sign_lua_files(uint64_t h, const char *dir, int depth)
         return h;
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (de->d_name[0] == '.')
+        if (skipped(de->d_name))
             continue;
         char path[PATH_MAX];
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
@@ -51,10 +61,7 @@ static uint64_t lua_files_signature(const struct server *srv)
     const struct lh_config *c = &srv->current->cfg;
     if (!c->path)
         return 0;
-    uint64_t h = sign_lua_files(1469598103934665603ULL, c->dir, 0);
-    char scripts[PATH_MAX];
-    snprintf(scripts, sizeof scripts, "%s/scripts", c->dir);
-    return sign_lua_files(h, scripts, 3);
+    return sign_lua_files(1469598103934665603ULL, c->dir, LUA_DEPTH);
 }
 
 /* The signature moved: reload (a broken save is reported once, not at every event). */
@@ -68,13 +75,21 @@ static void check(struct server *srv)
     lh_master_reload(srv);
 }
 
-/* Watch dir and, depth levels down, its folders (not hidden ones) for what a save
- * does: a write that ends, a rename into place, a creation or a removal. */
-static void watch_dirs(int ifd, const char *dir, int depth)
+/* Watch dir and, depth levels down, its folders for what a save does: a write that
+ * ends, a rename into place, a creation or a removal. *left: watches still allowed. */
+static void watch_dirs(int ifd, const char *dir, int depth, int *left)
 {
-    if (inotify_add_watch(ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                        IN_DELETE | IN_ATTRIB | IN_ONLYDIR) < 0 ||
-        depth == 0)
+    if (*left <= 0 ||
+        inotify_add_watch(ifd, dir, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
+                                        IN_DELETE | IN_ATTRIB | IN_ONLYDIR) < 0)
+        return;
+    static bool told;
+    if (--*left == 0 && !told) {
+        told = true;
+        lh_log_error("warn", "--dev: watching the first %d folders for Lua files only",
+                     WATCH_DIRS_MAX);
+    }
+    if (depth == 0)
         return;
     DIR *d = opendir(dir);
     if (!d)
@@ -83,17 +98,17 @@ static void watch_dirs(int ifd, const char *dir, int depth)
     while ((de = readdir(d))) {
         char path[PATH_MAX];
         struct stat st;
-        if (de->d_name[0] == '.' ||
+        if (skipped(de->d_name) ||
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= (int)sizeof path ||
             stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
             continue;
-        watch_dirs(ifd, path, depth - 1);
+        watch_dirs(ifd, path, depth - 1, left);
     }
     closedir(d);
 }
 
-/* Watches on the config file's folder and on scripts/, made again at every event
- * (a new folder, a folder renamed into place: cheap for a few folders). */
+/* Watches on the config file's folder and the folders under it, made again at every
+ * event that may matter (a new folder, a folder renamed into place). */
 static void rewatch(struct server *srv)
 {
     const struct lh_config *c = &srv->current->cfg;
@@ -101,10 +116,8 @@ static void rewatch(struct server *srv)
     srv->watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (srv->watch_fd < 0 || !c->path)
         return;
-    watch_dirs(srv->watch_fd, c->dir, 0);
-    char scripts[PATH_MAX];
-    snprintf(scripts, sizeof scripts, "%s/scripts", c->dir);
-    watch_dirs(srv->watch_fd, scripts, 3);
+    int left = WATCH_DIRS_MAX;
+    watch_dirs(srv->watch_fd, c->dir, LUA_DEPTH, &left);
 }
 
 /* inotify news: wait a moment for the rest of the save (an editor writes a backup,

@@ -178,11 +178,13 @@ class Live(ServerTest):
         self.assertIn("HTTP/1.1 200 OK", head)
         self.assertIn("Content-Type: text/event-stream", head)
         self.assertIn("Cache-Control: no-cache", head)
-        # the master's pid: a page that sees another one after reconnecting reloads
-        # (the server was restarted)
+        # the master's pid and start: a page that sees another one after reconnecting
+        # reloads (the server was restarted)
         e2 = Events(self.s.port)
         self.streams.append(e2)
-        self.assertEqual(e2.next(), ("hello", str(self.s.proc.pid)))
+        name, data = e2.next()
+        self.assertEqual(name, "hello")
+        self.assertTrue(data.startswith(str(self.s.proc.pid) + "."), data)
         self.assertTrue(e2.buf == b"" or e2.buf.startswith(b":"))
         self.assertIn(b"retry: 500\n", b"\n".join(self._raw_start(self.s.port)))
 
@@ -392,6 +394,19 @@ class Live(ServerTest):
                 shutil.rmtree(d, ignore_errors=True)
         self.assertEqual([h[0] for h in hellos], ["hello", "hello"])
         self.assertNotEqual(hellos[0][1], hellos[1][1])
+
+    def test_module_in_a_folder_beside_config_reloads(self):
+        # require("lib.util") finds lib/util.lua beside config.lua: it is watched too
+        s = self.server('local u = require("lib.util")\nroute("GET", "/u", u)\n',
+                        dirfiles={"lib/util.lua": 'return function() return "1" end\n'},
+                        args=("--dev",))
+        e = Events(s.port)
+        self.streams.append(e)
+        self.assertEqual(e.next()[0], "hello")
+        with open(os.path.join(s.dir, "lib/util.lua"), "w") as f:
+            f.write('return function() return "22" end\n')
+        self.assertEqual(e.next(timeout=3), ("reload", ""))
+        self.assertEqual(curl(s.url("/u"))[2], b"22")
 
     def test_stream_does_not_hold_shutdown(self):
         self.events()
