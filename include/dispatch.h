@@ -73,6 +73,11 @@ struct lh_ctx {
     bool hook_paused;             /* the last pause was the server's, at a slice's end */
     bool charge_wait;             /* the handler yielded by itself: the wait counts */
     bool in_after;                /* the after hooks run, with an allowance of their own */
+    /* a wait the paused call asked for (sleep(), lua_wait.c): the server queues the
+     * request once a timer of wait_ns has fired and clears wait_asked; -1 in wait_ns:
+     * it could not (no memory), and sleep raises */
+    bool wait_asked;
+    int64_t wait_ns;
     /* what runs, for the error log ("route GET /x/:id", "before hook 2"): kept as
      * pointers and formatted only when something is logged */
     const char *what_kind;        /* "route", "before" or "after" */

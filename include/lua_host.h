@@ -66,6 +66,12 @@ typedef void (*lh_stream_sink)(void *arg, const char *piece, size_t len);
 enum lh_stream_result lh_lua_stream_next(struct lh_lua *lua, struct lh_ctx *ctx,
                                          lh_stream_sink sink, void *arg);
 
+/* worker.id and worker.count, as handlers see them: this process's slot (0-based) and
+ * how many workers there are. Called in each worker for its state (while config.lua
+ * ran, in the master before the fork, both were nil). 0, or -1 when out of memory.
+ * Safe on NULL. */
+int lh_lua_set_worker(struct lh_lua *lua, int id, int count);
+
 /* ctx was copied to a new address (a paused request moved off the worker's scratch):
  * point the Lua side at the new one. */
 void lh_lua_ctx_moved(struct lh_lua *lua, struct lh_ctx *ctx);

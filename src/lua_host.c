@@ -110,6 +110,7 @@ static int install_api(lua_State *L)
     lua_register(L, "before", api_before);
     lua_register(L, "after", api_after);
     lua_register(L, "log", api_log);
+    lh_wait_install(L);
     lh_resp_install_helpers(L);
     lua_newtable(L);
     lh_host_of(L)->routes_ref = luaL_ref(L, LUA_REGISTRYINDEX);

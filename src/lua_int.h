@@ -9,7 +9,8 @@
  * returns (or the after hooks' res) into the response. lua_alloc.c is the state's
  * allocator and memory limit, lua_sandbox.c guards what handlers may not call, and
  * lua_host.c makes the state by running config.lua with route, before, after and log
- * installed. */
+ * installed. lua_wait.c has sleep(), which suspends a request for the server to
+ * resume when a timer fires, and the worker table. */
 #ifndef LH_LUA_INT_H
 #define LH_LUA_INT_H
 
@@ -143,6 +144,14 @@ enum lh_call_result lh_call_run_slice(struct lh_lua *lua, struct lh_ctx *ctx, in
  * HTML page or NULL. */
 char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const char *msg,
                               const char *file, int line);
+
+/* ---- lua_wait.c ---- */
+
+/* secs as a wait in *ns: 0, or -1 when it is not a finite number >= 0 (or absurdly
+ * long). */
+int lh_wait_seconds_ns(double secs, int64_t *ns);
+/* Install sleep() and the worker table (id and count nil until lh_lua_set_worker). */
+void lh_wait_install(lua_State *L);
 
 /* ---- lua_form.c ---- */
 

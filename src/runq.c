@@ -17,8 +17,42 @@ static void schedule_resume(struct worker *w)
         evtimer_add(w->resume_ev, &now); /* after the next poll: I/O goes first */
 }
 
+static void enqueue(struct worker *w, struct conn *c);
+
+/* The wait is over: the request's next turn. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    enqueue(c->w, c);
+}
+
+/* The parked request's handler asked to wait (sleep): it is queued when a timer of
+ * wait_ns fires, and stays parked meanwhile, its socket watched as before (a client
+ * that leaves frees it with the timer, lh_runq_unpark). 0, or -1 (no timer: the
+ * handler is told, ctx.wait_ns -1). */
+static int wait_for_timer(struct conn *c, struct parked *p)
+{
+    p->ctx.wait_asked = false;
+    if (!p->wake)
+        p->wake = evtimer_new(c->w->base, on_wake, c);
+    int64_t ns = p->ctx.wait_ns;
+    struct timeval tv = {.tv_sec = (time_t)(ns / 1000000000),
+                         .tv_usec = (suseconds_t)(ns % 1000000000 / 1000)};
+    if (!p->wake || evtimer_add(p->wake, &tv) < 0) {
+        p->ctx.wait_ns = -1;
+        return -1;
+    }
+    return 0;
+}
+
+/* c's next turn: in the run queue, or after the wait its handler asked for. */
 static void enqueue(struct worker *w, struct conn *c)
 {
+    struct parked *p = c->parked;
+    if (p && p->ctx.wait_asked && p->ctx.wait_ns > 0 && wait_for_timer(c, p) == 0)
+        return;
+    if (p)
+        p->ctx.wait_asked = false; /* sleep(0): this turn is all it asked for */
     c->next_run = NULL;
     if (w->runq_tail)
         w->runq_tail->next_run = c;
@@ -136,6 +170,8 @@ void lh_runq_unpark(struct conn *c, bool abandon)
         }
     if (p->stream) /* the head went out with its status; the body is what was sent */
         lh_send_log_access(c, &p->req, p->status, p->sent);
+    if (p->wake)
+        event_free(p->wake); /* a sleep cut short: no timer is left behind */
     if (abandon) {
         lh_dispatch_abort(&p->ctx);
         lh_response_free(&p->resp);

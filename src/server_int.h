@@ -159,6 +159,7 @@ struct parked {
     int status;               /* stream: the status sent, for the access log */
     int64_t sent;             /* stream: body bytes sent so far (without framing) */
     int version;              /* stream: 10 (close-delimited) or 11 (chunked) */
+    struct event *wake;       /* a wait the handler asked for (sleep), or NULL */
 };
 
 struct conn {
@@ -293,7 +294,8 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx);
 /* Move ctx's request off w's scratch space into c->parked (not queued). 0 or -1
  * (then the request is dropped and nothing is parked). */
 int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx);
-/* Queue c (parked) for a turn of the run queue. */
+/* Queue c (parked) for a turn of the run queue, or, when its Lua code asked to wait
+ * (ctx.wait_asked, sleep()), for one once the wait is over. */
 void lh_runq_enqueue(struct conn *c);
 /* Take the parked request off c (abandon: drop it, e.g. the connection is gone; a
  * stream's access-log line is written here, once, with the bytes it sent). */

@@ -229,6 +229,12 @@ static void worker_reload(struct worker *w)
                      w->id + 1, err);
         return;
     }
+    if (lh_lua_set_worker(s->lua, w->id, w->srv->nworkers) < 0) {
+        lh_log_error("error", "worker %d: reload failed, keeping the running configuration: "
+                     "out of memory", w->id + 1);
+        lh_settings_release(s);
+        return;
+    }
     int efd = -1;
     if (strcmp(s->cfg.error_log, w->set->cfg.error_log) != 0 &&
         (efd = lh_log_open(s->cfg.error_log, STDERR_FILENO)) < 0) {
@@ -404,6 +410,8 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
      * frees the configuration here (its files, its Lua state) */
     w->set = srv->current;
     srv->current = NULL;
+    if (lh_lua_set_worker(w->set->lua, id, srv->nworkers) < 0)
+        return -1;
     w->base = new_base();
     w->out = malloc(OUT_SCRATCH);
     w->fcache = lh_fcache_new();
