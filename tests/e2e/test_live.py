@@ -336,17 +336,25 @@ class Live(ServerTest):
         self.assertEqual(name, "config-error")
         self.assertNotIn("config.lua", data)
 
-    def test_module_in_scripts_reloads(self):
-        s = self.server('local m = require("mod")\nroute("GET", "/m", m)\n',
-                        dirfiles={"scripts/mod.lua": 'return function() return "1" end\n'},
+    def module_reloads(self, name, path):
+        """A module config.lua requires, saved: the pages reload, the route changes."""
+        s = self.server('route("GET", "/m", require("%s"))\n' % name,
+                        dirfiles={path: 'return function() return "1" end\n'},
                         args=("--dev",))
         e = Events(s.port)
         self.streams.append(e)
         self.assertEqual(e.next()[0], "hello")
-        with open(os.path.join(s.dir, "scripts/mod.lua"), "w") as f:
-            f.write('return function() return "2" end\n')
+        with open(os.path.join(s.dir, path), "w") as f:
+            f.write('return function() return "22" end\n')
         self.assertEqual(e.next(timeout=3), ("reload", ""))
-        self.assertEqual(curl(s.url("/m"))[2], b"2")
+        self.assertEqual(curl(s.url("/m"))[2], b"22")
+
+    def test_module_in_scripts_reloads(self):
+        self.module_reloads("mod", "scripts/mod.lua")
+
+    def test_module_in_a_folder_beside_config_reloads(self):
+        # require("lib.util") finds lib/util.lua beside config.lua: it is watched too
+        self.module_reloads("lib.util", "lib/util.lua")
 
     def test_hello_differs_for_a_restarted_server_with_the_same_pid(self):
         """A page reloads when the server it follows was restarted (what changed while
@@ -394,19 +402,6 @@ class Live(ServerTest):
                 shutil.rmtree(d, ignore_errors=True)
         self.assertEqual([h[0] for h in hellos], ["hello", "hello"])
         self.assertNotEqual(hellos[0][1], hellos[1][1])
-
-    def test_module_in_a_folder_beside_config_reloads(self):
-        # require("lib.util") finds lib/util.lua beside config.lua: it is watched too
-        s = self.server('local u = require("lib.util")\nroute("GET", "/u", u)\n',
-                        dirfiles={"lib/util.lua": 'return function() return "1" end\n'},
-                        args=("--dev",))
-        e = Events(s.port)
-        self.streams.append(e)
-        self.assertEqual(e.next()[0], "hello")
-        with open(os.path.join(s.dir, "lib/util.lua"), "w") as f:
-            f.write('return function() return "22" end\n')
-        self.assertEqual(e.next(timeout=3), ("reload", ""))
-        self.assertEqual(curl(s.url("/u"))[2], b"22")
 
     def test_stream_does_not_hold_shutdown(self):
         self.events()
