@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lua_fixture.h"
 #include "lua_host.h"
 #include "static.h"
 
@@ -185,17 +186,7 @@ static const char REQUEST[] =
 static int setup_with(void **state, const char *limits)
 {
     struct fx *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/lh-lua-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/config.lua", f->dir);
-    FILE *fp = fopen(f->path, "w");
-    fputs(limits, fp);
-    fputs(CONFIG, fp);
-    fclose(fp);
-    char err[512];
-    f->lua = lh_lua_new(f->path, &f->cfg, false, err, sizeof err);
-    if (!f->lua)
-        fail_msg("%s", err);
+    f->lua = lua_fixture_load(f->dir, f->path, &f->cfg, limits, CONFIG);
     *state = f;
     return 0;
 }
@@ -234,10 +225,7 @@ static int setup_request(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    lh_lua_free(f->lua);
-    lh_config_free(&f->cfg);
-    unlink(f->path);
-    rmdir(f->dir);
+    lua_fixture_free(f->lua, &f->cfg, f->dir, f->path);
     free(f);
     return 0;
 }

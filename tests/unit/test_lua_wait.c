@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "../../src/lua_int.h"
+#include "lua_fixture.h"
 #include "config.h"
 #include "http.h"
 
@@ -36,16 +37,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
-    strcpy(f->dir, "/tmp/lh-wait-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof f->path, "%s/config.lua", f->dir);
-    FILE *fp = fopen(f->path, "w");
-    fputs(CONFIG, fp);
-    fclose(fp);
-    char err[512];
-    f->lua = lh_lua_new(f->path, &f->cfg, false, err, sizeof err);
-    if (!f->lua)
-        fail_msg("%s", err);
+    f->lua = lua_fixture_load(f->dir, f->path, &f->cfg, CONFIG, NULL);
     *state = f;
     return 0;
 }
@@ -54,10 +46,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     lh_response_free(&f->resp);
-    lh_lua_free(f->lua);
-    lh_config_free(&f->cfg);
-    unlink(f->path);
-    rmdir(f->dir);
+    lua_fixture_free(f->lua, &f->cfg, f->dir, f->path);
     free(f);
     return 0;
 }
