@@ -269,24 +269,34 @@ static void assert_body(struct fx *f, const char *want)
 }
 
 /* The whole request head (request line and headers, without the blank line) through
- * lh_dispatch, as a connection would send it: before hooks, routes, static files in
- * f->dir, after hooks. Returns the status; the response stays in f->resp. */
-static int serve(struct fx *f, const char *head)
+ * lh_dispatch into ctx, as a connection would send it: before hooks, routes, static
+ * files in st (the docroot f->dir, opened: the caller closes st->root_fd), after hooks.
+ * The response is in f->resp; ctx lives on for a streamed body. */
+static void dispatch_head(struct fx *f, const char *head, struct lh_static *st,
+                          struct lh_ctx *ctx)
 {
     snprintf(f->raw, sizeof f->raw, "%s\r\n\r\n", head);
     size_t scanned = 0;
     assert_true(lh_http_parse_head(f->raw, strlen(f->raw), &scanned, 8192, &f->req) > 0);
     int root = lh_static_open_root(f->dir);
     assert_true(root >= 0);
-    struct lh_static st = {.root_fd = root, .root_path = f->dir, .index = "index.html"};
-    struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .st = &st, .lua = f->lua,
-                         .body = "", .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
-                         .pathcap = sizeof f->pathbuf};
+    *st = (struct lh_static){.root_fd = root, .root_path = f->dir, .index = "index.html"};
+    *ctx = (struct lh_ctx){.req = &f->req, .resp = &f->resp, .st = st, .lua = f->lua,
+                           .body = "", .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
+                           .pathcap = sizeof f->pathbuf};
     lh_response_free(&f->resp);
-    lh_dispatch_init(&ctx);
-    while (lh_dispatch(&ctx) == LH_SUSPENDED)
+    lh_dispatch_init(ctx);
+    while (lh_dispatch(ctx) == LH_SUSPENDED)
         ;
-    close(root);
+}
+
+/* dispatch_head, and the status; the response stays in f->resp. */
+static int serve(struct fx *f, const char *head)
+{
+    struct lh_static st;
+    struct lh_ctx ctx;
+    dispatch_head(f, head, &st, &ctx);
+    close(st.root_fd);
     return f->resp.status;
 }
 
@@ -322,18 +332,12 @@ static void collect(void *arg, const char *piece, size_t len)
 static enum lh_stream_result stream(struct fx *f, const char *target, struct pieces *p,
                                     int max)
 {
-    snprintf(f->raw, sizeof f->raw, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", target);
-    size_t scanned = 0;
-    assert_true(lh_http_parse_head(f->raw, strlen(f->raw), &scanned, 8192, &f->req) > 0);
-    int root = lh_static_open_root(f->dir);
-    struct lh_static st = {.root_fd = root, .root_path = f->dir, .index = "index.html"};
-    struct lh_ctx ctx = {.req = &f->req, .resp = &f->resp, .st = &st, .lua = f->lua,
-                         .body = "", .remote_addr = "127.0.0.1", .pathbuf = f->pathbuf,
-                         .pathcap = sizeof f->pathbuf};
-    lh_response_free(&f->resp);
-    lh_dispatch_init(&ctx);
-    while (lh_dispatch(&ctx) == LH_SUSPENDED)
-        ;
+    char head[256];
+    snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: t", target);
+    struct lh_static st;
+    struct lh_ctx ctx;
+    dispatch_head(f, head, &st, &ctx);
+    int root = st.root_fd;
     assert_true(lh_response_streams(&f->resp));
     memset(p, 0, sizeof *p);
     enum lh_stream_result r;
