@@ -21,7 +21,7 @@ BIN      ?= luahttpd
 OPT      ?= -O2 -g
 SAN      ?=
 DEFS     ?=
-PKGS     := lua5.4 libevent_core sqlite3 zlib
+PKGS     := lua5.4 libevent_core libevent_extra libevent_openssl openssl sqlite3 zlib
 CPPFLAGS += -Iinclude -D_GNU_SOURCE $(DEFS) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 CFLAGS   += -std=c11 $(OPT) $(SAN) -Wall -Wextra -Wshadow -Wno-unused-parameter \
             -Wstrict-prototypes -Wmissing-prototypes -MMD -MP

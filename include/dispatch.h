@@ -78,6 +78,10 @@ struct lh_ctx {
      * it could not (no memory), and sleep raises */
     bool wait_asked;
     int64_t wait_ns;
+    /* or a wait on an event (wait.h: an outbound request): the server holds it with
+     * lh_wait_hold instead of a timer. The call that asked reads and frees it when
+     * resumed; one still here when the request ends is cancelled (lh_lua_request_done) */
+    struct lh_wait *wait_op;
     /* what runs, for the error log ("route GET /x/:id", "before hook 2"): kept as
      * pointers and formatted only when something is logged */
     const char *what_kind;        /* "route", "before" or "after" */

@@ -150,6 +150,16 @@ char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const 
 /* secs as a wait in *ns: 0, or -1 when it is not a finite number >= 0 (or absurdly
  * long). */
 int lh_wait_seconds_ns(double secs, int64_t *ns);
+/* A C function that waits for w (wait.h): suspend the running call (the server
+ * holds w, and resumes the call once w is done; the time waiting is not run time)
+ * with k as the continuation, which calls lh_wait_resumed to get w back, reads it and
+ * lets it go with lh_wait_release (a failure in between leaves it to the end of the
+ * request). Where L cannot wait, w is cancelled and "<what>: cannot wait here:
+ * <reason>" raised. */
+struct lh_wait;
+int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFunction k);
+struct lh_wait *lh_wait_resumed(lua_State *L, const char *what);
+void lh_wait_release(lua_State *L);
 /* Install sleep() and the worker table (id and count nil until lh_lua_set_worker). */
 void lh_wait_install(lua_State *L);
 

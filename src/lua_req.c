@@ -5,6 +5,8 @@
  * object serves the request's before hooks, routes and after hooks. See lua_int.h. */
 #include "lua_int.h"
 
+#include "wait.h"
+
 #include "http.h"
 #include "path.h"
 
@@ -514,6 +516,9 @@ void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
     free(ctx->err_detail);
     free(ctx->err_trace);
     ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
+    if (ctx->wait_op) /* given up while it waited, or it failed reading the result */
+        ctx->wait_op->cancel(ctx->wait_op);
+    ctx->wait_op = NULL;
     if (!lua)
         return;
     retarget_req(lua, ctx, NULL);

@@ -3,6 +3,7 @@
 #include "server_int.h"
 #include "dispatch.h"
 #include "lua_host.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,10 +46,21 @@ static int wait_for_timer(struct conn *c, struct parked *p)
     return 0;
 }
 
+static void wake_conn(void *arg)
+{
+    struct conn *c = arg;
+    enqueue(c->w, c);
+}
+
 /* c's next turn: in the run queue, or after the wait its handler asked for. */
 static void enqueue(struct worker *w, struct conn *c)
 {
     struct parked *p = c->parked;
+    if (p && p->ctx.wait_asked && p->ctx.wait_op) {
+        p->ctx.wait_asked = false;
+        if (lh_wait_hold(p->ctx.wait_op, wake_conn, c))
+            return;
+    }
     if (p && p->ctx.wait_asked && p->ctx.wait_ns > 0 && wait_for_timer(c, p) == 0)
         return;
     if (p)

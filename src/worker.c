@@ -6,6 +6,7 @@
 #include "lua_host.h"
 #include "lua_shared.h"
 #include "static.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -413,6 +414,7 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
     if (lh_lua_set_worker(w->set->lua, id, srv->nworkers) < 0)
         return -1;
     w->base = new_base();
+    lh_wait_set_base(w->base);
     w->out = malloc(OUT_SCRATCH);
     w->fcache = lh_fcache_new();
     if (!w->base || !w->out || !w->fcache)
@@ -432,6 +434,7 @@ static void worker_free(struct worker *w)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) /* before their base */
         if (evs[i])
             event_free(evs[i]);
+    lh_wait_set_base(NULL); /* the resolver, before its base */
     if (w->base)
         event_base_free(w->base);
     lh_settings_release(w->set);
