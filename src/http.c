@@ -1,4 +1,5 @@
-/* http.c - strict HTTP/1.x request parsing (RFC 9112). See http.h. */
+/* http.c - strict HTTP/1.x parsing (RFC 9112): request and response heads, chunked
+ * bodies. See http.h. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -506,6 +507,108 @@ bool lh_http_method_known(const char *m, size_t len)
         if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
             return true;
     return false;
+}
+
+/* ---- response heads, for the outbound client --------------------------------- */
+
+/* "HTTP/1.x SP 3DIGIT [SP reason] CRLF" at p; returns bytes used or -1. */
+static int parse_status_line(const char *p, const char *end, struct lh_response_head *r)
+{
+    if (end - p < 14 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        return -1;
+    r->version = p[7] == '1' ? 11 : 10;
+    r->status = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        r->status = r->status * 10 + (p[i] - '0');
+    }
+    if (r->status < 100)
+        return -1;
+    /* SP and a reason phrase, or CRLF right after the code ("HTTP/1.1 200") */
+    const char *s = p + 12 + (p[12] == ' ');
+    const char *q = s;
+    while (p[12] == ' ' && q < end && is_field_byte((unsigned char)*q))
+        q++;
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n')
+        return -1; /* "2000", "200x", a control byte in the reason */
+    r->reason = s;
+    r->reason_len = (uint32_t)(q - s);
+    return (int)(q + 2 - p);
+}
+
+/* Parse a complete head [start, end), end just past the blank line; 0 or -1. */
+static int parse_response(const char *start, const char *end, struct lh_response_head *r)
+{
+    int n = parse_status_line(start, end, r);
+    if (n < 0)
+        return -1;
+    struct framing f = {.length_list = true, .content_length = -1};
+    int st = parse_fields(start + n, end, r->headers, &r->nheaders, &f, NULL, NULL);
+    if (st < 0)
+        return st == -431 ? -2 : -1;
+    const struct codings *te = &f.te;
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; with
+     * Content-Length too it is a smuggling attempt or a broken server: refuse rather
+     * than guess which of the two the backend framed its body with */
+    if (te->seen && (r->version == 10 || f.content_length >= 0 || te->repeated ||
+                     !(te->chunked || te->unknown)))
+        return -1;
+    /* RFC 9110 8.6, RFC 9112 6.1: no body, so no Transfer-Encoding nor a length but 0
+     * (a backend that sends one anyway may send a body after it, too) */
+    if ((r->status < 200 || r->status == 204) && (te->seen || f.content_length > 0))
+        return -1;
+    r->content_length = f.content_length;
+    r->chunked = te->last_chunked;
+    r->te_other = te->unknown;
+    r->conn_close = f.conn_close;
+    r->conn_keepalive = f.conn_keepalive;
+    return 0;
+}
+
+int lh_http_parse_response_head(const char *buf, size_t len, size_t *scanned,
+                                size_t max_head, struct lh_response_head *r)
+{
+    size_t end;
+    if (find_head_end(buf, len, 0, scanned, &end) < 0)
+        return -1;
+    if (end == 0)
+        return len > max_head ? -2 : 0;
+    if (end > max_head)
+        return -2;
+    memset(r, 0, offsetof(struct lh_response_head, headers));
+    int st = parse_response(buf, buf + end, r);
+    if (st < 0)
+        return st;
+    r->head_len = (uint32_t)end;
+    return (int)end;
+}
+
+const struct lh_header *lh_http_response_header(const struct lh_response_head *r,
+                                                const char *name)
+{
+    return find_header(r->headers, r->nheaders, name);
+}
+
+enum lh_body_framing lh_http_response_framing(const struct lh_response_head *r,
+                                              bool head_request)
+{
+    if (head_request || r->status < 200 || r->status == 204 || r->status == 304)
+        return LH_FRAMING_NONE;
+    if (r->chunked)
+        return LH_FRAMING_CHUNKED;
+    if (r->te_other) /* RFC 9112 6.3 item 4: chunked is not last */
+        return LH_FRAMING_CLOSE;
+    return r->content_length >= 0 ? LH_FRAMING_LENGTH : LH_FRAMING_CLOSE;
+}
+
+bool lh_http_response_reusable(const struct lh_response_head *r, bool head_request)
+{
+    if (r->status < 200 || r->conn_close ||
+        lh_http_response_framing(r, head_request) == LH_FRAMING_CLOSE)
+        return false;
+    return r->version == 11 || r->conn_keepalive;
 }
 
 /* ---- chunked bodies (RFC 9112 7.1) --------------------------------------- */
