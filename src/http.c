@@ -1,4 +1,5 @@
-/* http.c - strict HTTP/1.x request parsing (RFC 9112). See http.h. */
+/* http.c - strict HTTP/1.x parsing (RFC 9112): request and response heads, chunked
+ * bodies. See http.h. */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -63,37 +64,6 @@ static bool name_is(const struct lh_header *h, const char *name, size_t len)
 static bool value_is(const char *v, size_t len, const char *word)
 {
     return strlen(word) == len && strncasecmp(v, word, len) == 0;
-}
-
-/* Content-Length: 1*DIGIT, at most 18 digits so it fits an int64_t. */
-static int64_t parse_length(const char *v, size_t len)
-{
-    if (len == 0 || len > 18)
-        return -1;
-    int64_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (v[i] < '0' || v[i] > '9')
-            return -1;
-        n = n * 10 + (v[i] - '0');
-    }
-    return n;
-}
-
-/* Connection: a comma-separated list of tokens. */
-static void parse_connection(struct lh_request *r, const char *v, size_t len)
-{
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ',' || is_ows((unsigned char)v[i])))
-            i++;
-        size_t s = i;
-        while (i < len && v[i] != ',' && !is_ows((unsigned char)v[i]))
-            i++;
-        if (value_is(v + s, i - s, "close"))
-            r->conn_close = true;
-        else if (value_is(v + s, i - s, "keep-alive"))
-            r->conn_keepalive = true;
-    }
 }
 
 /* ---- Host and authority (RFC 3986 3.2.2, 3.2.3) ------------------------------ */
@@ -174,19 +144,93 @@ static bool authority_ok(const char *t, size_t len)
     return !a || (n > 0 && host_ok(a, n));
 }
 
-/* ---- the head -------------------------------------------------------------- */
+/* ---- field lines, the same in requests and responses (RFC 9112 2, 5, 6) ------ */
+
+/* Find the blank line that ends a head starting at buf[start], going on from where
+ * *scanned says the last call stopped. Sets *end just past the blank line, or to 0
+ * when it has not arrived yet (then *scanned moves on). Returns 0, or -1 on a CR or
+ * LF standing alone: every line must end in CRLF. */
+static int find_head_end(const char *buf, size_t len, size_t start, size_t *scanned,
+                         size_t *end)
+{
+    size_t i = *scanned > start ? *scanned : start;
+    *end = 0;
+    while (i < len) { /* line by line: memchr is several times faster than a byte loop */
+        const char *lf = memchr(buf + i, '\n', len - i);
+        size_t stop = lf ? (size_t)(lf - buf) : len;
+        /* a CR must stand right before an LF; one that ends what came so far is
+         * checked again once its successor arrives */
+        const char *cr = memchr(buf + i, '\r', stop - i);
+        if (cr && (size_t)(cr - buf) + 1 < stop)
+            return -1; /* bare CR */
+        if (!lf)
+            break;
+        if (stop == 0 || buf[stop - 1] != '\r')
+            return -1; /* bare LF */
+        if (stop >= start + 3 && buf[stop - 2] == '\n') {
+            *end = stop + 1;
+            return 0;
+        }
+        i = stop + 1;
+    }
+    /* a CR at the very end is checked again once its successor arrives */
+    *scanned = len > 0 && buf[len - 1] == '\r' ? len - 1 : len;
+    return 0;
+}
+
+/* One "name: value CRLF" line at p; returns bytes used or -400. */
+static int parse_field_line(const char *p, const char *end, struct lh_header *h)
+{
+    const char *s = p;
+    while (p < end && is((unsigned char)*p, TOKEN))
+        p++;
+    if (p == s || p >= end || *p != ':')
+        return -400; /* empty name, whitespace before the colon, obs-fold */
+    h->name = s;
+    h->name_len = (uint32_t)(p - s);
+    p++;
+    while (p < end && is_ows((unsigned char)*p))
+        p++;
+    s = p;
+    while (p < end && is_field_byte((unsigned char)*p))
+        p++;
+    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
+        return -400; /* a control byte (NUL, bare CR/LF) inside the value */
+    const char *v_end = p;
+    while (v_end > s && is_ows((unsigned char)v_end[-1]))
+        v_end--;
+    h->value = s;
+    h->value_len = (uint32_t)(v_end - s);
+    return (int)(p + 2 - h->name);
+}
+
+/* Content-Length: 1*DIGIT, at most 18 digits so it fits an int64_t. */
+static int64_t parse_length(const char *v, size_t len)
+{
+    if (len == 0 || len > 18)
+        return -1;
+    int64_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        n = n * 10 + (v[i] - '0');
+    }
+    return n;
+}
 
 /* The transfer codings of all Transfer-Encoding lines, in order (RFC 9112 6.1). */
 struct codings {
     bool seen;         /* a Transfer-Encoding line was present */
+    bool chunked;      /* chunked was named */
+    bool repeated;     /* chunked was named more than once (a sender MUST NOT) */
     bool last_chunked; /* the last coding so far is chunked */
     bool unknown;      /* a coding other than chunked was named */
 };
 
-/* One Transfer-Encoding line: a list of codings, each a bare token. A coding after
- * chunked (also chunked twice) is refused, and so is any parameter: no client sends
- * one, and refusing spares parsing commas inside quoted values. Empty list elements
- * are ignored, as RFC 9110 5.6.1 asks. Returns 0 or -400. */
+/* One Transfer-Encoding line: a list of codings, each a bare token. Any parameter is
+ * refused: no client sends one, and refusing spares parsing commas inside quoted
+ * values. Empty list elements are ignored, as RFC 9110 5.6.1 asks. What the order
+ * of the codings means is for the caller. Returns 0 or -400. */
 static int parse_codings(struct codings *te, const char *v, size_t len)
 {
     size_t i = 0;
@@ -200,10 +244,12 @@ static int parse_codings(struct codings *te, const char *v, size_t len)
         size_t n = i - s;
         while (i < len && is_ows((unsigned char)v[i]))
             i++;
-        if ((i < len && v[i] != ',') || (n > 0 && te->last_chunked))
+        if (i < len && v[i] != ',')
             return -400;
         if (n > 0) {
             te->last_chunked = value_is(v + s, n, "chunked");
+            te->repeated |= te->last_chunked && te->chunked;
+            te->chunked |= te->last_chunked;
             te->unknown |= !te->last_chunked;
         }
         if (i == len)
@@ -212,22 +258,117 @@ static int parse_codings(struct codings *te, const char *v, size_t len)
     }
 }
 
-/* Interpret the headers that frame the message. Returns 0 or minus a status. */
-static int apply_header(struct lh_request *r, struct codings *te, const struct lh_header *h)
+/* What the fields that frame a message say, in a request or a response. */
+struct framing {
+    bool length_list;       /* set by the caller: take "Content-Length: 3, 3" as 3 */
+    int64_t content_length; /* -1 when absent */
+    struct codings te;
+    bool conn_close;        /* Connection: close */
+    bool conn_keepalive;    /* Connection: keep-alive */
+};
+
+/* Content-Length: one value, or with f->length_list a list of them (RFC 9110 8.6).
+ * Every value, also of earlier lines, must be the same. Returns 0 or -400. */
+static int parse_content_length(struct framing *f, const char *v, size_t len)
 {
-    if (name_is(h, "content-length", 14)) {
-        int64_t n = parse_length(h->value, h->value_len);
-        if (n < 0 || (r->content_length >= 0 && r->content_length != n))
+    size_t i = 0;
+    for (;;) {
+        size_t s = i;
+        while (i < len && !(f->length_list && v[i] == ','))
+            i++;
+        size_t e = i;
+        while (e > s && is_ows((unsigned char)v[e - 1]))
+            e--;
+        int64_t n = parse_length(v + s, e - s);
+        if (n < 0 || (f->content_length >= 0 && f->content_length != n))
             return -400;
-        r->content_length = n;
-    } else if (name_is(h, "transfer-encoding", 17)) {
-        return parse_codings(te, h->value, h->value_len);
-    } else if (name_is(h, "host", 4)) {
+        f->content_length = n;
+        if (i == len)
+            return 0;
+        i++; /* the comma */
+        while (i < len && is_ows((unsigned char)v[i]))
+            i++;
+    }
+}
+
+/* Connection: a comma-separated list of tokens. */
+static void parse_connection(struct framing *f, const char *v, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        while (i < len && (v[i] == ',' || is_ows((unsigned char)v[i])))
+            i++;
+        size_t s = i;
+        while (i < len && v[i] != ',' && !is_ows((unsigned char)v[i]))
+            i++;
+        if (value_is(v + s, i - s, "close"))
+            f->conn_close = true;
+        else if (value_is(v + s, i - s, "keep-alive"))
+            f->conn_keepalive = true;
+    }
+}
+
+/* Take in a field that frames the message; others pass. Returns 0 or -400. */
+static int apply_framing(struct framing *f, const struct lh_header *h)
+{
+    if (name_is(h, "content-length", 14))
+        return parse_content_length(f, h->value, h->value_len);
+    if (name_is(h, "transfer-encoding", 17))
+        return parse_codings(&f->te, h->value, h->value_len);
+    if (name_is(h, "connection", 10))
+        parse_connection(f, h->value, h->value_len);
+    return 0;
+}
+
+/* What a request or response makes of a field besides its framing: 0 or minus a status. */
+typedef int (*field_fn)(void *msg, const struct lh_header *h);
+
+/* The field lines from p up to the blank line that ends the head at end: each one
+ * into hs[*n], what frames the message into f, and each one offered to more (which
+ * may be NULL) with msg. Returns 0, -400 for a malformed line or framing field,
+ * -431 for more than LH_MAX_HEADERS lines, or what more returned. */
+static int parse_fields(const char *p, const char *end, struct lh_header *hs, uint32_t *n,
+                        struct framing *f, field_fn more, void *msg)
+{
+    while (!(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
+        if (*n == LH_MAX_HEADERS)
+            return -431;
+        struct lh_header *h = &hs[(*n)++];
+        int used = parse_field_line(p, end, h);
+        if (used < 0)
+            return used;
+        int st = apply_framing(f, h);
+        if (st == 0 && more)
+            st = more(msg, h);
+        if (st < 0)
+            return st;
+        p += used;
+    }
+    return 0;
+}
+
+/* The first of hs[0..n) named name (any case), or NULL. */
+static const struct lh_header *find_header(const struct lh_header *hs, uint32_t n,
+                                           const char *name)
+{
+    size_t len = strlen(name);
+    for (uint32_t i = 0; i < n; i++)
+        if (name_is(&hs[i], name, len))
+            return &hs[i];
+    return NULL;
+}
+
+/* ---- request heads ----------------------------------------------------------- */
+
+/* A field a request needs besides its framing: Host and Expect. Returns 0 or minus a
+ * status. */
+static int apply_request_field(void *msg, const struct lh_header *h)
+{
+    struct lh_request *r = msg;
+    if (name_is(h, "host", 4)) {
         if (r->host || !host_ok(h->value, h->value_len))
             return -400;
         r->host = h;
-    } else if (name_is(h, "connection", 10)) {
-        parse_connection(r, h->value, h->value_len);
     } else if (name_is(h, "expect", 6)) {
         if (!value_is(h->value, h->value_len, "100-continue"))
             return -417;
@@ -263,60 +404,30 @@ static int parse_request_line(const char *p, const char *end, struct lh_request 
     return (int)(p + 10 - r->method);
 }
 
-/* One "name: value CRLF" line at p; returns bytes used or minus a status. */
-static int parse_header_line(const char *p, const char *end, struct lh_header *h)
-{
-    const char *s = p;
-    while (p < end && is((unsigned char)*p, TOKEN))
-        p++;
-    if (p == s || p >= end || *p != ':')
-        return -400; /* empty name, whitespace before the colon, obs-fold */
-    h->name = s;
-    h->name_len = (uint32_t)(p - s);
-    p++;
-    while (p < end && is_ows((unsigned char)*p))
-        p++;
-    s = p;
-    while (p < end && is_field_byte((unsigned char)*p))
-        p++;
-    if (end - p < 2 || p[0] != '\r' || p[1] != '\n')
-        return -400; /* a control byte (NUL, bare CR/LF) inside the value */
-    const char *v_end = p;
-    while (v_end > s && is_ows((unsigned char)v_end[-1]))
-        v_end--;
-    h->value = s;
-    h->value_len = (uint32_t)(v_end - s);
-    return (int)(p + 2 - h->name);
-}
-
 /* Parse a complete head [start, end), end just past the blank line. */
 static int parse_complete_head(const char *start, const char *end, struct lh_request *r)
 {
     int n = parse_request_line(start, end, r);
     if (n < 0)
         return n;
-    const char *p = start + n;
-    struct codings te = {0};
-    while (!(end - p >= 2 && p[0] == '\r' && p[1] == '\n')) {
-        if (r->nheaders == LH_MAX_HEADERS)
-            return -431;
-        struct lh_header *h = &r->headers[r->nheaders++];
-        n = parse_header_line(p, end, h);
-        if (n < 0)
-            return n;
-        int st = apply_header(r, &te, h);
-        if (st < 0)
-            return st;
-        p += n;
-    }
+    struct framing f = {.content_length = -1};
+    int st = parse_fields(start + n, end, r->headers, &r->nheaders, &f,
+                          apply_request_field, r);
+    if (st < 0)
+        return st;
+    r->content_length = f.content_length;
+    r->conn_close = f.conn_close;
+    r->conn_keepalive = f.conn_keepalive;
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; 6.3: with
-     * Content-Length too, or without chunked last, the length is unknown */
-    if (te.seen && (r->version == 10 || r->content_length >= 0 || !te.last_chunked))
+     * Content-Length too, or without one chunked last, the length is unknown */
+    const struct codings *te = &f.te;
+    if (te->seen && (r->version == 10 || r->content_length >= 0 || !te->last_chunked ||
+                     te->repeated))
         return -400;
-    r->chunked = te.seen;
+    r->chunked = te->seen;
     if (r->version == 11 && !r->host)
         return -400;
-    return te.unknown ? -501 : 0; /* RFC 9112 6.1; after the checks, so any 400 wins */
+    return te->unknown ? -501 : 0; /* RFC 9112 6.1; after the checks, so any 400 wins */
 }
 
 /* Too long without an end: 414 when the request line itself never ended. */
@@ -332,33 +443,11 @@ int lh_http_parse_head(const char *buf, size_t len, size_t *scanned, size_t max_
     size_t start = 0;
     while (len - start >= 2 && buf[start] == '\r' && buf[start + 1] == '\n')
         start += 2;
-    size_t i = *scanned > start ? *scanned : start;
-    size_t end = 0;
-    while (i < len) { /* line by line: memchr is several times faster than a byte loop */
-        const char *lf = memchr(buf + i, '\n', len - i);
-        size_t stop = lf ? (size_t)(lf - buf) : len;
-        /* a CR must stand right before an LF; one that ends what came so far is
-         * checked again once its successor arrives */
-        const char *cr = memchr(buf + i, '\r', stop - i);
-        if (cr && (size_t)(cr - buf) + 1 < stop)
-            return -400; /* bare CR */
-        if (!lf)
-            break;
-        if (stop == 0 || buf[stop - 1] != '\r')
-            return -400; /* bare LF */
-        if (stop >= start + 3 && buf[stop - 2] == '\n') {
-            end = stop + 1;
-            break;
-        }
-        i = stop + 1;
-    }
-    if (end == 0) {
-        /* a CR at the very end is checked again once its successor arrives */
-        *scanned = len > 0 && buf[len - 1] == '\r' ? len - 1 : len;
-        if (len - start > max_head)
-            return too_long(buf + start, len - start, max_head);
-        return 0;
-    }
+    size_t end;
+    if (find_head_end(buf, len, start, scanned, &end) < 0)
+        return -400;
+    if (end == 0)
+        return len - start > max_head ? too_long(buf + start, len - start, max_head) : 0;
     if (end - start > max_head)
         return too_long(buf + start, end - start, max_head);
 
@@ -373,11 +462,7 @@ int lh_http_parse_head(const char *buf, size_t len, size_t *scanned, size_t max_
 
 const struct lh_header *lh_http_header(const struct lh_request *r, const char *name)
 {
-    size_t len = strlen(name);
-    for (uint32_t i = 0; i < r->nheaders; i++)
-        if (name_is(&r->headers[i], name, len))
-            return &r->headers[i];
-    return NULL;
+    return find_header(r->headers, r->nheaders, name);
 }
 
 const char *lh_http_target_authority(const char *t, size_t len, size_t *alen)
@@ -422,6 +507,108 @@ bool lh_http_method_known(const char *m, size_t len)
         if (strlen(known[i]) == len && memcmp(known[i], m, len) == 0)
             return true;
     return false;
+}
+
+/* ---- response heads, for the outbound client --------------------------------- */
+
+/* "HTTP/1.x SP 3DIGIT [SP reason] CRLF" at p; returns bytes used or -1. */
+static int parse_status_line(const char *p, const char *end, struct lh_response_head *r)
+{
+    if (end - p < 14 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') ||
+        p[8] != ' ')
+        return -1;
+    r->version = p[7] == '1' ? 11 : 10;
+    r->status = 0;
+    for (int i = 9; i < 12; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        r->status = r->status * 10 + (p[i] - '0');
+    }
+    if (r->status < 100)
+        return -1;
+    /* SP and a reason phrase, or CRLF right after the code ("HTTP/1.1 200") */
+    const char *s = p + 12 + (p[12] == ' ');
+    const char *q = s;
+    while (p[12] == ' ' && q < end && is_field_byte((unsigned char)*q))
+        q++;
+    if (end - q < 2 || q[0] != '\r' || q[1] != '\n')
+        return -1; /* "2000", "200x", a control byte in the reason */
+    r->reason = s;
+    r->reason_len = (uint32_t)(q - s);
+    return (int)(q + 2 - p);
+}
+
+/* Parse a complete head [start, end), end just past the blank line; 0 or -1. */
+static int parse_response(const char *start, const char *end, struct lh_response_head *r)
+{
+    int n = parse_status_line(start, end, r);
+    if (n < 0)
+        return -1;
+    struct framing f = {.length_list = true, .content_length = -1};
+    int st = parse_fields(start + n, end, r->headers, &r->nheaders, &f, NULL, NULL);
+    if (st < 0)
+        return st == -431 ? -2 : -1;
+    const struct codings *te = &f.te;
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means faulty framing; with
+     * Content-Length too it is a smuggling attempt or a broken server: refuse rather
+     * than guess which of the two the backend framed its body with */
+    if (te->seen && (r->version == 10 || f.content_length >= 0 || te->repeated ||
+                     !(te->chunked || te->unknown)))
+        return -1;
+    /* RFC 9110 8.6, RFC 9112 6.1: no body, so no Transfer-Encoding nor a length but 0
+     * (a backend that sends one anyway may send a body after it, too) */
+    if ((r->status < 200 || r->status == 204) && (te->seen || f.content_length > 0))
+        return -1;
+    r->content_length = f.content_length;
+    r->chunked = te->last_chunked;
+    r->te_other = te->unknown;
+    r->conn_close = f.conn_close;
+    r->conn_keepalive = f.conn_keepalive;
+    return 0;
+}
+
+int lh_http_parse_response_head(const char *buf, size_t len, size_t *scanned,
+                                size_t max_head, struct lh_response_head *r)
+{
+    size_t end;
+    if (find_head_end(buf, len, 0, scanned, &end) < 0)
+        return -1;
+    if (end == 0)
+        return len > max_head ? -2 : 0;
+    if (end > max_head)
+        return -2;
+    memset(r, 0, offsetof(struct lh_response_head, headers));
+    int st = parse_response(buf, buf + end, r);
+    if (st < 0)
+        return st;
+    r->head_len = (uint32_t)end;
+    return (int)end;
+}
+
+const struct lh_header *lh_http_response_header(const struct lh_response_head *r,
+                                                const char *name)
+{
+    return find_header(r->headers, r->nheaders, name);
+}
+
+enum lh_body_framing lh_http_response_framing(const struct lh_response_head *r,
+                                              bool head_request)
+{
+    if (head_request || r->status < 200 || r->status == 204 || r->status == 304)
+        return LH_FRAMING_NONE;
+    if (r->chunked)
+        return LH_FRAMING_CHUNKED;
+    if (r->te_other) /* RFC 9112 6.3 item 4: chunked is not last */
+        return LH_FRAMING_CLOSE;
+    return r->content_length >= 0 ? LH_FRAMING_LENGTH : LH_FRAMING_CLOSE;
+}
+
+bool lh_http_response_reusable(const struct lh_response_head *r, bool head_request)
+{
+    if (r->status < 200 || r->conn_close ||
+        lh_http_response_framing(r, head_request) == LH_FRAMING_CLOSE)
+        return false;
+    return r->version == 11 || r->conn_keepalive;
 }
 
 /* ---- chunked bodies (RFC 9112 7.1) --------------------------------------- */
