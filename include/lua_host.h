@@ -34,8 +34,10 @@ void lh_lua_free(struct lh_lua *lua);
 /* Number of routes config.lua declared. */
 size_t lh_lua_route_count(const struct lh_lua *lua);
 
-/* Does a route name this method? (Methods neither standard nor routed get 501.) */
-bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len);
+/* Does a route name this method, or does a route for any method ("*", a proxy())
+ * match path? (Methods neither standard nor routed get 501.) Safe on NULL. */
+bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len,
+                       const char *path);
 
 /*
  * The dispatch steps that run Lua; each returns an enum lh_step (dispatch.h). A Lua

@@ -86,16 +86,11 @@ static bool is_method(const struct lh_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-/* What every request goes through first: 501, OPTIONS *, the target and its path. */
+/* What every request goes through first: OPTIONS *, the target and its path, 501. */
 static enum lh_step step_start(struct lh_ctx *ctx)
 {
     const struct lh_request *req = ctx->req;
     struct lh_response *resp = ctx->resp;
-    if (!lh_http_method_known(req->method, req->method_len) &&
-        !lh_lua_has_method(ctx->lua, req->method, req->method_len)) {
-        lh_response_error(resp, 501);
-        return LH_ANSWERED;
-    }
     if (req->target_len == 1 && req->target[0] == '*' && is_method(req, "OPTIONS")) {
         lh_response_init(resp, 204);
         lh_response_header(resp, "Allow", "GET, HEAD, OPTIONS");
@@ -116,6 +111,11 @@ static enum lh_step step_start(struct lh_ctx *ctx)
         return LH_ANSWERED;
     }
     ctx->path = ctx->pathbuf;
+    if (!lh_http_method_known(req->method, req->method_len) &&
+        !lh_lua_has_method(ctx->lua, req->method, req->method_len, ctx->path)) {
+        lh_response_error(resp, 501);
+        return LH_ANSWERED;
+    }
     return LH_DECLINED;
 }
 

@@ -111,6 +111,7 @@ static int install_api(lua_State *L)
     lua_register(L, "after", api_after);
     lua_register(L, "log", api_log);
     lh_wait_install(L);
+    lh_http_install(L, dir);
     lh_resp_install_helpers(L);
     lua_newtable(L);
     lh_host_of(L)->routes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -222,7 +223,11 @@ size_t lh_lua_route_count(const struct lh_lua *lua)
     return lh_router_count(lua->router);
 }
 
-bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len)
+static bool any_match(void *ud, const struct lh_route_match *m) { return true; }
+
+bool lh_lua_has_method(const struct lh_lua *lua, const char *method, size_t len,
+                       const char *path)
 {
-    return lh_router_has_method(lua->router, method, len);
+    return lua && (lh_router_has_method(lua->router, method, len) ||
+                   lh_router_match(lua->router, "*", path, any_match, NULL, NULL, NULL, 0));
 }

@@ -150,18 +150,27 @@ char *lh_devpage_render_error(const struct lh_ctx *ctx, const char *what, const 
 /* secs as a wait in *ns: 0, or -1 when it is not a finite number >= 0 (or absurdly
  * long). */
 int lh_wait_seconds_ns(double secs, int64_t *ns);
+/* Raise "<what>: cannot wait here: <reason>" unless the running call can wait (a
+ * request's or a timer's, not config.lua, not inside table.sort or db:tx). */
+void lh_wait_check(lua_State *L, const char *what);
 /* A C function that waits for w (wait.h): suspend the running call (the server
  * holds w, and resumes the call once w is done; the time waiting is not run time)
- * with k as the continuation, which calls lh_wait_resumed to get w back, reads it and
- * lets it go with lh_wait_release (a failure in between leaves it to the end of the
- * request). Where L cannot wait, w is cancelled and "<what>: cannot wait here:
- * <reason>" raised. */
+ * with k as the continuation, which calls lh_wait_resumed first. w is the request's
+ * meanwhile: a request that ends while it waits cancels it. Raises as lh_wait_check
+ * does (w untouched then). */
 struct lh_wait;
 int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFunction k);
-struct lh_wait *lh_wait_resumed(lua_State *L, const char *what);
-void lh_wait_release(lua_State *L);
+/* In the continuation: w is the caller's again, and done; raises (w cancelled) when
+ * the wait was never taken (a level between could not pause). */
+void lh_wait_resumed(lua_State *L, const char *what);
 /* Install sleep() and the worker table (id and count nil until lh_lua_set_worker). */
 void lh_wait_install(lua_State *L);
+
+/* ---- lua_http.c ---- */
+
+/* Install http (request, get, post) and proxy(); dir is the config file's folder, for
+ * a relative ca_file. */
+void lh_http_install(lua_State *L, const char *dir);
 
 /* ---- lua_form.c ---- */
 
@@ -195,6 +204,9 @@ static inline bool lh_route_answers_json(const struct lh_lua *lua, int id)
 /* Run or resume ctx's handler (to start: the function and nargs arguments on top of
  * the stack) and, once it has returned, turn its results into the response. */
 enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nargs);
+/* A body (its address, as a light userdata) that C functions return as a handler:
+ * answer the status as a built-in error page, which lh_front_dress gives its body. */
+extern const char lh_resp_builtin_error;
 /* Install file() and redirect(), the helpers that build a handler's return value. */
 void lh_resp_install_helpers(lua_State *L);
 /* A failed call becomes the response, a built-in error whose body lh_front_dress

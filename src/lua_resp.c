@@ -29,6 +29,7 @@
 
 static const char key_warned; /* registry: table of the warnings already given */
 static const char key_file_meta; /* registry: the metatable of what file() returns */
+const char lh_resp_builtin_error;
 
 /* Log why the header name (len bytes; may be NULL) makes the response a 500. */
 static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
@@ -283,6 +284,10 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
     lua_settop(L, base + 3 > headers ? base + 3 : headers);
     if (lua_istable(L, body) && is_file(L, body)) {
         serve_file(lua, ctx, body);
+        return true;
+    }
+    if (lua_touserdata(L, body) == &lh_resp_builtin_error) { /* proxy()'s 502 and 504 */
+        lh_response_error(resp, status);
         return true;
     }
     lh_response_init(resp, status);

@@ -96,15 +96,19 @@ static int api_sleep(lua_State *L)
 
 /* ---- waits on events (wait.h) ------------------------------------------------------------ */
 
-int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFunction k)
+void lh_wait_check(lua_State *L, const char *what)
 {
     struct lh_lua *lua = lh_host_of(L);
     struct lh_ctx *ctx = lua->running;
-    if (!ctx || !lua_isyieldable(L) || lh_sql_in_tx(ctx->co)) {
-        w->cancel(w);
-        return luaL_error(L, "%s: cannot wait here: %s", what, why_not(L, lua, ctx));
-    }
-    if (ctx->wait_op) /* a wait left by a call that failed reading it */
+    if (!ctx || !lua_isyieldable(L) || lh_sql_in_tx(ctx->co))
+        luaL_error(L, "%s: cannot wait here: %s", what, why_not(L, lua, ctx));
+}
+
+int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFunction k)
+{
+    struct lh_ctx *ctx = lh_host_of(L)->running;
+    lh_wait_check(L, what);
+    if (ctx->wait_op && ctx->wait_op != w) /* left by a call that failed reading it */
         ctx->wait_op->cancel(ctx->wait_op);
     ctx->wait_op = w;
     ctx->wait_asked = true;
@@ -113,29 +117,21 @@ int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFuncti
     return lua_yieldk(L, 0, 0, k);
 }
 
-struct lh_wait *lh_wait_resumed(lua_State *L, const char *what)
+void lh_wait_resumed(lua_State *L, const char *what)
 {
     struct lh_ctx *ctx = lh_host_of(L)->running;
-    if (!ctx || !ctx->wait_op)
-        luaL_error(L, "%s: the wait was lost", what);
-    if (ctx->wait_asked || !ctx->wait_op->done) {
-        ctx->wait_asked = false;
-        lh_wait_release(L);
+    struct lh_wait *w = ctx ? ctx->wait_op : NULL;
+    if (ctx)
+        ctx->wait_op = NULL;
+    if (!w || ctx->wait_asked || !w->done) {
+        if (ctx)
+            ctx->wait_asked = false;
+        if (w)
+            w->cancel(w);
         luaL_error(L, "%s: cannot wait here: inside a C function such as table.sort or "
                       "string.gsub, or a metamethod such as __tostring, around a "
                       "coroutine",
                    what);
-    }
-    return ctx->wait_op;
-}
-
-void lh_wait_release(lua_State *L)
-{
-    struct lh_ctx *ctx = lh_host_of(L)->running;
-    if (ctx && ctx->wait_op) {
-        struct lh_wait *w = ctx->wait_op;
-        ctx->wait_op = NULL;
-        w->cancel(w);
     }
 }
 

@@ -263,7 +263,8 @@ class Response:
 
 
 class Reader:
-    """Reads HTTP responses one at a time from a socket (Content-Length framing)."""
+    """Reads HTTP responses one at a time from a socket (Content-Length or chunked
+    framing)."""
 
     def __init__(self, sock):
         self.sock, self.buf = sock, b""
@@ -282,12 +283,29 @@ class Reader:
         version, status, reason = (lines[0].split(" ", 2) + [""])[:3]
         headers = [tuple(x.strip() for x in l.split(":", 1)) for l in lines[1:]]
         r = Response(int(status), reason, headers, b"", version)
+        if not head_request and "chunked" in (r.header("Transfer-Encoding") or ""):
+            r.body = self._chunked()
+            return r
         n = 0 if head_request or r.status in (100, 204, 304) else int(
             r.header("Content-Length") or 0)
         while len(self.buf) < n:
             self._fill()
         r.body, self.buf = self.buf[:n], self.buf[n:]
         return r
+
+    def _chunked(self):
+        body = b""
+        while True:
+            while b"\r\n" not in self.buf:
+                self._fill()
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            n = int(line.split(b";")[0], 16)
+            while len(self.buf) < n + 2:
+                self._fill()
+            if n == 0:  # no trailers from this server
+                self.buf = self.buf[2:]
+                return body
+            body, self.buf = body + self.buf[:n], self.buf[n + 2:]
 
     def closed(self, timeout=3):
         """True when the server closes the connection (nothing more arrives)."""

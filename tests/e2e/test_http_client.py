@@ -1,0 +1,430 @@
+"""CONTRACT section 11: http.request/get/post and proxy(). Handlers call backends
+started here on 127.0.0.1 (backends.py) and wait without blocking their worker:
+keep-alive reuse seen from the backend, broken backends (a malformed head, a close
+mid-body, too much body, silence), a client that leaves while its handler waits,
+TLS against a self-signed certificate, DNS through /etc/hosts, waits inside pcall
+and coroutines, and a reverse proxy that forwards and streams."""
+
+import hashlib
+import json
+import os
+import socket
+import threading
+import time
+
+import backends
+from harness import SANITIZED, SLOW, Reader, ServerTest, connect, curl, get
+
+ROUTES = r'''
+workers = 1
+access_log = "access.log"
+error_log = "error.log"
+limits = { handler_timeout_ms = 500, lua_memory_mb = 64 }
+local B = "http://127.0.0.1:%(port)d"
+local function show(res, err)
+  if not res then return 502, "ERR " .. err end
+  return res.status, res.body, { ["X-Got"] = res.headers["x-b"] }
+end
+route("GET", "/get", function(req) return show(http.get(B .. (req.query.p or "/"), { timeout = tonumber(req.query.t) })) end)
+route("GET", "/url", function(req)
+  return show(http.get(req.query.u, { timeout = tonumber(req.query.t), verify = req.query.verify ~= "no",
+                                      ca_file = req.query.ca }))
+end)
+route("POST", "/post", function(req)
+  local res, err = http.post(B .. "/echo", req.body, { headers = { ["X-Mine"] = { "1", "2" } } })
+  return res.body
+end)
+route("GET", "/request", function(req)
+  local res = http.request{ method = "PUT", url = B .. "/echo?q=1", body = "put-body",
+                            headers = { ["Content-Type"] = "text/plain" } }
+  local e = json.decode(res.body)
+  return { status = res.status, type = res.headers["content-type"], method = e.method, path = e.path, body = e.body }
+end)
+route("GET", "/max", function(req)
+  return show(http.get(B .. "/big?n=" .. req.query.n, { max_body = tonumber(req.query.max) }))
+end)
+route("GET", "/cookies", function(req)
+  local res = http.get(B .. "/cookies")
+  return table.concat(res.headers["set-cookie"], ";")
+end)
+route("GET", "/redirect", function(req)
+  local res = http.get(B .. "/redirect?to=" .. req.query.to, { redirects = tonumber(req.query.n) })
+  return res.status .. " " .. (res.headers.location or "-") .. " " .. res.body:sub(1, 20)
+end)
+route("GET", "/quick", function(req) return "quick" end)
+route("GET", "/pcall", function(req)
+  local ok, res = pcall(http.get, B .. "/")
+  local ok2, res2 = xpcall(function() return http.get(B .. "/?x") end, debug.traceback)
+  return tostring(ok) .. res.body .. tostring(ok2) .. res2.body
+end)
+route("GET", "/coroutines", function(req)
+  local gen = coroutine.wrap(function()
+    for i = 1, 3 do coroutine.yield(http.get(B .. "/?i=" .. i).body .. i) end
+  end)
+  local out = {}
+  for i = 1, 3 do out[#out + 1] = gen() end
+  return table.concat(out, ",")
+end)
+route("GET", "/sort", function(req)
+  local t = { 2, 1 }
+  table.sort(t, function(a, b) http.get(B .. "/"); return a < b end)
+  return "sorted"
+end)
+route("GET", "/bad", function(req)
+  local ok, err = pcall(http.get, "ftp://x/")
+  local ok2, err2 = pcall(http.request, { url = B .. "/", headers = { ["X-A"] = "a\r\nInjected: 1" } })
+  return err .. "|" .. err2
+end)
+route("GET", "/side", function(req) return tostring(shared.get("after-wait")) end)
+route("GET", "/leave", function(req)
+  http.get(B .. "/slow?s=3", { timeout = 60 })
+  shared.set("after-wait", "yes")
+  return "late"
+end)
+route("*", "/api/*", proxy(B))
+route("*", "/prefixed/*", proxy(B .. "/echo?from=proxy", { timeout = 0.5 }))
+route("GET", "/slowproxy/*", proxy(B, { timeout = 0.5 }))
+route("GET", "/deadproxy/*", proxy("http://127.0.0.1:%(dead)d"))
+'''
+
+
+def dead_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nobody listens there now
+    return port
+
+
+class Client(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.b = backends.Server().start()
+        self.addCleanup(self.b.close)
+        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+
+    def errlog(self):
+        with open(os.path.join(self.s.dir, "error.log")) as f:
+            return f.read()
+
+    def test_get_post_request(self):
+        st, h, body = curl(self.s.url("/get?p=/"))
+        self.assertEqual((st, body, h.get("x-got")), (200, b"hello", "b-value"))
+        with open(os.path.join(self.s.dir, "post-body"), "wb") as f:
+            f.write(b"post\x00body")
+        st, _, body = curl("--data-binary", "@" + f.name, self.s.url("/post"))
+        e = json.loads(body)
+        self.assertEqual((e["method"], e["path"], e["body"]), ("POST", "/echo", "post\x00body"))
+        hdrs = e["headers"]
+        self.assertIn(["content-length", "9"], hdrs)
+        self.assertEqual([v for k, v in hdrs if k == "x-mine"], ["1", "2"])
+        self.assertIn(["host", "127.0.0.1:%d" % self.b.port], hdrs)
+        self.assertIn(["user-agent", "luahttpd"], hdrs)
+        st, _, body = curl(self.s.url("/request"))
+        self.assertEqual(json.loads(body), {"status": 200, "type": "application/json",
+                                            "method": "PUT", "path": "/echo?q=1",
+                                            "body": "put-body"})
+        self.assertEqual(curl(self.s.url("/cookies"))[2], b"a=1;b=2")
+
+    def test_chunked_and_close_delimited(self):
+        self.assertEqual(curl(self.s.url("/get?p=/chunked"))[2], b"chunked body")
+        self.assertEqual(curl(self.s.url("/get?p=/close"))[2], b"until close")
+        # the close-delimited one was not pooled; the chunked one was
+        self.assertEqual(curl(self.s.url("/get?p=/"))[2], b"hello")
+
+    def test_keepalive_reuse(self):
+        s = connect(self.s.port, timeout=10 * SLOW)
+        rd = Reader(s)
+        for i in range(100):
+            s.sendall(get("/get?p=/%3Fi=" + str(i)))
+            r = rd.response()
+            self.assertEqual((r.status, r.body), (200, b"hello"))
+        s.close()
+        self.assertEqual(self.b.connections, 1)
+        self.assertEqual(len(self.b.paths), 100)
+
+    def test_slow_backend_does_not_block_the_worker(self):
+        got = {}
+
+        def slow():
+            t0 = time.time()
+            got["slow"] = curl(self.s.url("/get?p=/slow%3Fs=2"), timeout=30)
+            got["took"] = time.time() - t0
+
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.2)
+        s = connect(self.s.port, timeout=10 * SLOW)
+        rd = Reader(s)
+        times = []
+        for _ in range(50):
+            a = time.time()
+            s.sendall(get("/quick"))
+            self.assertEqual(rd.response().body, b"quick")
+            times.append(time.time() - a)
+        s.close()
+        busy_until = time.time()
+        t.join(30 * SLOW)
+        self.assertEqual(got["slow"][2], b"slow")
+        self.assertGreaterEqual(got["took"], 2.0)
+        self.assertLess(busy_until, time.time())
+        # each answered in under 100 ms (more under the sanitizers and valgrind)
+        self.assertLess(max(times), 0.1 * (3 if SANITIZED else 1) * SLOW, times)
+
+    def test_many_waits_at_once(self):
+        # 20 handlers wait on a 1 s backend together: about 1 s, not 20
+        results = []
+
+        def one():
+            results.append(curl(self.s.url("/get?p=/slow%3Fs=1"), timeout=30))
+
+        t0 = time.time()
+        ts = [threading.Thread(target=one) for _ in range(20)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30 * SLOW)
+        self.assertEqual([r[2] for r in results], [b"slow"] * 20)
+        self.assertLess(time.time() - t0, 1.0 + 4 * SLOW)
+
+    def test_max_body(self):
+        self.assertEqual(curl(self.s.url("/max?n=1000&max=2000"))[0], 200)
+        st, _, body = curl(self.s.url("/max?n=10485760&max=1048576"))
+        self.assertEqual(st, 502)
+        self.assertIn(b"larger than max_body (1048576 bytes)", body)
+        self.assertEqual(curl(self.s.url("/quick"))[2], b"quick")
+
+    def test_redirects_followed_only_when_asked(self):
+        st, _, body = curl(self.s.url("/redirect?to=/status%3Fcode=201&n=0"))
+        self.assertEqual(body, b"302 /status?code=201 ")
+        st, _, body = curl(self.s.url("/redirect?to=/status%3Fcode=201&n=2"))
+        self.assertEqual(body, b"201 - status 201")
+
+    def test_waits_inside_pcall_and_coroutines(self):
+        self.assertEqual(curl(self.s.url("/pcall"))[2], b"truehellotruehello")
+        self.assertEqual(curl(self.s.url("/coroutines"))[2], b"hello1,hello2,hello3")
+        self.assertEqual(curl(self.s.url("/sort"))[0], 500)
+        self.assertIn("http.get: cannot wait here: inside a C function", self.errlog())
+        self.assertNotIn("C-call boundary", self.errlog())
+
+    def test_misuse_raises(self):
+        st, _, body = curl(self.s.url("/bad"))
+        self.assertIn(b"only http:// and https:// URLs", body)
+        self.assertIn(b"holds CR, LF or NUL", body)
+
+    def test_localhost_resolves_through_hosts(self):
+        st, _, body = curl(self.s.url("/url?u=http://localhost:%d/" % self.b.port))
+        self.assertEqual((st, body), (200, b"hello"))
+
+    def test_unknown_name_fails_clearly(self):
+        st, _, body = curl(self.s.url("/url?u=http://no-such-host.invalid/&t=5"), timeout=20)
+        self.assertEqual(st, 502)
+        self.assertTrue(b"cannot resolve no-such-host.invalid" in body or
+                        b"resolving the name no-such-host.invalid" in body, body)
+        self.assertEqual(curl(self.s.url("/quick"))[2], b"quick")
+
+    def test_client_that_leaves_cancels_the_wait(self):
+        sock = connect(self.s.port)
+        sock.sendall(get("/get?p=/slow%3Fs=3"))
+        time.sleep(0.5)
+        sock.close()
+        # the handler never goes on: nothing after its wait runs
+        sock = connect(self.s.port)
+        sock.sendall(get("/leave"))
+        time.sleep(0.3)
+        sock.close()
+        time.sleep(0.5 * SLOW)
+        self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
+        self.wait_for(lambda: "499" in open(os.path.join(self.s.dir, "access.log")).read(),
+                      what="the abandoned request in the access log")
+
+
+class Broken(ServerTest):
+    """Backends that misbehave: the handler gets nil and a message, the worker lives."""
+
+    def serve(self, script):
+        b = backends.Scripted(script)
+        self.addCleanup(b.close)
+        return b, self.server(ROUTES % {"port": b.port, "dead": dead_port()})
+
+    def check(self, s, path, want):
+        st, _, body = curl(s.url(path), timeout=20)
+        self.assertEqual(st, 502, body)
+        self.assertIn(want, body)
+        self.assertEqual(curl(s.url("/quick"))[2], b"quick")
+
+    def test_malformed_head(self):
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
+        b, s = self.serve(script)
+        self.check(s, "/get?p=/", b"malformed response head")
+
+    def test_not_http(self):
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"SSH-2.0-OpenSSH\r\n\r\n")
+        b, s = self.serve(script)
+        self.check(s, "/get?p=/", b"malformed response head")
+
+    def test_close_mid_body(self):
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        b, s = self.serve(script)
+        self.check(s, "/get?p=/", b"closed the connection before the response body ended")
+
+    def test_silent_backend_times_out(self):
+        def script(b, c):
+            b.read_head(c)
+            b.wait_peer_close(c)
+        b, s = self.serve(script)
+        t0 = time.time()
+        self.check(s, "/get?p=/&t=0.5", b"timeout after 0.5 s (waiting for the response)")
+        self.assertLess(time.time() - t0, 0.5 + 3 * SLOW)
+        # the backend saw its connection closed (not pooled after a timeout)
+        self.assertTrue(b.peer_closed.wait(5 * SLOW))
+
+    def test_extra_bytes_are_not_pooled(self):
+        def script(b, c):
+            while b.read_head(c):
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA")
+        b, s = self.serve(script)
+        for _ in range(3):
+            self.assertEqual(curl(s.url("/get?p=/"))[2], b"ok")
+        self.assertEqual(b.connections, 3)
+
+    def test_stale_pooled_connection_is_retried(self):
+        # the backend closes each connection after one answer that said keep-alive
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.1)
+        b, s = self.serve(script)
+        for _ in range(3):
+            self.assertEqual(curl(s.url("/get?p=/"))[2], b"ok")
+            time.sleep(0.3)
+
+
+class TLS(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.folder = self.server("").dir  # a folder to keep the certificate in
+        self.cert, key = backends.self_signed(self.folder)
+        self.b = backends.tls_server(self.cert, key)
+        self.addCleanup(self.b.close)
+        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+
+    def test_refused_by_default(self):
+        st, _, body = curl(self.s.url("/url?u=https://localhost:%d/" % self.b.port))
+        self.assertEqual(st, 502)
+        self.assertIn(b"certificate verify failed", body)
+
+    def test_accepted_with_ca_file(self):
+        st, _, body = curl(self.s.url("/url?u=https://localhost:%d/&ca=%s" % (self.b.port, self.cert)))
+        self.assertEqual((st, body), (200, b"hello"))
+        for _ in range(3):  # pooled: the TLS connection is reused
+            self.assertEqual(curl(self.s.url("/url?u=https://localhost:%d/&ca=%s" %
+                                             (self.b.port, self.cert)))[2], b"hello")
+        self.assertEqual(self.b.connections, 1)
+
+    def test_refused_on_a_name_mismatch(self):
+        # the certificate is for localhost, not for the address
+        st, _, body = curl(self.s.url("/url?u=https://127.0.0.1:%d/&ca=%s" % (self.b.port, self.cert)))
+        self.assertEqual(st, 502)
+        self.assertIn(b"certificate verify failed", body)
+
+    def test_verify_false(self):
+        st, _, body = curl(self.s.url("/url?u=https://127.0.0.1:%d/&verify=no" % self.b.port))
+        self.assertEqual((st, body), (200, b"hello"))
+
+
+class Proxy(ServerTest):
+    def setUp(self):
+        super().setUp()
+        self.b = backends.Server().start()
+        self.addCleanup(self.b.close)
+        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+
+    def test_forwards_method_path_query_headers_body(self):
+        st, h, body = curl("-X", "PROPFIND", "-H", "Connection: X-Secret", "-H", "X-Secret: 1",
+                           "-H", "TE: trailers", "-H", "X-Forwarded-For: 10.0.0.1",
+                           "-H", "X-Keep: kept", "--data-binary", "the body",
+                           self.s.url("/api/echo/a%20b?x=1&y=2"))
+        self.assertEqual(st, 200)
+        self.assertEqual(h.get("x-backend"), "yes")
+        e = json.loads(body)
+        hd = dict(e["headers"])
+        self.assertEqual(e["method"], "PROPFIND")
+        self.assertEqual(e["path"], "/echo/a%20b?x=1&y=2")
+        self.assertEqual(e["body"], "the body")
+        self.assertEqual(hd["x-forwarded-for"], "10.0.0.1, 127.0.0.1")
+        self.assertEqual(hd["x-forwarded-proto"], "http")
+        self.assertEqual(hd["x-forwarded-host"], "127.0.0.1:%d" % self.s.port)
+        self.assertEqual(hd["host"], "127.0.0.1:%d" % self.s.port)
+        self.assertEqual(hd["x-keep"], "kept")
+        for gone in ("x-secret", "te", "connection"):
+            self.assertNotIn(gone, hd)
+
+    def test_prefix_of_the_url_and_its_query(self):
+        e = json.loads(curl(self.s.url("/prefixed/more?z=9"))[2])
+        self.assertEqual(e["path"], "/echo/more?from=proxy&z=9")
+
+    def test_response_headers(self):
+        st, h, body = curl("-v", self.s.url("/api/cookies"))
+        self.assertEqual(body, b"c")
+        p = curl_raw_head(self.s.port, "/api/cookies")
+        self.assertEqual(p.count(b"Set-Cookie: "), 2)
+        self.assertNotIn(b"X-Drop", p)
+        self.assertNotIn(b"timeout=5", p)
+
+    def test_streams_a_large_body(self):
+        n = 8 << 20
+        st, h, body = curl(self.s.url("/api/big?n=%d" % n), timeout=60)
+        self.assertEqual(st, 200)
+        self.assertEqual(len(body), n)
+        self.assertEqual(hashlib.sha256(body).hexdigest(), h["x-sha"])
+        rss = self.s.rss()
+        self.assertLess(rss, 200 << 20)
+
+    def test_keepalive_to_the_backend(self):
+        s = connect(self.s.port, timeout=10 * SLOW)
+        rd = Reader(s)
+        for _ in range(50):
+            s.sendall(get("/api/"))
+            self.assertEqual(rd.response().body, b"hello")
+        s.close()
+        self.assertEqual(self.b.connections, 1)
+
+    def test_backend_down_is_502(self):
+        st, _, body = curl(self.s.url("/deadproxy/x"))
+        self.assertEqual(st, 502)
+        self.assertIn("cannot connect to 127.0.0.1", open(os.path.join(self.s.dir, "error.log")).read())
+        st, _, body = curl("-H", "Accept: application/json", self.s.url("/deadproxy/x"))
+        self.assertEqual(json.loads(body)["status"], 502)
+
+    def test_slow_backend_is_504(self):
+        t0 = time.time()
+        st, _, body = curl(self.s.url("/slowproxy/slow?s=3"))
+        self.assertEqual(st, 504)
+        self.assertLess(time.time() - t0, 2.5 * SLOW)
+
+    def test_head_and_statuses(self):
+        st, _, body = curl("-I", self.s.url("/api/"))
+        self.assertEqual(st, 200)
+        for code in (201, 404, 500):
+            st, _, body = curl(self.s.url("/api/status?code=%d" % code))
+            self.assertEqual((st, body), (code, b"status %d" % code))
+
+
+def curl_raw_head(port, path):
+    r = socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW)
+    r.sendall(get(path, extra=b"Connection: close\r\n"))
+    data = b""
+    while True:
+        d = r.recv(65536)
+        if not d:
+            break
+        data += d
+    r.close()
+    return data.partition(b"\r\n\r\n")[0]
