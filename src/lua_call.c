@@ -288,6 +288,8 @@ const char *lh_call_describe(const struct lh_ctx *ctx, char *buf, size_t size)
 {
     if (ctx->what_method)
         snprintf(buf, size, "route %s %s", ctx->what_method, ctx->what_pattern);
+    else if (ctx->what_pattern) /* a timer (lua_timer.c): "timer.every config.lua:3" */
+        snprintf(buf, size, "%s %s", ctx->what_kind, ctx->what_pattern);
     else
         snprintf(buf, size, "%s hook %d", ctx->what_kind ? ctx->what_kind : "?",
                  ctx->what_index);

@@ -9,6 +9,7 @@
 #include "lua_json.h"
 #include "lua_shared.h"
 #include "lua_sql.h"
+#include "lua_timer.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -73,7 +74,10 @@ static int api_log(lua_State *L)
     const char *where = line > 0 ? ar.short_src : "?";
     const struct lh_ctx *ctx = lh_host_of(L)->running;
     char what[160];
-    if (ctx)
+    if (ctx && !ctx->req->method_len) /* a timer: no request */
+        lh_log_error("info", "lua: %s:%d: [%s] %s", where, line,
+                     lh_call_describe(ctx, what, sizeof what), lua_tostring(L, -1));
+    else if (ctx)
         lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line,
                      lh_call_describe(ctx, what, sizeof what),
                      (int)ctx->req->method_len, ctx->req->method, ctx->path,
@@ -112,6 +116,7 @@ static int install_api(lua_State *L)
     lua_register(L, "log", api_log);
     lh_wait_install(L);
     lh_http_install(L, dir);
+    lh_timer_install(L);
     lh_resp_install_helpers(L);
     lua_newtable(L);
     lh_host_of(L)->routes_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -205,6 +210,7 @@ void lh_lua_free(struct lh_lua *lua)
 {
     if (!lua)
         return;
+    lh_timer_free(lua); /* before the state goes: the timers hold registry slots */
     if (lua->L)
         lua_close(lua->L);
     lh_alloc_free_chunks(lua);

@@ -10,7 +10,9 @@
  * allocator and memory limit, lua_sandbox.c guards what handlers may not call, and
  * lua_host.c makes the state by running config.lua with route, before, after and log
  * installed. lua_wait.c has sleep(), which suspends a request for the server to
- * resume when a timer fires, and the worker table. */
+ * resume when a timer fires, and the worker table. lua_timer.c has timer.after and
+ * timer.every, whose calls it drives through lua_call.c as the run queue does a
+ * request's. */
 #ifndef LH_LUA_INT_H
 #define LH_LUA_INT_H
 
@@ -65,6 +67,7 @@ struct lh_lua {
     bool *route_json;
     size_t nroute_json;
     bool any_route_json;
+    struct lh_timer_list *timers; /* lua_timer.c: this state's timers (NULL: none yet) */
     char err_file[512];       /* where the last error was raised (for --dev) */
     int err_line;
 };

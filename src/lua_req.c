@@ -523,7 +523,10 @@ void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
         return;
     retarget_req(lua, ctx, NULL);
     if (ctx->req_ref != LUA_NOREF && lua->spare_req_ref == LUA_NOREF) {
-        lua_pushnil(lua->L); /* the slot is kept, the object let go */
+        /* the slot is kept, the object let go: false, not nil, which would leave a
+         * hole in the registry's array, and luaL_ref (which takes lua_rawlen + 1 when
+         * its free list is empty) could hand this slot out again to someone else */
+        lua_pushboolean(lua->L, 0);
         lua_rawseti(lua->L, LUA_REGISTRYINDEX, ctx->req_ref);
         lua->spare_req_ref = ctx->req_ref;
     } else {

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lua_host.h"
 #include "lua_shared.h"
+#include "lua_timer.h"
 #include "static.h"
 #include "wait.h"
 
@@ -200,6 +201,7 @@ static void worker_stop(struct worker *w)
     if (w->stopping)
         return;
     w->stopping = true;
+    lh_timer_stop(w->set->lua); /* timer.after/every: pending ones never fire */
     event_del(w->accept_ev);
     event_del(w->accept_retry);
     struct timeval tv = tv_of(w->set->cfg.shutdown_timeout);
@@ -251,6 +253,11 @@ static void worker_reload(struct worker *w)
     s->cfg.workers = w->set->cfg.workers;
     if (s->cfg.max_connections > w->srv->max_connections)
         s->cfg.max_connections = w->srv->max_connections;
+    /* the old state's timers stop (its paused requests go on); the new one's start */
+    lh_timer_stop(w->set->lua);
+    if (lh_timer_start(s->lua) < 0)
+        lh_log_error("error", "worker %d: reload: some timers could not be started",
+                     w->id + 1);
     lh_settings_release(w->set);
     w->set = s;
     set_orphan_stop(&s->cfg);
@@ -421,7 +428,7 @@ static int worker_init(struct worker *w, struct server *srv, int id, int sigfd)
         return -1;
     lh_fcache_watch(w->fcache, w->set->root_fd);
     set_orphan_stop(&w->set->cfg);
-    if (add_events(w, sigfd) < 0)
+    if (add_events(w, sigfd) < 0 || lh_timer_start(w->set->lua) < 0)
         return -1;
     return w->set->dev ? lh_live_start(w) : 0;
 }
@@ -434,6 +441,8 @@ static void worker_free(struct worker *w)
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++) /* before their base */
         if (evs[i])
             event_free(evs[i]);
+    if (w->set)
+        lh_timer_stop(w->set->lua); /* their events, before their base */
     lh_wait_set_base(NULL); /* the resolver, before its base */
     if (w->base)
         event_base_free(w->base);
