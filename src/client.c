@@ -65,6 +65,8 @@ struct pool {
 
 static struct pool *pools;
 static uint64_t opened;
+static struct lh_fetch *live;   /* every exchange not yet freed */
+static bool closing;            /* lh_client_free_all runs: start nothing */
 
 struct tls_ctx {
     struct tls_ctx *next;
@@ -96,6 +98,7 @@ struct lh_fetch {
     struct lookup *lookup;      /* RESOLVING: the lookup under way */
     struct event *deadline;
     struct lh_fetch *next_queued;
+    struct lh_fetch *live_prev, *live_next;
     char *out;                  /* the request: head and body */
     size_t out_len;
     /* the response */
@@ -219,7 +222,7 @@ static void upstream_close(struct upstream *up)
     bufferevent_free(up->bev);
     free(up);
     p->nopen--;
-    if (p->queue) { /* room for one that waits in line */
+    if (p->queue && !closing) { /* room for one that waits in line */
         struct lh_fetch *f = p->queue;
         p->queue = f->next_queued;
         if (!p->queue)
@@ -297,6 +300,8 @@ static void finish(struct lh_fetch *f, bool keep)
 {
     if (f->deadline)
         event_del(f->deadline);
+    if (closing)
+        keep = false;
     struct upstream *up = f->up;
     f->up = NULL;
     if (up) {
@@ -746,6 +751,10 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     f->out = malloc(f->out_len ? f->out_len : 1);
     f->body = evbuffer_new();
     f->deadline = evtimer_new(base, on_deadline, f);
+    f->live_next = live;
+    if (live)
+        live->live_prev = f;
+    live = f;
     if (o->ca_file)
         f->ca_file = strdup(o->ca_file);
     f->o.ca_file = f->ca_file;
@@ -778,6 +787,12 @@ void lh_fetch_free(struct lh_fetch *f)
         return;
     if (f->wait.cancel)
         cancel(&f->wait);
+    if (f->live_prev)
+        f->live_prev->live_next = f->live_next;
+    else if (live == f)
+        live = f->live_next;
+    if (f->live_next)
+        f->live_next->live_prev = f->live_prev;
     if (f->addrs)
         evutil_freeaddrinfo(f->addrs);
     if (f->deadline)
@@ -846,6 +861,15 @@ int lh_fetch_next(struct lh_fetch *f, const char **data, size_t *len)
 
 void lh_client_free_all(void)
 {
+    /* exchanges still held (by a Lua state that is freed later): stopped, and cut
+     * from the loop, so that freeing them later touches no event */
+    closing = true;
+    for (struct lh_fetch *f = live; f; f = f->live_next) {
+        cancel(&f->wait);
+        if (f->deadline)
+            event_free(f->deadline);
+        f->deadline = NULL;
+    }
     while (pools) {
         struct pool *p = pools;
         pools = p->next;
@@ -865,6 +889,7 @@ void lh_client_free_all(void)
         free(t->ca_file);
         free(t);
     }
+    closing = false;
 }
 
 /* ---- URLs ---------------------------------------------------------------------------- */

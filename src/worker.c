@@ -2,6 +2,7 @@
  * (counted in the shared region for all workers), its signals, the heartbeat the
  * master watches, and switching to a new configuration. See server_int.h. */
 #include "server_int.h"
+#include "client.h"
 #include "log.h"
 #include "lua_host.h"
 #include "lua_shared.h"
@@ -443,6 +444,7 @@ static void worker_free(struct worker *w)
             event_free(evs[i]);
     if (w->set)
         lh_timer_stop(w->set->lua); /* their events, before their base */
+    lh_client_free_all(); /* outbound connections and exchanges, before their base */
     lh_wait_set_base(NULL); /* the resolver, before its base */
     if (w->base)
         event_base_free(w->base);

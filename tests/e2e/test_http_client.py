@@ -81,6 +81,14 @@ route("GET", "/leave", function(req)
   shared.set("after-wait", "yes")
   return "late"
 end)
+route("GET", "/timer", function(req)
+  timer.after(0, function()
+    local res, err = http.get(B .. "/?from-timer")
+    shared.set("timer-got", res and res.body or err)
+  end)
+  return "armed"
+end)
+route("GET", "/timer-got", function(req) return tostring(shared.get("timer-got")) end)
 route("*", "/api/*", proxy(B))
 route("*", "/prefixed/*", proxy(B .. "/echo?from=proxy", { timeout = 0.5 }))
 route("GET", "/slowproxy/*", proxy(B, { timeout = 0.5 }))
@@ -223,6 +231,17 @@ class Client(ServerTest):
                         b"resolving the name no-such-host.invalid" in body, body)
         self.assertEqual(curl(self.s.url("/quick"))[2], b"quick")
 
+    def test_timer_waits_for_a_backend(self):
+        self.assertEqual(curl(self.s.url("/timer"))[2], b"armed")
+        self.wait_for(lambda: curl(self.s.url("/timer-got"))[2] == b"hello",
+                      what="the timer's http.get")
+        self.assertIn("/?from-timer", self.b.paths)
+
+    def test_config_lua_cannot_wait(self):
+        s = self.server('http.get("http://127.0.0.1:1/")\n', expect_start=False)
+        self.assertNotEqual(s.wait(10 * SLOW), 0)
+        self.assertIn("http.get: cannot wait here: while config.lua loads", s.stderr())
+
     def test_client_that_leaves_cancels_the_wait(self):
         sock = connect(self.s.port)
         sock.sendall(get("/get?p=/slow%3Fs=3"))
@@ -284,6 +303,18 @@ class Broken(ServerTest):
         self.assertLess(time.time() - t0, 0.5 + 3 * SLOW)
         # the backend saw its connection closed (not pooled after a timeout)
         self.assertTrue(b.peer_closed.wait(5 * SLOW))
+
+    def test_client_that_leaves_closes_the_backend_connection(self):
+        def script(b, c):
+            b.read_head(c)
+            b.wait_peer_close(c)
+        b, s = self.serve(script)
+        sock = connect(s.port)
+        sock.sendall(get("/get?p=/&t=60"))
+        self.wait_for(lambda: b.connections == 1, what="the backend's connection")
+        sock.close()
+        self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
+        self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
     def test_extra_bytes_are_not_pooled(self):
         def script(b, c):

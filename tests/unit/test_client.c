@@ -1,0 +1,309 @@
+/* Unit tests for client.c: URLs split, and exchanges on a real event loop against a
+ * scripted server on 127.0.0.1 in the same loop (the answers, pooling, failures). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <event2/event.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "wait.h"
+
+/* ---- URLs ------------------------------------------------------------------------------ */
+
+static void url_ok(const char *s, bool tls, const char *host, unsigned port, const char *auth,
+                   const char *target, bool slash)
+{
+    struct lh_url u;
+    const char *err = NULL;
+    if (lh_url_parse(s, strlen(s), &u, &err) != 0)
+        fail_msg("%s: %s", s, err);
+    assert_int_equal(u.tls, tls);
+    assert_string_equal(u.host, host);
+    assert_int_equal(u.port, port);
+    assert_string_equal(u.authority, auth);
+    assert_int_equal(u.target_len, strlen(target));
+    assert_memory_equal(u.target, target, u.target_len);
+    assert_int_equal(u.slash, slash);
+}
+
+static void url_bad(const char *s, const char *why)
+{
+    struct lh_url u;
+    const char *err = NULL;
+    if (lh_url_parse(s, strlen(s), &u, &err) == 0)
+        fail_msg("%s: taken", s);
+    if (!strstr(err, why))
+        fail_msg("%s: '%s', want '%s'", s, err, why);
+}
+
+static void test_urls(void **state)
+{
+    url_ok("http://example.com", false, "example.com", 80, "example.com", "/", false);
+    url_ok("HTTPS://example.com/a/b?c=d", true, "example.com", 443, "example.com", "/a/b?c=d",
+           false);
+    url_ok("http://127.0.0.1:8080/x", false, "127.0.0.1", 8080, "127.0.0.1:8080", "/x", false);
+    url_ok("http://a:80/", false, "a", 80, "a", "/", false); /* the default port left out */
+    url_ok("https://[::1]:8443/", true, "::1", 8443, "[::1]:8443", "/", false);
+    url_ok("http://[::1]/", false, "::1", 80, "[::1]", "/", false);
+    url_ok("http://h?x=1", false, "h", 80, "h", "?x=1", true);
+    url_bad("ftp://h/", "only http:// and https://");
+    url_bad("http://user:pw@h/", "user:password@");
+    url_bad("http:///x", "without a host");
+    url_bad("http://h:/", "empty port");
+    url_bad("http://h:0/", "1 to 65535");
+    url_bad("http://h:65536/", "1 to 65535");
+    url_bad("http://h:8a/", "1 to 65535");
+    url_bad("http://h/#frag", "#fragment");
+    url_bad("http://h/a b", "visible ASCII");
+    url_bad("http://h/\r\nX: 1", "visible ASCII");
+    url_bad("http://[::1/", "without its ]");
+    url_bad("http://[::1]x/", "bad host");
+}
+
+/* ---- exchanges ------------------------------------------------------------------------- */
+
+/* The scripted server: every connection it accepts gets `answer` once per request
+ * head it reads (closing after it when close_after), in the test's own loop. */
+struct server {
+    struct event_base *base;
+    int lfd;
+    struct event *accept_ev;
+    const char *answer;
+    bool close_after;
+    int accepted;
+    struct peer *peers;
+};
+
+struct peer {
+    struct server *s;
+    struct peer *next;
+    struct event *ev;
+    int fd;
+    char buf[8192];
+    size_t len;
+};
+
+static void on_peer(evutil_socket_t fd, short what, void *arg)
+{
+    struct peer *p = arg;
+    ssize_t n = read(fd, p->buf + p->len, sizeof p->buf - p->len - 1);
+    if (n <= 0)
+        goto gone;
+    p->len += (size_t)n;
+    p->buf[p->len] = '\0';
+    char *end;
+    while ((end = strstr(p->buf, "\r\n\r\n"))) {
+        size_t used = (size_t)(end + 4 - p->buf);
+        memmove(p->buf, p->buf + used, p->len - used + 1);
+        p->len -= used;
+        if (write(fd, p->s->answer, strlen(p->s->answer)) < 0 || p->s->close_after)
+            goto gone;
+    }
+    return;
+gone:
+    for (struct peer **q = &p->s->peers; *q; q = &(*q)->next)
+        if (*q == p) {
+            *q = p->next;
+            break;
+        }
+    event_free(p->ev);
+    close(fd);
+    free(p);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    int c = accept(fd, NULL, NULL);
+    if (c < 0)
+        return;
+    s->accepted++;
+    struct peer *p = calloc(1, sizeof *p);
+    p->s = s;
+    p->fd = c;
+    p->ev = event_new(s->base, c, EV_READ | EV_PERSIST, on_peer, p);
+    event_add(p->ev, NULL);
+    p->next = s->peers;
+    s->peers = p;
+}
+
+static int setup(void **state)
+{
+    struct server *s = calloc(1, sizeof *s);
+    s->base = event_base_new();
+    lh_wait_set_base(s->base);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s->lfd, 16), 0);
+    evutil_make_socket_nonblocking(s->lfd);
+    s->accept_ev = event_new(s->base, s->lfd, EV_READ | EV_PERSIST, on_accept, s);
+    event_add(s->accept_ev, NULL);
+    *state = s;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct server *s = *state;
+    lh_client_free_all();
+    lh_wait_set_base(NULL);
+    event_free(s->accept_ev);
+    close(s->lfd);
+    while (s->peers) {
+        struct peer *p = s->peers;
+        s->peers = p->next;
+        event_free(p->ev);
+        close(p->fd);
+        free(p);
+    }
+    event_base_free(s->base);
+    free(s);
+    return 0;
+}
+
+static void wake_flag(void *arg) { *(bool *)arg = true; }
+
+/* GET path from the server; the loop runs until the exchange is over. */
+static struct lh_fetch *fetch_within(struct server *s, const char *path, size_t max_body,
+                                    double timeout)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    char url[64], head[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u%s", (unsigned)ntohs(a.sin_port), path);
+    struct lh_url u;
+    const char *err;
+    assert_int_equal(lh_url_parse(url, strlen(url), &u, &err), 0);
+    int n = snprintf(head, sizeof head, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+    struct lh_fetch_opts o = {.timeout = timeout, .max_body = max_body, .idempotent = true};
+    struct lh_fetch *f = lh_fetch_start(&u, head, (size_t)n, NULL, 0, &o);
+    assert_non_null(f);
+    bool woke = false;
+    if (lh_wait_hold(lh_fetch_wait(f), wake_flag, &woke))
+        while (!woke)
+            event_base_loop(s->base, EVLOOP_ONCE);
+    return f;
+}
+
+static struct lh_fetch *fetch(struct server *s, const char *path, size_t max_body)
+{
+    return fetch_within(s, path, max_body, 5);
+}
+
+static void expect_body(struct lh_fetch *f, int status, const char *body)
+{
+    const char *err = NULL;
+    int st = 0;
+    const struct lh_response_head *h = lh_fetch_head(f, &err, &st);
+    if (!h)
+        fail_msg("failed: %s", err);
+    assert_int_equal(h->status, status);
+    size_t n;
+    const char *b = lh_fetch_body(f, &n);
+    assert_int_equal(n, strlen(body));
+    assert_memory_equal(b, body, n);
+    lh_fetch_free(f);
+}
+
+static void expect_failure(struct lh_fetch *f, int status, const char *why)
+{
+    const char *err = NULL;
+    int st = 0;
+    assert_null(lh_fetch_head(f, &err, &st));
+    assert_int_equal(st, status);
+    if (!strstr(err, why))
+        fail_msg("'%s', want '%s'", err, why);
+    lh_fetch_free(f);
+}
+
+static void test_pooled(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    uint64_t before = lh_client_opened();
+    for (int i = 0; i < 5; i++)
+        expect_body(fetch(s, "/", 0), 200, "hello");
+    assert_int_equal(lh_client_opened() - before, 1);
+    assert_int_equal(s->accepted, 1);
+}
+
+static void test_chunked_with_interim_head(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nTransfer-Encoding: "
+                "chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n";
+    for (int i = 0; i < 3; i++)
+        expect_body(fetch(s, "/", 0), 201, "abcde");
+    assert_int_equal(s->accepted, 1);
+}
+
+static void test_close_delimited_is_not_pooled(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.0 200 OK\r\n\r\nto the end";
+    s->close_after = true;
+    for (int i = 0; i < 3; i++)
+        expect_body(fetch(s, "/", 0), 200, "to the end");
+    assert_int_equal(s->accepted, 3);
+}
+
+static void test_connection_close_is_not_pooled(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+    expect_body(fetch(s, "/", 0), 204, "");
+    expect_body(fetch(s, "/", 0), 204, "");
+    assert_int_equal(s->accepted, 2);
+}
+
+static void test_failures(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n";
+    expect_failure(fetch(s, "/", 0), 502, "malformed response head");
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort";
+    s->close_after = true;
+    expect_failure(fetch(s, "/", 0), 502, "before the response body ended");
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+    s->close_after = false;
+    expect_failure(fetch(s, "/", 4), 502, "larger than max_body (4 bytes)");
+    s->answer = "";
+    /* a server that never answers */
+    expect_failure(fetch_within(s, "/", 0, 0.2), 504, "timeout after 0.2 s (waiting for the response)");
+}
+
+static void test_refused(void **state)
+{
+    struct server *s = *state;
+    close(s->lfd); /* nobody listens there now */
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(s->lfd, (struct sockaddr *)&a, sizeof a); /* a port, not listened on */
+    expect_failure(fetch(s, "/", 0), 502, "cannot connect to 127.0.0.1:");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_urls),
+        cmocka_unit_test_setup_teardown(test_pooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chunked_with_interim_head, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_delimited_is_not_pooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_close_is_not_pooled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("client", tests, NULL, NULL);
+}
