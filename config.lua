@@ -105,3 +105,7 @@ end)
 after(function(req, res)
   res.headers["X-Powered-By"] = "luahttpd"
 end)
+
+-- Handlers may wait without blocking the worker: sleep(s), http.get(url),
+-- timer.every(s, fn). Forward a path to a backend on another port, /backend/x -> /x:
+-- route("*", "/backend/*", proxy("http://127.0.0.1:3000"))

@@ -19,7 +19,8 @@ ROUTES = r'''
 workers = 1
 access_log = "access.log"
 error_log = "error.log"
-limits = { handler_timeout_ms = 500, lua_memory_mb = 64 }
+-- making a TLS context runs in the handler: slow under valgrind
+limits = { handler_timeout_ms = %(timeout)d }
 local B = "http://127.0.0.1:%(port)d"
 local function show(res, err)
   if not res then return 502, "ERR " .. err end
@@ -96,6 +97,10 @@ route("GET", "/deadproxy/*", proxy("http://127.0.0.1:%(dead)d"))
 '''
 
 
+def config(port):
+    return ROUTES % {"port": port, "dead": dead_port(), "timeout": 2000 * SLOW}
+
+
 def dead_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -109,7 +114,7 @@ class Client(ServerTest):
         super().setUp()
         self.b = backends.Server().start()
         self.addCleanup(self.b.close)
-        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+        self.s = self.server(config(self.b.port))
 
     def errlog(self):
         with open(os.path.join(self.s.dir, "error.log")) as f:
@@ -264,7 +269,7 @@ class Broken(ServerTest):
     def serve(self, script):
         b = backends.Scripted(script)
         self.addCleanup(b.close)
-        return b, self.server(ROUTES % {"port": b.port, "dead": dead_port()})
+        return b, self.server(config(b.port))
 
     def check(self, s, path, want):
         st, _, body = curl(s.url(path), timeout=20)
@@ -344,7 +349,7 @@ class TLS(ServerTest):
         self.cert, key = backends.self_signed(self.folder)
         self.b = backends.tls_server(self.cert, key)
         self.addCleanup(self.b.close)
-        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+        self.s = self.server(config(self.b.port))
 
     def test_refused_by_default(self):
         st, _, body = curl(self.s.url("/url?u=https://localhost:%d/" % self.b.port))
@@ -375,7 +380,7 @@ class Proxy(ServerTest):
         super().setUp()
         self.b = backends.Server().start()
         self.addCleanup(self.b.close)
-        self.s = self.server(ROUTES % {"port": self.b.port, "dead": dead_port()})
+        self.s = self.server(config(self.b.port))
 
     def test_forwards_method_path_query_headers_body(self):
         st, h, body = curl("-X", "PROPFIND", "-H", "Connection: X-Secret", "-H", "X-Secret: 1",
