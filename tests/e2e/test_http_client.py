@@ -263,6 +263,14 @@ class Client(ServerTest):
                       what="the abandoned request in the access log")
 
 
+def replying(data):
+    """A backend script: read one request head, answer data, close."""
+    def script(b, c):
+        b.read_head(c)
+        c.sendall(data)
+    return script
+
+
 class Broken(ServerTest):
     """Backends that misbehave: the handler gets nil and a message, the worker lives."""
 
@@ -278,24 +286,16 @@ class Broken(ServerTest):
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
     def test_malformed_head(self):
-        def script(b, c):
-            b.read_head(c)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello")
-        b, s = self.serve(script)
+        b, s = self.serve(replying(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"))
         self.check(s, "/get?p=/", b"malformed response head")
 
     def test_not_http(self):
-        def script(b, c):
-            b.read_head(c)
-            c.sendall(b"SSH-2.0-OpenSSH\r\n\r\n")
-        b, s = self.serve(script)
+        b, s = self.serve(replying(b"SSH-2.0-OpenSSH\r\n\r\n"))
         self.check(s, "/get?p=/", b"malformed response head")
 
     def test_close_mid_body(self):
-        def script(b, c):
-            b.read_head(c)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
-        b, s = self.serve(script)
+        b, s = self.serve(replying(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"))
         self.check(s, "/get?p=/", b"closed the connection before the response body ended")
 
     def test_silent_backend_times_out(self):
