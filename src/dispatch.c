@@ -132,7 +132,7 @@ void lh_dispatch_init(struct lh_ctx *ctx)
     ctx->route_matched = ctx->timed_out = ctx->hook_paused = ctx->charge_wait = false;
     ctx->in_after = ctx->wait_asked = false;
     ctx->wait_ns = 0;
-    ctx->wait_op = NULL;
+    ctx->wait_op = ctx->wait_held = NULL;
     ctx->allow[0] = '\0';
     ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
     ctx->err_status = 0;

@@ -673,7 +673,10 @@ static int proxy_piece(lua_State *L)
         lua_pushlstring(L, data, n);
         return 1;
     case 0:
-        lh_fetch_free(*box); /* the connection went back to its pool */
+        if (*box) {
+            lh_wait_detach(L, lh_fetch_wait(*box));
+            lh_fetch_free(*box); /* the connection went back to its pool */
+        }
         *box = NULL;
         return 0;
     case -1:
@@ -715,6 +718,8 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
         else
             lua_pushnil(L);
     } else {
+        /* a client that leaves before the end closes the backend's connection at once */
+        lh_wait_attach(L, lh_fetch_wait(*box));
         lua_pushvalue(L, 2);
         lua_pushcclosure(L, proxy_piece, 1);
     }

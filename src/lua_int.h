@@ -166,6 +166,11 @@ int lh_wait_yield(lua_State *L, const char *what, struct lh_wait *w, lua_KFuncti
 /* In the continuation: w is the caller's again, and done; raises (w cancelled) when
  * the wait was never taken (a level between could not pause). */
 void lh_wait_resumed(lua_State *L, const char *what);
+/* w is the running request's until detached, waited on or not (a proxied body
+ * between its pieces): the request's end cancels it, whenever that comes. Detach it
+ * before freeing it. One at a time. */
+void lh_wait_attach(lua_State *L, struct lh_wait *w);
+void lh_wait_detach(lua_State *L, struct lh_wait *w);
 /* Install sleep() and the worker table (id and count nil until lh_lua_set_worker). */
 void lh_wait_install(lua_State *L);
 

@@ -518,7 +518,9 @@ void lh_lua_request_done(struct lh_lua *lua, struct lh_ctx *ctx)
     ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
     if (ctx->wait_op) /* given up while it waited, or it failed reading the result */
         ctx->wait_op->cancel(ctx->wait_op);
-    ctx->wait_op = NULL;
+    if (ctx->wait_held && ctx->wait_held != ctx->wait_op)
+        ctx->wait_held->cancel(ctx->wait_held);
+    ctx->wait_op = ctx->wait_held = NULL;
     if (!lua)
         return;
     retarget_req(lua, ctx, NULL);

@@ -135,6 +135,20 @@ void lh_wait_resumed(lua_State *L, const char *what)
     }
 }
 
+void lh_wait_attach(lua_State *L, struct lh_wait *w)
+{
+    struct lh_ctx *ctx = lh_host_of(L)->running;
+    if (ctx && !ctx->wait_held)
+        ctx->wait_held = w;
+}
+
+void lh_wait_detach(lua_State *L, struct lh_wait *w)
+{
+    struct lh_ctx *ctx = lh_host_of(L)->running;
+    if (ctx && ctx->wait_held == w)
+        ctx->wait_held = NULL;
+}
+
 /* ---- worker ------------------------------------------------------------------------------ */
 
 static const char worker_key = 'w'; /* registry: the table behind worker */

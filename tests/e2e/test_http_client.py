@@ -321,6 +321,25 @@ class Broken(ServerTest):
         self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
+    def test_client_that_leaves_mid_proxied_body_closes_the_backend(self):
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1073741824\r\n\r\n")
+            try:
+                for _ in range(16384):  # 1 GiB at most; the proxy reads only as fast as its client
+                    c.sendall(b"x" * 65536)
+            except OSError:
+                b.peer_closed.set()
+        b, s = self.serve(script)
+        sock = connect(s.port, timeout=10 * SLOW)
+        sock.sendall(get("/api/big"))
+        got = 0
+        while got < 1 << 20:
+            got += len(sock.recv(65536))
+        sock.close()
+        self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
+        self.assertEqual(curl(s.url("/quick"))[2], b"quick")
+
     def test_extra_bytes_are_not_pooled(self):
         def script(b, c):
             while b.read_head(c):
