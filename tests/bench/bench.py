@@ -15,8 +15,13 @@ and luahttpd compress it once and keep the copy; each server's answer is checked
 decode to the file before it is measured. The servers take turns, workload by
 workload, for a few rounds, and each figure is the median of its rounds: this shared
 machine drifts by 10-20 % over minutes, and taking turns spreads that over every
-server alike. A last table runs luahttpd and nginx with two workers each, unpinned
-beside wrk. Only 127.0.0.1 is used and every run is bounded in time.
+server alike. The outbound workloads ("proxy 615 B": luahttpd's proxy(), nginx's
+proxy_pass to an upstream with keepalive 32, lighttpd's mod_proxy; "http.get 615 B":
+a Lua handler that returns the body of one http.get, against nginx's
+ngx.location.capture of an internal proxy_pass location) all forward to one backend,
+an nginx of their own pinned to CPU 0 beside wrk, and count only the front's CPU;
+the connections each front opens to the backend are counted too. A last table runs
+luahttpd and nginx with two workers each, unpinned beside wrk. Only 127.0.0.1 is used and every run is bounded in time.
 
     LUAHTTPD=./luahttpd python3 tests/bench/bench.py [--seconds N] [--rounds N]
 """
@@ -53,8 +58,15 @@ WORKLOADS = [
     ("404", "/missing.html", 404),
     ("shared incr", "/api/incr", 200),
     ("sql row", "/api/row?id=7", 200),
+    # outbound HTTP: the front asks a backend (an nginx of its own serving the docroot,
+    # the same for every front, see BACKEND_CONFIG) for small.html over pooled
+    # keep-alive connections. Only the front's CPU is measured.
+    ("proxy 615 B", "/p/small.html", 200),
+    ("http.get 615 B", "/fetch", 200),
 ]
 GZIP_WORKLOAD = "gzip 100 KiB js"
+# the workloads that need the backend (left out when nginx is not installed)
+BACKEND_WORKLOADS = ("proxy 615 B", "http.get 615 B")
 
 
 def headers_of(workload):
@@ -64,7 +76,13 @@ def headers_of(workload):
 
 # Workloads not every server can run: lighttpd's mod_magnet has no store that its
 # workers share, and neither peer has SQL built in.
-ONLY = {"shared incr": ("luahttpd", "nginx"), "sql row": ("luahttpd",)}
+ONLY = {"shared incr": ("luahttpd", "nginx"), "sql row": ("luahttpd",),
+        "http.get 615 B": ("luahttpd", "nginx")}
+# lighttpd's mod_magnet has no HTTP client, so it sits out "http.get 615 B"; it runs
+# "proxy 615 B" with mod_proxy, which Debian's lighttpd has built in.
+LIGHTTPD_PROXY = os.path.exists("/usr/lib/lighttpd/mod_proxy.so")
+if not LIGHTTPD_PROXY:
+    ONLY["proxy 615 B"] = ("luahttpd", "nginx")
 
 # lighttpd compresses with mod_deflate, a Debian package of its own
 # (lighttpd-mod-deflate, which install-deps bench brings); without it lighttpd sits
@@ -116,6 +134,13 @@ route("GET", "/api/work", function(req)
   for i = 1, 30000 do x = x + math.sqrt(i) end
   return {{ x = x }}
 end)
+-- the outbound workloads (backend: an nginx on 127.0.0.1:{backend})
+route("*", "/p/*", proxy("http://127.0.0.1:{backend}"))
+route("GET", "/fetch", function(req)
+  local res, err = http.get("http://127.0.0.1:{backend}/small.html")
+  if not res or res.status ~= 200 then return 502, err or "backend said " .. res.status end
+  return res.body
+end)
 """
 
 NGINX_CONFIG = """
@@ -155,9 +180,35 @@ http {{
   lua_package_cpath "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";
   init_by_lua_block {{ cjson = require "cjson" }}
   lua_shared_dict counters 1m;
+  # the outbound workloads: keep-alive to the backend as nginx's documentation for
+  # upstream keepalive says (HTTP/1.1, Connection cleared)
+  upstream backend {{
+    server 127.0.0.1:{backend};
+    keepalive 32;
+  }}
   server {{
     listen 127.0.0.1:{port};
     root {www};
+    location /p/ {{
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
+    # lua-resty-http is not in Debian: the Lua handler asks through a subrequest
+    location = /fetch {{
+      content_by_lua_block {{
+        local res = ngx.location.capture("/internal/small.html")
+        if res.status ~= 200 then return ngx.exit(502) end
+        ngx.header.content_type = "text/html; charset=utf-8"
+        ngx.print(res.body)
+      }}
+    }}
+    location /internal/ {{
+      internal;
+      proxy_pass http://backend/;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }}
     location = /api/hello {{
       content_by_lua_block {{
         ngx.header.content_type = "application/json"
@@ -188,11 +239,11 @@ server.document-root = "{www}"
 server.bind = "127.0.0.1"
 server.port = {port}
 server.compat-module-load = "disable"
-server.modules = ("mod_magnet", {deflate}"mod_staticfile")
+server.modules = ("mod_magnet", {deflate}{proxy}"mod_staticfile")
 $HTTP["url"] =~ "^/api/" {{
   magnet.attract-raw-url-to = ("{dir}/magnet.lua")
 }}
-server.errorlog = "{dir}/lighttpd-error.log"
+{proxy_config}server.errorlog = "{dir}/lighttpd-error.log"
 server.max-fds = 40000
 server.max-connections = 30000
 server.max-keep-alive-idle = 120
@@ -207,6 +258,46 @@ mimetype.assign = (".html" => "text/html; charset=utf-8", ".bin" => "application
 LIGHTTPD_DEFLATE_CONFIG = """deflate.mimetypes = ("application/javascript", "text/javascript")
 deflate.allowed-encodings = ("gzip")
 deflate.cache-dir = "{dir}/lighttpd-deflate"
+"""
+
+# For the proxy workload (mod_proxy): /p/x goes to the backend's /x. mod_proxy has no
+# pool of kept-alive connections to a backend: it opens one for every request.
+LIGHTTPD_PROXY_CONFIG = """$HTTP["url"] =~ "^/p/" {{
+  proxy.server = ("" => (("host" => "127.0.0.1", "port" => {backend})))
+  proxy.header = ("map-urlpath" => ("/p/" => "/"))
+}}
+"""
+
+# The backend of the outbound workloads: one nginx worker serving the docroot, pinned
+# to CPU 0 beside wrk (the front being measured has CPU 1 to itself), with
+# stub_status, whose "accepts" tells how many connections the fronts opened to it.
+BACKEND_CONFIG = """
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 40000;
+pid {dir}/backend.pid;
+error_log {dir}/backend-error.log error;
+events {{ worker_connections 30000; }}
+http {{
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  include /etc/nginx/mime.types;
+  default_type application/octet-stream;
+  keepalive_timeout 120;
+  keepalive_requests 1000000;
+  client_body_temp_path {dir}/backend-tmp;
+  proxy_temp_path {dir}/backend-tmp;
+  fastcgi_temp_path {dir}/backend-tmp;
+  uwsgi_temp_path {dir}/backend-tmp;
+  scgi_temp_path {dir}/backend-tmp;
+  server {{
+    listen 127.0.0.1:{port};
+    root {www};
+    location = /backend-status {{ stub_status; }}
+  }}
+}}
 """
 
 # mod_magnet runs this chunk for every request under /api/; lighty.c.urldec_query
@@ -479,8 +570,92 @@ def check_gzip(srv, www):
                                 else "are not gzip-coded"))
 
 
+# The backend's port (start_backend); the fronts' configs name it even where no
+# outbound workload runs (nothing connects to it then).
+BACKEND = {"port": 9}
+
+
+def start_backend(d, www):
+    """The nginx that the outbound workloads' fronts forward to, pinned to CPU 0."""
+    os.makedirs(os.path.join(d, "backend-tmp"), exist_ok=True)
+    port = free_port()
+    path = os.path.join(d, "backend.conf")
+    with open(path, "w") as f:
+        f.write(BACKEND_CONFIG.format(dir=d, www=www, port=port))
+    srv = Server("backend", ["nginx", "-c", path, "-p", d], port, cpu="0")
+    BACKEND["port"] = port
+    return srv
+
+
+def backend_accepts():
+    """How many connections the backend has accepted so far (its stub_status), not
+    counting the one that asks."""
+    c = http.client.HTTPConnection("127.0.0.1", BACKEND["port"], timeout=10)
+    try:
+        c.request("GET", "/backend-status")
+        text = c.getresponse().read().decode()
+    finally:
+        c.close()
+    return int(text.split("\n")[2].split()[0]) - 1
+
+
+def backend_conns(pids):
+    """Established TCP connections from the processes in pids to the backend."""
+    # ss takes some 30 ms here: on CPU 0, with wrk and the backend, not the front's
+    out = subprocess.run(["taskset", "-c", "0", "ss", "-Htnp", "state", "established", "dport", "=",
+                          ":%d" % BACKEND["port"]], capture_output=True, text=True,
+                         timeout=10).stdout
+    pids = set(pids)
+    return sum(1 for line in out.splitlines()
+               if any(int(p) in pids for p in re.findall(r"pid=(\d+)", line)))
+
+
+class ConnSampler:
+    """While a front is measured: the most connections it held open to the backend at
+    once (sampled every 0.5 s with ss), and how many the backend accepted (opened by
+    that front: the other fronts idle meanwhile)."""
+
+    def __init__(self, pid):
+        import threading
+        self.pid, self.peak, self.stop_ = pid, 0, threading.Event()
+        self.accepts0 = backend_accepts()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        pids = process_tree(self.pid)
+        while not self.stop_.wait(0.5):
+            self.peak = max(self.peak, backend_conns(pids))
+
+    def done(self):
+        self.stop_.set()
+        self.thread.join()
+        return self.peak, backend_accepts() - self.accepts0
+
+
+def check_outbound(srv, www):
+    """Raise RuntimeError unless srv answers each outbound workload with small.html as
+    the backend has it (for the workloads srv runs)."""
+    with open(os.path.join(www, "small.html"), "rb") as f:
+        want = f.read()
+    for w in WORKLOADS:
+        if w[0] not in BACKEND_WORKLOADS or not can_run(srv.name, w[0]):
+            continue
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            c.request("GET", w[1])
+            r = c.getresponse()
+            body = r.read()
+        finally:
+            c.close()
+        if r.status != 200 or body != want:
+            srv.stop()
+            raise RuntimeError("%s: GET %s answered %d with %d bytes %r, not small.html" %
+                               (srv.name, w[1], r.status, len(body), body[:80]))
+
+
 def start(name, d, www, port, workers=1, cpu="1"):
-    fmt = dict(dir=d, www=www, port=port, workers=workers)
+    fmt = dict(dir=d, www=www, port=port, workers=workers, backend=BACKEND["port"])
     if name == "luahttpd":
         path = os.path.join(d, "luahttpd.lua")
         with open(path, "w") as f:
@@ -499,10 +674,16 @@ def start(name, d, www, port, workers=1, cpu="1"):
         f.write(LIGHTTPD_CONFIG.format(
             deflate='"mod_deflate", ' if LIGHTTPD_DEFLATE else "",
             deflate_config=LIGHTTPD_DEFLATE_CONFIG.format(**fmt) if LIGHTTPD_DEFLATE else "",
+            proxy='"mod_proxy", ' if LIGHTTPD_PROXY else "",
+            proxy_config=LIGHTTPD_PROXY_CONFIG.format(**fmt) if LIGHTTPD_PROXY else "",
             **fmt))
     with open(os.path.join(d, "magnet.lua"), "w") as f:
         f.write(MAGNET)
     return Server(name, ["lighttpd", "-D", "-f", path], port, cpu)
+
+
+# (front, workload): [(peak connections to the backend, connections opened), ...]
+CONNS = {}
 
 
 def run_workloads(servers, d, www, seconds, rounds):
@@ -524,6 +705,7 @@ def run_workloads(servers, d, www, seconds, rounds):
             # a server that answers the gzip workload with a body that is not the
             # file gzip-coded stops the bench: its figure would mean nothing
             check_gzip(srv, www)
+            check_outbound(srv, www)
         runs = {}
         for rnd in range(rounds):
             order = list(running)
@@ -536,6 +718,7 @@ def run_workloads(servers, d, www, seconds, rounds):
                     srv, port = running[name]
                     if rnd == 0:  # warm up (later rounds find it warm)
                         wrk(port, path, 1, headers=hdrs)
+                    sampler = ConnSampler(srv.proc.pid) if wl in BACKEND_WORKLOADS else None
                     before = cpu_ns(srv.proc.pid)
                     reqs, rps, p99, non2xx, errors, size = wrk(port, path, seconds,
                                                                headers=hdrs)
@@ -543,9 +726,14 @@ def run_workloads(servers, d, www, seconds, rounds):
                     wrong = (non2xx if want < 300 else reqs - non2xx) + errors
                     us = used / 1e3 / max(reqs, 1)
                     runs.setdefault((name, wl), []).append((rps, us, p99, wrong))
+                    extra = ""
+                    if sampler:
+                        peak, opened = sampler.done()
+                        CONNS.setdefault((name, wl), []).append((peak, opened))
+                        extra = "  backend conns: peak %d, opened %d" % (peak, opened)
                     print("  round %d  %-9s %-15s %9.0f req/s %8.1f us/req  p99 %7.0f us  "
-                          "%7.0f B/resp  wrong %d" % (rnd + 1, name, wl, rps, us, p99, size,
-                                                      wrong), flush=True)
+                          "%7.0f B/resp  wrong %d%s" % (rnd + 1, name, wl, rps, us, p99, size,
+                                                        wrong, extra), flush=True)
     finally:
         for srv, _ in running.values():
             srv.stop()
@@ -692,8 +880,13 @@ def main():
     d = tempfile.mkdtemp(prefix="lh-bench-")
     os.chmod(d, 0o755)  # nginx's workers run as nobody when started by root
     two_rounds = min(args.rounds, 3)
+    backend = None
+    if not shutil.which("nginx"):  # no backend
+        WORKLOADS[:] = [w for w in WORKLOADS if w[0] not in BACKEND_WORKLOADS]
     try:
         www = make_site(d)
+        if any(w[0] in BACKEND_WORKLOADS for w in WORKLOADS):
+            backend = start_backend(d, www)
         print("luahttpd benchmark, %s, %d cores, %d rounds of %ds per workload" %
               (time.strftime("%Y-%m-%d"), os.cpu_count(), args.rounds, args.seconds))
         results = run_workloads(servers, d, www, args.seconds, args.rounds)
@@ -703,6 +896,8 @@ def main():
             rates = scaling(d, www, max(1, args.seconds // 3))
             two = two_workers(d, www, args.seconds, two_rounds)
     finally:
+        if backend:
+            backend.stop()
         shutil.rmtree(d, ignore_errors=True)
 
     print("\n| workload | luahttpd µs/req | nginx µs/req | lighttpd µs/req | ratio to best peer "
@@ -720,6 +915,19 @@ def main():
         print("| %s | %s | %s | %s | %s | %.0f | %.0f | %d |" %
               (wl, cell("luahttpd"), cell("nginx"), cell("lighttpd"),
                "%.2f" % ratio if ratio == ratio else "-", ours[0], ours[2], ours[3]))
+    if CONNS:
+        print("\nConnections from each front to the backend while it was measured (wrk "
+              "-c50): the most open at once (ss, every 0.5 s; median of rounds), and "
+              "how many it opened per round (the backend's stub_status accepts; median "
+              "and largest):\n")
+        print("| workload | front | peak open | opened per round | most opened |")
+        print("| --- | --- | ---: | ---: | ---: |")
+        med = lambda xs: sorted(xs)[len(xs) // 2]
+        for (name, wl), v in sorted(CONNS.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+            print("| %s | %s | %d | %d | %d |" % (wl, name, med([x[0] for x in v]),
+                                                 med([x[1] for x in v]),
+                                                 max(x[1] for x in v)))
+        print()
     if mem:
         peers = [mem[p] for p in ("nginx", "lighttpd") if p in mem]
         print("| idle keep-alive memory | %.0f B | %s | %s | %.2f | | | |" %
