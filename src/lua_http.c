@@ -736,6 +736,9 @@ static int proxy_handler(lua_State *L)
 {
     lh_wait_check(L, "proxy");
     struct lh_ctx *ctx = lh_lua_running(L);
+    if (!ctx->req->method_len || !ctx->remote_addr) /* a timer's call: no request */
+        return luaL_error(L, "proxy: a handler made by proxy() forwards a request: it "
+                             "cannot run outside a request (in a timer)");
     struct proxy *px = lua_touserdata(L, lua_upvalueindex(2));
     lua_settop(L, 1);
     const char *rest = NULL;

@@ -483,3 +483,27 @@ def curl_raw_head(port, path):
         data += d
     r.close()
     return data.partition(b"\r\n\r\n")[0]
+
+
+class Review(ServerTest):
+    """Found in review: each test shows a bug that was fixed."""
+
+    def scripted(self, script, extra=""):
+        b = backends.Scripted(script)
+        self.addCleanup(b.close)
+        return b, self.server(ROUTES % {"port": b.port, "dead": dead_port()} + extra)
+
+    def test_proxy_called_from_a_timer_does_not_crash(self):
+        b = backends.Server().start()
+        self.addCleanup(b.close)
+        s = self.server(ROUTES % {"port": b.port, "dead": dead_port()} + r'''
+local P = proxy("http://127.0.0.1:%d")
+route("GET", "/ptimer", function(req)
+  timer.after(0, function() local ok, err = pcall(P, {}); shared.set("ptimer", tostring(err)) end)
+  return "armed"
+end)
+route("GET", "/ptimer-got", function(req) return tostring(shared.get("ptimer")) end)
+''' % b.port)
+        self.assertEqual(curl(s.url("/ptimer"))[2], b"armed")
+        self.wait_for(lambda: curl(s.url("/ptimer-got"))[2] != b"nil", what="the timer's result")
+        self.assertIn(b"outside a request", curl(s.url("/ptimer-got"))[2])
