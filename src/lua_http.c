@@ -377,6 +377,9 @@ static void push_location(lua_State *L, int base, const char *loc, size_t len)
     const char *b = lua_tolstring(L, base, &blen);
     struct lh_url u;
     const char *err;
+    const char *hash = memchr(loc, '#', len); /* the fragment is the client's alone */
+    if (hash)
+        len = (size_t)(hash - loc);
     if ((len >= 7 && !strncasecmp(loc, "http://", 7)) ||
         (len >= 8 && !strncasecmp(loc, "https://", 8))) {
         lua_pushlstring(L, loc, len);
@@ -389,6 +392,9 @@ static void push_location(lua_State *L, int base, const char *loc, size_t len)
     for (size_t i = 0; i < u.target_len && u.target[i] != '?'; i++)
         if (u.target[i] == '/')
             dir = i + 1;
+    if (len == 0 || loc[0] == '?') /* the same path: all of it stays (RFC 3986 5.2.2) */
+        for (dir = 0; dir < u.target_len && u.target[dir] != '?'; dir++)
+            ;
     if (len >= 2 && loc[0] == '/' && loc[1] == '/') /* another host, same scheme */
         lua_pushstring(L, scheme);
     else if (len >= 1 && loc[0] == '/')
@@ -417,6 +423,13 @@ static bool follow(lua_State *L, const struct lh_response_head *h)
     if (!loc)
         return false;
     push_location(L, 4, loc->value, loc->value_len);
+    struct lh_url next;
+    size_t nlen;
+    const char *nurl = lua_tolstring(L, -1, &nlen), *err;
+    if (lh_url_parse(nurl, nlen, &next, &err) < 0) { /* the server's mistake: not followed */
+        lua_pop(L, 1);
+        return false;
+    }
     /* a copy of the options for the next exchange: 303 (and 301/302 after a POST, as
      * browsers do) turn into a GET without a body */
     lua_newtable(L);

@@ -11,6 +11,7 @@ import os
 import socket
 import threading
 import time
+import urllib.parse
 
 import backends
 from harness import SANITIZED, SLOW, Reader, ServerTest, connect, curl, get
@@ -492,6 +493,27 @@ class Review(ServerTest):
         b = backends.Scripted(script)
         self.addCleanup(b.close)
         return b, self.server(ROUTES % {"port": b.port, "dead": dead_port()} + extra)
+
+    def test_redirect_locations(self):
+        # Location as servers write it: a #fragment (dropped, not a failure), a query
+        # alone (the same path), one that is no URL at all (not followed)
+        def script(b, c):
+            while True:
+                head = b.read_head(c)
+                if not head:
+                    return
+                target = head.split(b" ")[1]
+                if b"to=" in target:
+                    to = urllib.parse.unquote(target.partition(b"to=")[2].decode()).encode()
+                    c.sendall(b"HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % to)
+                else:
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(target), target))
+        b, s = self.scripted(script)
+        for to, want in (("/there#part", b"200 - /there"),
+                         ("?page=2", b"200 - /redirect?page=2"),
+                         ("/a b", b"302 /a b ")):
+            st, _, body = curl(s.url("/redirect?n=1&to=" + urllib.parse.quote(urllib.parse.quote(to, safe=""))))
+            self.assertEqual((st, body), (200, want), to)
 
     def test_proxy_called_from_a_timer_does_not_crash(self):
         b = backends.Server().start()
