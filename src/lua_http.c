@@ -474,9 +474,11 @@ static int request_k(lua_State *L, int status, lua_KContext k)
     const char *err;
     int st;
     const struct lh_response_head *h = lh_fetch_head(*box, &err, &st);
-    if (!h) {
+    if (!h) { /* what it read goes now: C memory, which the collector does not see */
         luaL_pushfail(L);
         lua_pushstring(L, err);
+        lh_fetch_free(*box);
+        *box = NULL;
         return 2;
     }
     if (follow(L, h))
@@ -720,6 +722,8 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
                      h ? "a status above 599" : err);
         lua_pushinteger(L, h ? 502 : st);
         lua_pushlightuserdata(L, (void *)&lh_resp_builtin_error);
+        lh_fetch_free(*box); /* its connection now, not at a collection */
+        *box = NULL;
         return 2;
     }
     lua_pushinteger(L, h->status);
