@@ -408,6 +408,32 @@ static void push_location(lua_State *L, int base, const char *loc, size_t len)
         lua_remove(L, -2); /* the target's folder, pushed for the format */
 }
 
+/* The options table at the top goes to another server: its headers (a copy) lose what
+ * was meant for the first one only, as curl and browsers do. */
+static void drop_credentials(lua_State *L)
+{
+    if (lua_getfield(L, -1, "headers") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return;
+    }
+    lua_newtable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -3)) {
+        size_t nl = 0;
+        const char *n = lua_type(L, -2) == LUA_TSTRING ? lua_tolstring(L, -2, &nl) : "";
+        if (name_is(n, nl, "authorization") || name_is(n, nl, "proxy-authorization") ||
+            name_is(n, nl, "cookie") || name_is(n, nl, "host")) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_rawset(L, -4);
+    }
+    lua_setfield(L, -3, "headers");
+    lua_pop(L, 1);
+}
+
 /* A redirect to follow: make the next exchange from the options at 1 with the url
  * (and method) changed; true when one was started. */
 static bool follow(lua_State *L, const struct lh_response_head *h)
@@ -439,6 +465,10 @@ static bool follow(lua_State *L, const struct lh_response_head *h)
         lua_insert(L, -2);
         lua_rawset(L, -4);
     }
+    struct lh_url was;
+    if (lh_url_parse(lua_tostring(L, 4), lua_rawlen(L, 4), &was, &err) < 0 ||
+        was.tls != next.tls || was.port != next.port || strcasecmp(was.host, next.host))
+        drop_credentials(L);
     lua_getfield(L, 1, "method");
     const char *m = lua_tostring(L, -1);
     bool to_get = h->status == 303 || ((h->status == 301 || h->status == 302) && m &&

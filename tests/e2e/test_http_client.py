@@ -515,6 +515,30 @@ end)
         self.assertIn(b"larger than max_body", body)
         self.assertLess(s.rss() - before, 64 << 20)
 
+    def test_redirect_to_another_server_drops_credentials(self):
+        a = backends.Server().start()
+        self.addCleanup(a.close)
+        b = backends.Server().start()
+        self.addCleanup(b.close)
+        s = self.server(ROUTES % {"port": a.port, "dead": dead_port()} + r'''
+route("GET", "/authredir", function(req)
+  local res = http.get(req.query.u, { redirects = 1, headers = {
+    Authorization = "Bearer secret", Cookie = "c=1", ["X-Other"] = "o" } })
+  return res.body
+end)
+''')
+        def sent(to):
+            u = "http://127.0.0.1:%d/redirect?to=%s" % (a.port, to)
+            body = curl(s.url("/authredir?u=" + urllib.parse.quote(u, safe="")))[2]
+            return dict(json.loads(body)["headers"])
+        other = sent("http://127.0.0.1:%d/echo" % b.port)
+        self.assertEqual(other["x-other"], "o")
+        for gone in ("authorization", "cookie"):
+            self.assertNotIn(gone, other)
+        self.assertEqual(other["host"], "127.0.0.1:%d" % b.port)
+        same = sent("/echo")  # the same server: all of them
+        self.assertEqual((same["authorization"], same["cookie"]), ("Bearer secret", "c=1"))
+
     def test_redirect_locations(self):
         # Location as servers write it: a #fragment (dropped, not a failure), a query
         # alone (the same path), one that is no URL at all (not followed)
