@@ -145,7 +145,7 @@ static int setup(void **state)
     s->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(s->lfd, 16), 0);
+    assert_int_equal(listen(s->lfd, 1024), 0);
     evutil_make_socket_nonblocking(s->lfd);
     s->accept_ev = event_new(s->base, s->lfd, EV_READ | EV_PERSIST, on_accept, s);
     event_add(s->accept_ev, NULL);
@@ -294,6 +294,169 @@ static void test_refused(void **state)
     expect_failure(fetch(s, "/", 0), 502, "cannot connect to 127.0.0.1:");
 }
 
+/* ---- lifecycles: exchanges stopped in every phase, pools, retries ------------------------- */
+
+static void loop_for(struct server *s, int ms)
+{
+    struct timeval tv = {0, ms * 1000};
+    event_base_loopexit(s->base, &tv);
+    event_base_dispatch(s->base);
+}
+
+static unsigned server_port(struct server *s)
+{
+    struct sockaddr_in a;
+    socklen_t al = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    return ntohs(a.sin_port);
+}
+
+/* Start METHOD url without waiting. */
+static struct lh_fetch *start_url(const char *method, const char *url, double timeout,
+                                  bool stream)
+{
+    struct lh_url u;
+    const char *err;
+    assert_int_equal(lh_url_parse(url, strlen(url), &u, &err), 0);
+    char head[256];
+    int n = snprintf(head, sizeof head, "%s / HTTP/1.1\r\nHost: x\r\n\r\n", method);
+    struct lh_fetch_opts o = {.timeout = timeout, .verify = true, .stream = stream,
+                              .idempotent = !strcmp(method, "GET")};
+    struct lh_fetch *f = lh_fetch_start(&u, head, (size_t)n, NULL, 0, &o);
+    assert_non_null(f);
+    return f;
+}
+
+static struct lh_fetch *start_on(struct server *s, const char *scheme, const char *method,
+                                 double timeout)
+{
+    char url[64];
+    snprintf(url, sizeof url, "%s://127.0.0.1:%u/", scheme, server_port(s));
+    return start_url(method, url, timeout, false);
+}
+
+static void wait_done(struct server *s, struct lh_fetch *f)
+{
+    bool woke = false;
+    if (lh_wait_hold(lh_fetch_wait(f), wake_flag, &woke))
+        while (!woke)
+            event_base_loop(s->base, EVLOOP_ONCE);
+}
+
+/* A kept-alive connection the server closed right after its answer: a GET is sent
+ * again on a new connection, a POST fails. */
+static void test_stale_pooled_connection(void **state)
+{
+    struct server *s = *state;
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    s->close_after = true;
+    expect_body(fetch(s, "/", 0), 200, "ok");
+    expect_body(fetch(s, "/", 0), 200, "ok"); /* on the closed one, then again */
+    assert_int_equal(s->accepted, 2);
+    struct lh_fetch *f = start_on(s, "http", "POST", 5);
+    wait_done(s, f);
+    expect_failure(f, 502, "closed the connection before the response head");
+    expect_body(fetch(s, "/", 0), 200, "ok");
+}
+
+/* Exchanges freed in each phase, some before libevent's deferred callbacks ran; then
+ * the pool still serves. */
+static void test_freed_in_every_phase(void **state)
+{
+    struct server *s = *state;
+    s->answer = ""; /* nothing is answered */
+    /* connecting: TLS to a server that never speaks it */
+    struct lh_fetch *f = start_on(s, "https", "GET", 5);
+    loop_for(s, 20);
+    lh_fetch_free(f);
+    f = start_on(s, "https", "GET", 5);
+    lh_fetch_free(f); /* before the connect is seen */
+    /* exchanging: the request is out, no answer */
+    f = start_on(s, "http", "GET", 5);
+    loop_for(s, 20);
+    lh_fetch_free(f);
+    /* resolving: a name no resolver knows (never /etc/hosts) */
+    f = start_url("GET", "http://no-such-name.invalid/", 5, false);
+    lh_fetch_free(f);
+    loop_for(s, 20);
+    /* mid-body, streamed */
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart";
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", server_port(s));
+    f = start_url("GET", url, 5, true);
+    wait_done(s, f);
+    const char *data, *err;
+    size_t n;
+    int st;
+    assert_non_null(lh_fetch_head(f, &err, &st));
+    assert_int_equal(lh_fetch_next(f, &data, &n), 1);
+    assert_int_equal(lh_fetch_next(f, &data, &n), 2);
+    lh_fetch_free(f);
+    loop_for(s, 20);
+    /* all of those were closed, none pooled: a new exchange opens a new connection */
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    uint64_t before = lh_client_opened();
+    expect_body(fetch(s, "/", 0), 200, "ok");
+    assert_int_equal(lh_client_opened() - before, 1);
+}
+
+/* A refused connect is reported by a deferred callback: freeing first is safe. */
+static void test_freed_before_refused(void **state)
+{
+    struct server *s = *state;
+    close(s->lfd);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(s->lfd, (struct sockaddr *)&a, sizeof a);
+    for (int i = 0; i < 3; i++) {
+        struct lh_fetch *f = start_on(s, i == 1 ? "https" : "http", "GET", 5);
+        lh_fetch_free(f);
+    }
+    loop_for(s, 20);
+}
+
+/* Over POOL_OPEN (512) connections an exchange waits in line; a connection that
+ * closes lets it start. */
+static void test_queue(void **state)
+{
+    struct server *s = *state;
+    s->answer = "";
+    enum { N = 513 };
+    struct lh_fetch *fs[N];
+    for (int i = 0; i < N; i++)
+        fs[i] = start_on(s, "http", "GET", 30);
+    loop_for(s, 200);
+    assert_int_equal(s->accepted, N - 1);
+    lh_fetch_free(fs[0]);
+    loop_for(s, 100);
+    assert_int_equal(s->accepted, N);
+    for (int i = 1; i < N; i++)
+        lh_fetch_free(fs[i]);
+    /* one in line that gives up: its timeout says so */
+    for (int i = 0; i < N; i++)
+        fs[i] = start_on(s, "http", "GET", i == N - 1 ? 0.1 : 30);
+    wait_done(s, fs[N - 1]);
+    expect_failure(fs[N - 1], 504, "waiting for a connection");
+    for (int i = 0; i < N - 1; i++)
+        lh_fetch_free(fs[i]);
+}
+
+/* lh_client_free_all while exchanges are held; they are freed after it. */
+static void test_free_all_then_free(void **state)
+{
+    struct server *s = *state;
+    s->answer = "";
+    struct lh_fetch *a = start_on(s, "http", "GET", 5);
+    struct lh_fetch *b = start_on(s, "https", "GET", 5);
+    struct lh_fetch *c = start_url("GET", "http://no-such-name.invalid/", 5, false);
+    loop_for(s, 20);
+    lh_client_free_all();
+    loop_for(s, 20);
+    lh_fetch_free(a);
+    lh_fetch_free(b);
+    lh_fetch_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +467,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_close_is_not_pooled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stale_pooled_connection, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freed_in_every_phase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_freed_before_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_free_all_then_free, setup, teardown),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
 }
