@@ -657,8 +657,11 @@ static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
         fail(f, 502, "cannot resolve %s: %s", f->u.host, evutil_gai_strerror(result));
         return;
     }
-    f->addrs = f->addr = res;
-    connect_next(f);
+    /* other exchanges may have opened connections (or pooled them) meanwhile: the
+     * pool's limits are checked again */
+    f->addrs = res;
+    f->phase = QUEUED;
+    begin(f);
 }
 
 /* Find f a connection: an idle one of its pool, a new one, or a place in line. */
@@ -684,7 +687,7 @@ static void begin(struct lh_fetch *f)
         p->queue_tail = f;
         return;
     }
-    if (f->addrs) { /* a retry: the addresses are known */
+    if (f->addrs) { /* looked up already (or a retry): the addresses are known */
         f->addr = f->addrs;
         connect_next(f);
         return;

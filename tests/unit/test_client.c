@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -441,6 +442,73 @@ static void test_queue(void **state)
         lh_fetch_free(fs[i]);
 }
 
+/* A name server on 127.0.0.1 in the test's loop: every A question gets 127.0.0.1,
+ * other questions no answer. Lookups through it complete later, as real ones do. */
+static void on_dns(evutil_socket_t fd, short what, void *arg)
+{
+    unsigned char q[512], r[600];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    ssize_t n = recvfrom(fd, q, sizeof q, 0, (struct sockaddr *)&from, &fl);
+    if (n < 12)
+        return;
+    size_t i = 12;
+    while (i < (size_t)n && q[i])
+        i += q[i] + 1u;
+    i += 5; /* the root label, type and class */
+    if (i > (size_t)n)
+        return;
+    bool a = q[i - 4] == 0 && q[i - 3] == 1;
+    memcpy(r, q, i);
+    r[2] = 0x81, r[3] = 0x80;       /* an answer, recursion available, no error */
+    r[6] = 0, r[7] = a ? 1 : 0;     /* answers */
+    r[8] = r[9] = r[10] = r[11] = 0;
+    size_t len = i;
+    if (a) {
+        static const unsigned char rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 127, 0, 0, 1};
+        memcpy(r + len, rr, sizeof rr);
+        len += sizeof rr;
+    }
+    sendto(fd, r, len, 0, (struct sockaddr *)&from, fl);
+}
+
+/* Exchanges whose lookups end after others have opened connections still keep to
+ * POOL_OPEN: the one over it waits in line. */
+static void test_queue_after_lookups(void **state)
+{
+    struct server *s = *state;
+    s->answer = "";
+    int ufd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(ufd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t al = sizeof a;
+    getsockname(ufd, (struct sockaddr *)&a, &al);
+    evutil_make_socket_nonblocking(ufd);
+    struct event *dns_ev = event_new(s->base, ufd, EV_READ | EV_PERSIST, on_dns, NULL);
+    event_add(dns_ev, NULL);
+    struct evdns_base *dns = lh_wait_dns();
+    evdns_base_clear_nameservers_and_suspend(dns);
+    char ns[32];
+    snprintf(ns, sizeof ns, "127.0.0.1:%u", (unsigned)ntohs(a.sin_port));
+    assert_int_equal(evdns_base_nameserver_ip_add(dns, ns), 0);
+    evdns_base_resume(dns);
+    enum { N = 513 };
+    struct lh_fetch *fs[N];
+    char url[64];
+    snprintf(url, sizeof url, "http://pool.test:%u/", server_port(s));
+    for (int i = 0; i < N; i++)
+        fs[i] = start_url("GET", url, 30, false);
+    loop_for(s, 300);
+    assert_int_equal(s->accepted, N - 1);
+    lh_fetch_free(fs[0]);
+    loop_for(s, 100);
+    assert_int_equal(s->accepted, N);
+    for (int i = 1; i < N; i++)
+        lh_fetch_free(fs[i]);
+    event_free(dns_ev);
+    close(ufd);
+}
+
 /* lh_client_free_all while exchanges are held; they are freed after it. */
 static void test_free_all_then_free(void **state)
 {
@@ -471,6 +539,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_freed_in_every_phase, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_before_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_queue_after_lookups, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_all_then_free, setup, teardown),
     };
     return cmocka_run_group_tests_name("client", tests, NULL, NULL);
