@@ -492,7 +492,7 @@ class Review(ServerTest):
     def scripted(self, script, extra=""):
         b = backends.Scripted(script)
         self.addCleanup(b.close)
-        return b, self.server(ROUTES % {"port": b.port, "dead": dead_port()} + extra)
+        return b, self.server(config(b.port) + extra)
 
     def test_failed_requests_do_not_keep_their_bodies(self):
         # what a failed exchange read (here 16 MiB each, over max_body) is C memory the
@@ -500,7 +500,7 @@ class Review(ServerTest):
         # collection that an idle Lua state may never make
         b = backends.Server().start()
         self.addCleanup(b.close)
-        s = self.server(ROUTES % {"port": b.port, "dead": dead_port()} + r'''
+        s = self.server(config(b.port) + r'''
 route("GET", "/failmany", function(req)
   local errs = {}
   for i = 1, 8 do
@@ -521,7 +521,7 @@ end)
         self.addCleanup(a.close)
         b = backends.Server().start()
         self.addCleanup(b.close)
-        s = self.server(ROUTES % {"port": a.port, "dead": dead_port()} + r'''
+        s = self.server(config(a.port) + r'''
 route("GET", "/authredir", function(req)
   local res = http.get(req.query.u, { redirects = 1, headers = {
     Authorization = "Bearer secret", Cookie = "c=1", ["X-Other"] = "o" } })
@@ -564,7 +564,7 @@ end)
     def test_proxy_called_from_a_timer_does_not_crash(self):
         b = backends.Server().start()
         self.addCleanup(b.close)
-        s = self.server(ROUTES % {"port": b.port, "dead": dead_port()} + r'''
+        s = self.server(config(b.port) + r'''
 local P = proxy("http://127.0.0.1:%d")
 route("GET", "/ptimer", function(req)
   timer.after(0, function() local ok, err = pcall(P, {}); shared.set("ptimer", tostring(err)) end)
