@@ -42,7 +42,8 @@ struct lh_fetch_opts {
     bool head_request;      /* the method is HEAD: no body follows the response head */
     bool idempotent;        /* may be sent again on a new connection when a kept-alive
                              * one turns out to be closed before any answer */
-    bool stream;            /* the body is taken piece by piece (lh_fetch_next) */
+    bool stream;            /* the body is taken piece by piece (lh_fetch_next); one
+                             * whose Content-Length is 64 KiB or less comes whole */
 };
 
 struct lh_fetch;

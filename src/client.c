@@ -44,6 +44,8 @@
 #define HEAD_MAX 65536           /* a response head longer than this is refused */
 #define PIECE_MAX 65536          /* stream: the largest piece handed out at once */
 #define STREAM_AHEAD (256 * 1024) /* stream: read no further ahead of the reader */
+#define STREAM_WHOLE (64 * 1024)  /* stream: a body of a known length up to this is
+                                   * handed over whole, with the head */
 #define TRAILER_MAX 16384
 
 /* ---- pools ------------------------------------------------------------------------------- */
@@ -509,7 +511,8 @@ static void on_read(struct bufferevent *bev, void *arg)
         return;
     }
     pause_if_ahead(f);
-    if (f->o.stream && (head_now || f->body_total > before))
+    bool whole = f->framing == LH_FRAMING_LENGTH && f->head.content_length <= STREAM_WHOLE;
+    if (f->o.stream && !whole && (head_now || f->body_total > before))
         wake(f); /* the head, or another piece */
 }
 

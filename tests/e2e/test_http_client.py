@@ -431,6 +431,9 @@ class Proxy(ServerTest):
         self.assertEqual(body, b"c")
         p = curl_raw_head(self.s.port, "/api/cookies")
         self.assertEqual(p.count(b"Set-Cookie: "), 2)
+        # a small body of a known length comes whole: Content-Length, not chunked
+        self.assertIn(b"\r\nContent-Length: 1", p)
+        self.assertNotIn(b"chunked", p)
         self.assertNotIn(b"X-Drop", p)
         self.assertNotIn(b"timeout=5", p)
 
