@@ -11,8 +11,10 @@ struct event_base;
 struct evdns_base;
 
 struct lh_wait {
-    /* Stop whatever is under way and free the wait: its call was given up (the client
-     * left, a reload dropped a timer). wake is never called after this. */
+    /* Stop whatever is under way and let go of what the wait holds: its call was
+     * given up (the client left, a reload dropped a timer). wake is never called
+     * after this. Whether the wait's own memory goes too is its maker's to say (an
+     * exchange of client.h stays until lh_fetch_free). */
     void (*cancel)(struct lh_wait *w);
     void (*wake)(void *arg); /* set by lh_wait_hold */
     void *wake_arg;
