@@ -82,6 +82,8 @@ struct lh_ctx {
      * lh_wait_hold instead of a timer. The call that asked reads and frees it when
      * resumed; one still here when the request ends is cancelled (lh_lua_request_done) */
     struct lh_wait *wait_op;
+    int64_t head_length;          /* proxy(): a HEAD's Content-Length for the response
+                                   * (-1: none; lua_resp.c hands it over) */
     struct lh_wait *wait_held;    /* one more to cancel when the request ends, waited
                                    * on or not (lh_wait_attach: a proxied body) */
     /* what runs, for the error log ("route GET /x/:id", "before hook 2"): kept as

@@ -50,6 +50,8 @@ struct lh_response {
     int fd;                             /* LH_BODY_FILE: owned, closed by lh_response_free */
     int64_t file_off, file_len;
     bool no_body;                       /* HEAD: headers as for the body, no body sent */
+    int64_t head_length;                /* >= 0: with no_body, the Content-Length to say
+                                         * (a proxied HEAD's, as the backend said it) */
     bool close;                         /* close the connection after this response */
     bool builtin;                       /* the server's own error page (lh_response_error,
                                          * docroot/404.html): front.c may give it another

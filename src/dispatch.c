@@ -133,6 +133,7 @@ void lh_dispatch_init(struct lh_ctx *ctx)
     ctx->in_after = ctx->wait_asked = false;
     ctx->wait_ns = 0;
     ctx->wait_op = ctx->wait_held = NULL;
+    ctx->head_length = -1;
     ctx->allow[0] = '\0';
     ctx->dev_error = ctx->err_detail = ctx->err_trace = NULL;
     ctx->err_status = 0;

@@ -771,6 +771,13 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
         lua_pushcclosure(L, proxy_piece, 1);
     }
     push_headers(L, h, true);
+    if (!lh_http_response_header(h, "content-type")) {
+        lua_pushboolean(L, 0); /* the backend sent none: neither does the proxy */
+        lua_setfield(L, -2, "Content-Type");
+    }
+    struct lh_ctx *ctx = lh_lua_running(L);
+    if (ctx && ctx->req->method_len == 4 && !memcmp(ctx->req->method, "HEAD", 4))
+        ctx->head_length = h->content_length; /* -1 when it did not say */
     if (lh_fetch_complete(*box)) {
         lh_fetch_free(*box);
         *box = NULL;

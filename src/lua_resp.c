@@ -129,6 +129,15 @@ static bool add_field(struct lh_lua *lua, const struct lh_ctx *ctx, struct lh_re
     lua_Unsigned n = list ? lua_rawlen(L, -1) : 1;
     if (list && !is_array(L, n))
         return header_error(ctx, name, nlen, "has a table value that is not an array");
+    if (class == LH_HNAME_SINGLE && nlen == 12 && lua_type(L, -1) == LUA_TBOOLEAN &&
+        !lua_toboolean(L, -1)) { /* ["Content-Type"] = false: none at all */
+        if (*singles & 4u)
+            return header_error(ctx, name, nlen, "is given twice (names are compared "
+                                                 "without regard to case)");
+        *singles |= 4u;
+        lh_response_unset(resp, name);
+        return true;
+    }
     if (class == LH_HNAME_SINGLE) {
         unsigned bit = nlen == 4 ? 1u : nlen == 6 ? 2u : 4u; /* Date, Server, Content-Type */
         if (n != 1)
@@ -291,6 +300,8 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         return true;
     }
     lh_response_init(resp, status);
+    resp->head_length = ctx->head_length; /* proxy(): a HEAD's length, as the backend said */
+    ctx->head_length = -1;
     const char *ctype = NULL;
     size_t len = 0;
     const char *text = NULL;

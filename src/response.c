@@ -63,6 +63,7 @@ void lh_response_init(struct lh_response *r, int status)
     r->fd = -1;
     r->file_off = r->file_len = 0;
     r->no_body = false;
+    r->head_length = -1;
     r->close = false;
     r->builtin = false;
 }
@@ -427,6 +428,8 @@ size_t lh_response_render_head(const struct lh_response *r, int version, bool ke
             PUT_FIXED("Transfer-Encoding", "chunked");
     } else if (status_has_body(r->status)) {
         int64_t len = r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
+        if (r->no_body && r->head_length >= 0 && r->body_kind == LH_BODY_NONE)
+            len = r->head_length;
         char *end = line + sizeof line, *p = end;
         uint64_t v = len > 0 ? (uint64_t)len : 0;
         do

@@ -469,8 +469,14 @@ class Proxy(ServerTest):
         self.assertLess(time.time() - t0, 2.5 * SLOW)
 
     def test_head_and_statuses(self):
-        st, _, body = curl("-I", self.s.url("/api/"))
+        st, h, body = curl("-I", self.s.url("/api/"))
         self.assertEqual(st, 200)
+        self.assertEqual(h.get("content-length"), "5")  # the backend's, not 0
+        st, h, body = curl(self.s.url("/api/"))
+        self.assertEqual((st, body), (200, b"hello"))
+        self.assertNotIn("content-type", h)  # the backend sent none; nor does the proxy
+        st, h, body = curl(self.s.url("/api/echo"))
+        self.assertEqual(h.get("content-type"), "application/json")
         for code in (201, 404, 500):
             st, _, body = curl(self.s.url("/api/status?code=%d" % code))
             self.assertEqual((st, body), (code, b"status %d" % code))

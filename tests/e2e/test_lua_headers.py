@@ -25,6 +25,8 @@ route("GET", "/own", function(req)
   return "o", { date = "Mon, 01 Jan 2001 00:00:00 GMT", SERVER = "mine/1",
                 ["content-type"] = "text/plain" }
 end)
+route("GET", "/no-type", function(req) return "raw", { ["Content-Type"] = false } end)
+route("GET", "/false-server", function(req) return "s", { Server = false } end)
 route("GET", "/cookies", function(req)
   return "c", { ["Set-Cookie"] = { "a=1", "b=2" }, ["X-One"] = { "only" } }
 end)
@@ -156,6 +158,12 @@ class LuaHeaders(ServerTest):
         self.assertEqual((r.status, r.body), (200, b"te"))
         self.assertEqual(lines(r, "Transfer-Encoding"), [])
         self.assertEqual(lines(r, "Content-Length"), ["2"])
+
+    def test_content_type_false_sends_none(self):
+        r = self.one("/no-type")
+        self.assertEqual((r.status, r.body), (200, b"raw"))
+        self.assertEqual(lines(r, "Content-Type"), [])
+        self.assertEqual(self.one("/false-server").status, 500)  # only Content-Type takes false
 
     def test_date_server_content_type_replace_the_servers(self):
         r = self.one("/own")
