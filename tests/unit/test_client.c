@@ -380,8 +380,8 @@ static void test_freed_in_every_phase(void **state)
     f = start_url("GET", "http://no-such-name.invalid/", 5, false);
     lh_fetch_free(f);
     loop_for(s, 20);
-    /* mid-body, streamed */
-    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart";
+    /* mid-body, streamed (a body over 64 KiB: smaller ones come whole) */
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\npart";
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%u/", server_port(s));
     f = start_url("GET", url, 5, true);
@@ -399,6 +399,28 @@ static void test_freed_in_every_phase(void **state)
     uint64_t before = lh_client_opened();
     expect_body(fetch(s, "/", 0), 200, "ok");
     assert_int_equal(lh_client_opened() - before, 1);
+}
+
+/* A streamed exchange hands a small body of a known length over whole, with the
+ * head; a long one comes piece by piece. */
+static void test_stream_small_body_comes_whole(void **state)
+{
+    struct server *s = *state;
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/", server_port(s));
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    struct lh_fetch *f = start_url("GET", url, 5, true);
+    wait_done(s, f);
+    assert_true(lh_fetch_complete(f));
+    size_t n;
+    assert_memory_equal(lh_fetch_body(f, &n), "hello", 5);
+    assert_int_equal(n, 5);
+    lh_fetch_free(f);
+    s->answer = "HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\nstart";
+    f = start_url("GET", url, 5, true);
+    wait_done(s, f);
+    assert_false(lh_fetch_complete(f)); /* woken at the head: the rest never comes */
+    lh_fetch_free(f);
 }
 
 /* A refused connect is reported by a deferred callback: freeing first is safe. */
@@ -537,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_pooled_connection, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_in_every_phase, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_small_body_comes_whole, setup, teardown),
         cmocka_unit_test_setup_teardown(test_freed_before_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_after_lookups, setup, teardown),
