@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "log.h"
+#include "response.h"
 #include "wait.h"
 
 #include <lauxlib.h>
@@ -59,27 +60,11 @@ static struct lh_fetch **push_box(lua_State *L)
 
 /* ---- building a request head ------------------------------------------------------------ */
 
-static bool is_tchar(unsigned char c)
-{
-    return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c);
-}
-
+/* A token (RFC 9110 5.6.2), as a method or a field name must be: response.c's
+ * classification of field names says BAD for anything else. */
 static bool is_token(const char *s, size_t n)
 {
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!is_tchar((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
-static bool value_ok(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-            return false;
-    return true;
+    return lh_response_name_class(s, n) != LH_HNAME_BAD;
 }
 
 static bool name_is(const char *n, size_t len, const char *want)
@@ -318,8 +303,9 @@ static void push_head(lua_State *L, const struct req_opts *o)
                 if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER)
                     luaL_error(L, "http.request: header %s must be a string", n);
                 const char *v = lua_tolstring(L, -1, &vl);
-                if (!value_ok(v, vl))
-                    luaL_error(L, "http.request: header %s holds CR, LF or NUL", n);
+                if (!lh_response_value_ok(v, vl))
+                    luaL_error(L, "http.request: header %s holds CR, LF or NUL (or another "
+                                  "control byte)", n);
                 lua_pushfstring(L, "%s: %s\r\n", n, v);
                 lua_rawseti(L, lines, ++nlines);
                 if (many)
