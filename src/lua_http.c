@@ -145,12 +145,14 @@ static bool method_idempotent(const char *m, size_t n)
 static void push_headers(lua_State *L, const struct lh_response_head *h, bool proxy)
 {
     bool skip_hop = proxy;
+    bool conn = proxy && lh_http_response_header(h, "connection"); /* once, not per field */
     lua_createtable(L, 0, (int)h->nheaders);
     char name[256];
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct lh_header *f = &h->headers[i];
         if (skip_hop && (hop_by_hop(f->name, f->name_len) ||
-                         named_by_connection(h->headers, h->nheaders, f->name, f->name_len)))
+                         (conn && named_by_connection(h->headers, h->nheaders, f->name,
+                                                      f->name_len))))
             continue;
         size_t n = f->name_len < sizeof name ? f->name_len : sizeof name - 1;
         for (size_t j = 0; j < n; j++)
@@ -654,11 +656,11 @@ static void push_proxy_head(lua_State *L, const struct proxy *px, const struct l
         add_field(&b, "Host", 4, host->value, host->value_len);
     else
         add_field(&b, "Host", 4, px->u.authority, strlen(px->u.authority));
-    bool xff = false;
+    bool xff = false, conn = lh_http_header(r, "connection"); /* once, not per field */
     for (uint32_t i = 0; i < r->nheaders; i++) {
         const char *n = h[i].name;
         size_t nl = h[i].name_len;
-        if (hop_by_hop(n, nl) || named_by_connection(h, r->nheaders, n, nl) ||
+        if (hop_by_hop(n, nl) || (conn && named_by_connection(h, r->nheaders, n, nl)) ||
             name_is(n, nl, "host") || name_is(n, nl, "expect") ||
             name_is(n, nl, "x-forwarded-proto") || name_is(n, nl, "x-forwarded-host"))
             continue;
