@@ -84,6 +84,10 @@ const char *lh_fetch_body(struct lh_fetch *f, size_t *len);
  * again (this call made it not done). */
 int lh_fetch_next(struct lh_fetch *f, const char **data, size_t *len);
 
+/* Stream: the body bytes lh_fetch_next has still to hand out when the head gave the
+ * length (Content-Length), -1 when the body is chunked or ends with the connection. */
+int64_t lh_fetch_left(const struct lh_fetch *f);
+
 /* Is the whole body in already (stream: nothing more will arrive)? */
 bool lh_fetch_complete(const struct lh_fetch *f);
 

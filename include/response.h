@@ -50,8 +50,11 @@ struct lh_response {
     int fd;                             /* LH_BODY_FILE: owned, closed by lh_response_free */
     int64_t file_off, file_len;
     bool no_body;                       /* HEAD: headers as for the body, no body sent */
-    int64_t head_length;                /* >= 0: with no_body, the Content-Length to say
-                                         * (a proxied HEAD's, as the backend said it) */
+    int64_t known_length;               /* >= 0: the Content-Length to say with no_body
+                                         * and no body (a proxied HEAD's, as the backend
+                                         * said it) or with a stream (proxy()'s body of
+                                         * a known length), which is then sent as it is,
+                                         * not chunked */
     bool close;                         /* close the connection after this response */
     bool builtin;                       /* the server's own error page (lh_response_error,
                                          * docroot/404.html): front.c may give it another

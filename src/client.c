@@ -875,6 +875,13 @@ int lh_fetch_next(struct lh_fetch *f, const char **data, size_t *len)
     return 2;
 }
 
+int64_t lh_fetch_left(const struct lh_fetch *f)
+{
+    if (!f->have_head || f->framing != LH_FRAMING_LENGTH)
+        return -1;
+    return f->remaining + (int64_t)evbuffer_get_length(f->body);
+}
+
 void lh_client_free_all(void)
 {
     /* exchanges still held (by a Lua state that is freed later): stopped, and cut

@@ -725,6 +725,15 @@ static int piece_k(lua_State *L, int status, lua_KContext k)
     return proxy_piece(L);
 }
 
+int64_t lh_http_stream_length(lua_State *L, int idx)
+{
+    if (lua_tocfunction(L, idx) != proxy_piece || !lua_getupvalue(L, idx, 1))
+        return -1;
+    struct lh_fetch **box = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return *box ? lh_fetch_left(*box) : 0; /* no exchange: the body has ended */
+}
+
 /* The handler's answer once the backend's head is in (stack: 1 req, 2 the box). */
 static int proxy_k(lua_State *L, int status, lua_KContext k)
 {

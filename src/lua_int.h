@@ -179,6 +179,10 @@ void lh_wait_install(lua_State *L);
 /* Install http (request, get, post) and proxy(); dir is the config file's folder, for
  * a relative ca_file. */
 void lh_http_install(lua_State *L, const char *dir);
+/* The length of the body the function at idx will give, when it is proxy()'s body of
+ * a backend response that said its Content-Length (what is left of it); -1 for any
+ * other function, whose length nobody knows before it ends. */
+int64_t lh_http_stream_length(lua_State *L, int idx);
 
 /* ---- lua_form.c ---- */
 

@@ -300,7 +300,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         return true;
     }
     lh_response_init(resp, status);
-    resp->head_length = ctx->head_length; /* proxy(): a HEAD's length, as the backend said */
+    resp->known_length = ctx->head_length; /* proxy(): a HEAD's length, as the backend said */
     ctx->head_length = -1;
     const char *ctype = NULL;
     size_t len = 0;
@@ -335,6 +335,7 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         /* streamed: called after the head is out (lh_lua_stream_next), as the handler
          * that returned it, which the error log names */
         lh_response_stream(resp);
+        resp->known_length = lh_http_stream_length(L, body);
         ctype = "text/html; charset=utf-8";
         lua_pushvalue(L, body);
         luaL_unref(L, LUA_REGISTRYINDEX, ctx->stream_ref);

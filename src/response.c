@@ -63,7 +63,7 @@ void lh_response_init(struct lh_response *r, int status)
     r->fd = -1;
     r->file_off = r->file_len = 0;
     r->no_body = false;
-    r->head_length = -1;
+    r->known_length = -1;
     r->close = false;
     r->builtin = false;
 }
@@ -423,13 +423,14 @@ size_t lh_response_render_head(const struct lh_response *r, int version, bool ke
         put_header(out, outsz, &pos, store + h->name, h->name_len, store + h->value,
                    h->value_len);
     }
-    if (r->body_kind == LH_BODY_STREAM) {
+    if (r->body_kind == LH_BODY_STREAM && r->known_length < 0) {
         if (status_has_body(r->status) && version != 10)
             PUT_FIXED("Transfer-Encoding", "chunked");
     } else if (status_has_body(r->status)) {
         int64_t len = r->body_kind == LH_BODY_FILE ? r->file_len : (int64_t)r->body_len;
-        if (r->no_body && r->head_length >= 0 && r->body_kind == LH_BODY_NONE)
-            len = r->head_length;
+        if (r->known_length >= 0 &&
+            (r->body_kind == LH_BODY_STREAM || (r->no_body && r->body_kind == LH_BODY_NONE)))
+            len = r->known_length;
         char *end = line + sizeof line, *p = end;
         uint64_t v = len > 0 ? (uint64_t)len : 0;
         do

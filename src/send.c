@@ -316,45 +316,81 @@ enum step lh_send_respond(struct conn *c, const struct lh_request *req, struct l
 /* ---- a streamed body ------------------------------------------------------------------ */
 
 /* The head goes out as for any response, with Transfer-Encoding: chunked on
- * HTTP/1.1; an HTTP/1.0 body ends with the connection, so it is closed after. The
- * access log line is written when the stream ends (lh_runq_unpark). */
+ * HTTP/1.1; an HTTP/1.0 body ends with the connection, so it is closed after. A
+ * stream of a known length (proxy()'s, lh_response.known_length) goes with its
+ * Content-Length instead, on either version. The access log line is written when the
+ * stream ends (lh_runq_unpark). */
 enum step lh_send_stream_start(struct conn *c)
 {
     struct parked *p = c->parked;
     p->stream = true;
     p->status = p->resp.status;
     p->version = p->req.version == 10 ? 10 : 11;
+    p->length = p->resp.known_length;
     p->sent = 0;
     c->state = C_STREAM;
-    bool keepalive = p->version == 11 && wants_keepalive(c, &p->req, &p->resp);
+    bool keepalive = (p->version == 11 || p->length >= 0) &&
+                     wants_keepalive(c, &p->req, &p->resp);
     return send_response(c, &p->resp, p->version, keepalive, AW_STREAM);
 }
 
 struct piece {
     struct conn *c;
     int rc;                   /* as lh_send_flush */
+    bool over;                /* the piece went past the known length */
 };
 
-/* lh_lua_stream_next's sink: one piece out as one chunk (as it is on HTTP/1.0). */
+/* lh_lua_stream_next's sink: one piece out as one chunk (as it is on HTTP/1.0, or
+ * with a known length: then never past it). */
 static void send_piece(void *arg, const char *s, size_t len)
 {
     struct piece *pc = arg;
     struct conn *c = pc->c;
+    struct parked *p = c->parked;
+    if (p->length >= 0 && len > (uint64_t)(p->length - p->sent)) {
+        len = (size_t)(p->length - p->sent);
+        pc->over = true;
+    }
     if (len == 0) { /* nothing to send; a zero-size chunk would end the body */
         pc->rc = 1;
         return;
     }
     char line[24];
-    int n = c->parked->version == 10 ? 0 : snprintf(line, sizeof line, "%zx\r\n", len);
+    int n = p->version == 10 || p->length >= 0 ? 0 : snprintf(line, sizeof line, "%zx\r\n", len);
     struct iovec iov[3] = {{line, (size_t)n}, {(void *)s, len}, {(void *)"\r\n", 2}};
     pc->rc = n ? send_iov(c, iov, 3) : send_iov(c, iov + 1, 1);
-    c->parked->sent += (int64_t)len;
+    p->sent += (int64_t)len;
+}
+
+/* Cut: no last chunk (or fewer bytes than the Content-Length said), so the client
+ * sees an incomplete body. */
+static void stream_cut(struct conn *c)
+{
+    lh_runq_unpark(c, true);
+    lh_conn_linger(c);
+}
+
+/* A stream of a known length whose function gave more, or ended before it: logged,
+ * and cut. */
+static void stream_wrong_length(struct conn *c, bool over)
+{
+    struct parked *p = c->parked;
+    int tl = p->req.target_len > 200 ? 200 : (int)p->req.target_len;
+    lh_log_error("error", "%.*s %.*s: the streamed body %s its Content-Length of %lld bytes",
+                 (int)p->req.method_len, p->req.method, tl, p->req.target,
+                 over ? "went past" : "ended before", (long long)p->length);
+    stream_cut(c);
 }
 
 /* The function returned nil: the last chunk, and on to the next request or the close. */
 static void stream_end(struct conn *c)
 {
-    bool chunked = c->parked->version == 11;
+    struct parked *p = c->parked;
+    if (p->length >= 0 && p->sent != p->length) {
+        stream_wrong_length(c, false);
+        return;
+    }
+    bool chunked = p->version == 11 && p->length < 0;
     lh_runq_unpark(c, true); /* the access log line, the function and the request go */
     c->after_write = AW_FINISH;
     int rc = chunked ? send_now(c, "0\r\n\r\n", 5, NULL, 0) : 1;
@@ -365,7 +401,7 @@ static void stream_end(struct conn *c)
 void lh_send_stream_step(struct conn *c)
 {
     struct parked *p = c->parked;
-    struct piece pc = {c, 1};
+    struct piece pc = {c, 1, false};
     lh_worker_running(c->w, &p->ctx);
     enum lh_stream_result r = lh_lua_stream_next(p->ctx.lua, &p->ctx, send_piece, &pc);
     lh_worker_running(c->w, NULL);
@@ -374,16 +410,18 @@ void lh_send_stream_step(struct conn *c)
         lh_runq_enqueue(c);
         return;
     case LH_STREAM_PIECE:
+        if (pc.over) {
+            stream_wrong_length(c, true);
+            return;
+        }
         c->after_write = AW_STREAM;
         lh_send_after_flush(c, pc.rc); /* AW_STREAM: never AGAIN */
         return;
     case LH_STREAM_END:
         stream_end(c);
         return;
-    case LH_STREAM_FAILED:
-        /* cut: no last chunk, so the client sees an incomplete body (logged) */
-        lh_runq_unpark(c, true);
-        lh_conn_linger(c);
+    case LH_STREAM_FAILED: /* logged */
+        stream_cut(c);
         return;
     }
 }

@@ -159,6 +159,9 @@ struct parked {
     int status;               /* stream: the status sent, for the access log */
     int64_t sent;             /* stream: body bytes sent so far (without framing) */
     int version;              /* stream: 10 (close-delimited) or 11 (chunked) */
+    int64_t length;           /* stream: >= 0: its Content-Length, which went out with
+                               * the head: the pieces go as they are, and the body ends
+                               * after length bytes */
     struct event *wake;       /* a wait the handler asked for (sleep), or NULL */
 };
 

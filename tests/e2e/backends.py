@@ -72,6 +72,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             n = int(q.get("n", "1048576"))
             data = (b"0123456789abcdef" * (n // 16 + 1))[:n]
             return self.reply(200, data, [("X-Sha", hashlib.sha256(data).hexdigest())])
+        if path == "/bigchunked":
+            n = int(q.get("n", "1048576"))
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for i in range(0, n, 65536):
+                piece = b"c" * min(65536, n - i)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+            return
         if path == "/redirect":
             return self.reply(int(q.get("code", "302")), "", [("Location", q.get("to", "/echo"))])
         if path == "/status":

@@ -14,7 +14,7 @@ import time
 import urllib.parse
 
 import backends
-from harness import SANITIZED, SLOW, VALGRIND, Reader, ServerTest, connect, curl, get
+from harness import SANITIZED, SLOW, VALGRIND, Reader, ServerTest, connect, curl, get, read_until_close
 
 ROUTES = r'''
 workers = 1
@@ -95,6 +95,12 @@ route("*", "/api/*", proxy(B))
 route("*", "/prefixed/*", proxy(B .. "/echo?from=proxy", { timeout = 0.5 }))
 route("GET", "/slowproxy/*", proxy(B, { timeout = 0.5 }))
 route("GET", "/deadproxy/*", proxy("http://127.0.0.1:%(dead)d"))
+local fwd = proxy(B)
+route("GET", "/upper/*", function(req)
+  local st, body, h = fwd(req)
+  return st, function() local p = body(); return p and p:upper() end, h
+end)
+route("GET", "/same/*", function(req) return fwd(req) end)
 '''
 
 
@@ -341,6 +347,24 @@ class Broken(ServerTest):
         self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
+    def test_close_mid_long_proxied_body_is_cut(self):
+        # the client was promised the backend's length: it gets fewer bytes and a close
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + b"x" * 200000)
+            c.close()
+        b, s = self.serve(script)
+        sock = connect(s.port, timeout=10 * SLOW)
+        sock.sendall(get("/api/cut"))
+        data = read_until_close(sock)
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        self.assertIn(b"\r\nContent-Length: 1048576\r\n", head + b"\r\n")
+        self.assertEqual(body, b"x" * 200000)
+        self.wait_for(lambda: b"closed the connection before the response body ended" in
+                      open(os.path.join(s.dir, "error.log"), "rb").read(), what="the log line")
+        self.assertEqual(curl(s.url("/quick"))[2], b"quick")
+
     def test_extra_bytes_are_not_pooled(self):
         def script(b, c):
             while b.read_head(c):
@@ -441,10 +465,41 @@ class Proxy(ServerTest):
         n = 8 << 20
         st, h, body = curl(self.s.url("/api/big?n=%d" % n), timeout=60)
         self.assertEqual(st, 200)
+        # streamed, and still with the backend's length (a download shows its progress)
+        self.assertEqual(h.get("content-length"), str(n))
+        self.assertNotIn("transfer-encoding", h)
         self.assertEqual(len(body), n)
         self.assertEqual(hashlib.sha256(body).hexdigest(), h["x-sha"])
         rss = self.s.rss()
         self.assertLess(rss, 200 << 20)
+
+    def test_a_long_body_keeps_its_length_on_http_1_0_and_the_connection(self):
+        n = 300000
+        s = connect(self.s.port, timeout=10 * SLOW)
+        rd = Reader(s)
+        for _ in range(2):  # the second request on the same connection
+            s.sendall(b"GET /api/big?n=%d HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" % n)
+            r = rd.response()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.header("Content-Length"), str(n))
+            self.assertEqual(hashlib.sha256(r.body).hexdigest(), r.header("X-Sha"))
+        s.close()
+
+    def test_a_long_chunked_body_stays_chunked(self):
+        n = 300000
+        st, h, body = curl(self.s.url("/api/bigchunked?n=%d" % n), timeout=60)
+        self.assertEqual((st, body), (200, b"c" * n))
+        self.assertEqual(h.get("transfer-encoding"), "chunked")
+        self.assertNotIn("content-length", h)
+        # a handler that changes the proxied pieces cannot keep the length either
+        n = 300000
+        st, h, body = curl(self.s.url("/upper/big?n=%d" % n), timeout=60)
+        self.assertEqual(body, (b"0123456789ABCDEF" * (n // 16 + 1))[:n])
+        self.assertEqual(h.get("transfer-encoding"), "chunked")
+        # one that hands them on as they are keeps it
+        st, h, body = curl(self.s.url("/same/big?n=%d" % n), timeout=60)
+        self.assertEqual(h.get("content-length"), str(n))
+        self.assertEqual(len(body), n)
 
     def test_keepalive_to_the_backend(self):
         s = connect(self.s.port, timeout=10 * SLOW)

@@ -402,7 +402,8 @@ static void test_freed_in_every_phase(void **state)
 }
 
 /* A streamed exchange hands a small body of a known length over whole, with the
- * head; a long one comes piece by piece. */
+ * head; a long one comes piece by piece, and lh_fetch_left says what is still to be
+ * handed out (-1 for a chunked one). */
 static void test_stream_small_body_comes_whole(void **state)
 {
     struct server *s = *state;
@@ -420,6 +421,17 @@ static void test_stream_small_body_comes_whole(void **state)
     f = start_url("GET", url, 5, true);
     wait_done(s, f);
     assert_false(lh_fetch_complete(f)); /* woken at the head: the rest never comes */
+    assert_int_equal(lh_fetch_left(f), 70000);
+    const char *data;
+    assert_int_equal(lh_fetch_next(f, &data, &n), 1);
+    assert_memory_equal(data, "start", 5);
+    assert_int_equal(lh_fetch_left(f), 69995);
+    lh_fetch_free(f);
+    s->answer = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nstart\r\n";
+    f = start_url("GET", url, 5, true);
+    wait_done(s, f);
+    assert_false(lh_fetch_complete(f));
+    assert_int_equal(lh_fetch_left(f), -1);
     lh_fetch_free(f);
 }
 

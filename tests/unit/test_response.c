@@ -94,6 +94,31 @@ static void test_stream_render(void **state)
     lh_response_free(&r);
 }
 
+/* A stream of a known length (proxy()'s): its Content-Length on either version, no
+ * chunked framing; a HEAD says the same. */
+static void test_stream_of_known_length_render(void **state)
+{
+    lh_response_init(&r, 200);
+    lh_response_stream(&r);
+    r.known_length = 300000;
+    assert_string_equal(render(11, 1), "HTTP/1.1 200 OK\r\n"
+                                       "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                       "Server: luahttpd/0.1.0\r\n"
+                                       "Content-Length: 300000\r\n\r\n");
+    assert_string_equal(render(10, 1), "HTTP/1.0 200 OK\r\n"
+                                       "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
+                                       "Server: luahttpd/0.1.0\r\n"
+                                       "Content-Length: 300000\r\n"
+                                       "Connection: keep-alive\r\n\r\n");
+    r.no_body = true;
+    assert_non_null(strstr(render(11, 1), "Content-Length: 300000\r\n"));
+    /* a body in memory says its own length, whatever was known before */
+    r.no_body = false;
+    lh_response_body(&r, "abc", 3, NULL);
+    assert_non_null(strstr(render(11, 1), "Content-Length: 3\r\n"));
+    lh_response_free(&r);
+}
+
 static void test_error_page(void **state)
 {
     lh_response_init(&r, 200);
@@ -309,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_connection_header),
         cmocka_unit_test(test_head_keeps_length_sends_nothing),
         cmocka_unit_test(test_stream_render),
+        cmocka_unit_test(test_stream_of_known_length_render),
         cmocka_unit_test(test_error_page),
         cmocka_unit_test(test_get_unset),
         cmocka_unit_test(test_store_full),
