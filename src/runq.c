@@ -1,5 +1,13 @@
-/* runq.c - requests whose Lua handler paused: a run queue per worker, one time slice
- * each per turn of the event loop. See server_int.h. */
+/* runq.c - requests whose Lua handler paused: a run queue per worker. See
+ * server_int.h.
+ *
+ * The queue runs after the events of a poll: each request that was in the queue then
+ * gets one time slice (a handler that computes gets no second one before the next
+ * poll), and the run stops early once RUN_BUDGET_MS have gone, so requests that
+ * arrive meanwhile wait at most that and one slice. A request whose wait ended (a
+ * backend answered, a sleep is over) runs in the same turn of the loop as the event
+ * that ended it, after the other events of its poll, rather than one poll later: a
+ * proxied request costs no extra poll. */
 #include "server_int.h"
 #include "dispatch.h"
 #include "lua_host.h"
@@ -11,6 +19,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#define RUN_BUDGET_MS 1
+
 static void schedule_resume(struct worker *w)
 {
     static const struct timeval now = {0, 0};
@@ -18,13 +28,13 @@ static void schedule_resume(struct worker *w)
         evtimer_add(w->resume_ev, &now); /* after the next poll: I/O goes first */
 }
 
-static void enqueue(struct worker *w, struct conn *c);
+static void enqueue(struct worker *w, struct conn *c, bool woken);
 
 /* The wait is over: the request's next turn. */
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    enqueue(c->w, c);
+    enqueue(c->w, c, true);
 }
 
 /* The parked request's handler asked to wait (sleep): it is queued when a timer of
@@ -49,11 +59,13 @@ static int wait_for_timer(struct conn *c, struct parked *p)
 static void wake_conn(void *arg)
 {
     struct conn *c = arg;
-    enqueue(c->w, c);
+    enqueue(c->w, c, true);
 }
 
-/* c's next turn: in the run queue, or after the wait its handler asked for. */
-static void enqueue(struct worker *w, struct conn *c)
+/* c's next turn: in the run queue, or after the wait its handler asked for. woken: its
+ * wait just ended, in an event's callback: the queue runs in this turn of the loop
+ * (event_active: after the events of this poll, which share the priority). */
+static void enqueue(struct worker *w, struct conn *c, bool woken)
 {
     struct parked *p = c->parked;
     if (p && p->ctx.wait_asked && p->ctx.wait_op) {
@@ -66,15 +78,19 @@ static void enqueue(struct worker *w, struct conn *c)
     if (p)
         p->ctx.wait_asked = false; /* sleep(0): this turn is all it asked for */
     c->next_run = NULL;
+    c->run_seq = ++w->run_seq;
     if (w->runq_tail)
         w->runq_tail->next_run = c;
     else
         w->runq = c;
     w->runq_tail = c;
-    schedule_resume(w);
+    if (woken)
+        event_active(w->resume_ev, EV_TIMEOUT, 1);
+    else
+        schedule_resume(w);
 }
 
-void lh_runq_enqueue(struct conn *c) { enqueue(c->w, c); }
+void lh_runq_enqueue(struct conn *c) { enqueue(c->w, c, false); }
 
 /* A body borrowed from the file cache or the cache of gzip-coded copies may be gone
  * when the request goes on (other requests refill them meanwhile): r gets a copy. */
@@ -143,7 +159,7 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
     } else {
         lh_conn_arm(c, EV_READ, PARKED_WATCH); /* a client that leaves abandons the handler */
     }
-    enqueue(c->w, c);
+    enqueue(c->w, c, false);
     return DONE;
 }
 
@@ -193,20 +209,15 @@ void lh_runq_unpark(struct conn *c, bool abandon)
     free(p);
 }
 
-/* One slice of the oldest paused handler; then the queue waits for the next poll. */
-void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
+/* One slice of the oldest paused handler. */
+static void run_one(struct worker *w)
 {
-    struct worker *w = arg;
     struct conn *c = w->runq;
-    if (!c)
-        return;
     w->runq = c->next_run;
     if (!w->runq)
         w->runq_tail = NULL;
     if (c->state == C_STREAM) {
         lh_send_stream_step(c);
-        if (w->runq)
-            schedule_resume(w);
         return;
     }
     struct parked *p = c->parked;
@@ -216,12 +227,10 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     if (r == LH_SUSPENDED) {
         /* a slice that answered with file() and then paused in an after hook */
         own_body(&p->resp);
-        enqueue(w, c);
+        enqueue(w, c, false);
         return;
     }
     if (lh_response_streams(&p->resp)) {
-        if (w->runq)
-            schedule_resume(w);
         if (lh_send_stream_start(c) == AGAIN)
             lh_conn_process(c);
         return;
@@ -234,8 +243,22 @@ void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
     struct lh_response *resp = &w->resp;
     lh_response_move(resp, &p->resp);
     lh_runq_unpark(c, false);
-    if (w->runq)
-        schedule_resume(w);
     if (lh_send_respond(c, req, resp) == AGAIN)
         lh_conn_process(c);
+}
+
+/* The queue's turn (see the top): a slice for each request queued before it began,
+ * oldest first, within the budget; the rest after the next poll. */
+void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    uint32_t upto = w->run_seq;
+    int64_t start = w->runq && w->runq->next_run ? mono_ms() : 0;
+    while (w->runq && (int32_t)(w->runq->run_seq - upto) <= 0) {
+        run_one(w);
+        if (w->runq && mono_ms() - start >= RUN_BUDGET_MS)
+            break;
+    }
+    if (w->runq)
+        schedule_resume(w);
 }

@@ -112,6 +112,7 @@ struct worker {
     struct event *resume_ev;      /* runs the next slice of a paused Lua handler */
     struct event *docroot_ev;     /* the docroot changed (fcache's inotify), or NULL */
     struct conn *runq, *runq_tail;/* connections whose handler paused, oldest first */
+    uint32_t run_seq;             /* counts the run queue's entries */
     struct settings *set;
     struct conn *conns;           /* every open connection, for shutdown */
     long nconns;
@@ -189,6 +190,7 @@ struct conn {
     struct lh_chunked chunk;
     struct parked *parked;   /* C_LUA: the request, its response and where it stands */
     struct conn *next_run;   /* C_LUA: the next connection in the run queue */
+    uint32_t run_seq;        /* C_LUA: when it was queued (worker's run_seq then) */
     uint32_t nreq;           /* responses sent on this connection */
     double deadline;         /* monotonic time the current request must be in by */
     char *out;               /* unsent bytes of the response (owned) */

@@ -59,7 +59,19 @@ WORKLOADS = [
     ("sql row", "/api/row?id=7", False),
     ("conn 615 B", "/small.html", True),
     ("conn 404", "/missing.html", True),
+    # the outbound ones: a second luahttpd (not measured) serves the file as the backend
+    ("proxy 615 B", "/p/small.html", False),
+    ("http.get 615 B", "/fetch", False),
 ]
+
+OUTBOUND_ROUTES = """
+route("*", "/p/*", proxy("http://127.0.0.1:{backend}"))
+route("GET", "/fetch", function(req)
+  local res, err = http.get("http://127.0.0.1:{backend}/small.html")
+  if not res or res.status ~= 200 then return 502, err or "backend said " .. res.status end
+  return res.body
+end)
+"""
 
 CONFIG = """
 docroot = "{www}"
@@ -213,8 +225,20 @@ def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
     d = tempfile.mkdtemp(dir=scratch)
     port = free_port()
     conf = os.path.join(d, "config.lua")
+    routes = LUAHTTPD_ROUTES
+    backend = None
+    if target.startswith(("/p/", "/fetch")):
+        bdir = tempfile.mkdtemp(dir=scratch)
+        bport = free_port()
+        bconf = os.path.join(bdir, "config.lua")
+        with open(bconf, "w") as f:
+            f.write(CONFIG.format(www=www, port=bport, dir=bdir, routes=""))
+        backend = subprocess.Popen([binary, "-c", bconf], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(bport, backend, time.monotonic() + 30)
+        routes += OUTBOUND_ROUTES.format(backend=bport)
     with open(conf, "w") as f:
-        f.write(CONFIG.format(www=www, port=port, dir=d, routes=LUAHTTPD_ROUTES))
+        f.write(CONFIG.format(www=www, port=port, dir=d, routes=routes))
     if tool == "callgrind":
         argv = ["valgrind", "--tool=callgrind", "--trace-children=yes",
                 "--callgrind-out-file=%s/out.%%p" % d]
@@ -228,6 +252,8 @@ def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
         drive(port, target, per_conn, n, conc, deadline, headers)
     finally:
         stop(proc, tool)
+        if backend:
+            stop(backend, None)
     outs = [f for f in os.listdir(d) if f.startswith("out.")]
     if tool == "callgrind":
         workers = [f for f in outs if f != "out.%d" % proc.pid]
