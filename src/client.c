@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,7 +60,11 @@ struct upstream {
 
 struct pool {
     struct pool *next;
-    char *key;
+    /* the key */
+    bool tls, verify;           /* verify: only with tls */
+    uint16_t port;
+    char *host;
+    char *ca_file;              /* only with tls; NULL: the system's CAs */
     struct upstream *idle;
     unsigned nidle, nopen;
     struct lh_fetch *queue, *queue_tail; /* exchanges waiting for a connection */
@@ -88,7 +93,6 @@ struct lh_fetch {
     struct lh_fetch_opts o;
     struct lh_url u;
     char *ca_file;
-    char *key;                  /* the pool's key */
     struct pool *pool;
     enum phase phase;
     struct upstream *up;
@@ -106,7 +110,6 @@ struct lh_fetch {
     /* the response */
     size_t scanned;
     char *head_buf;
-    struct lh_response_head head;
     bool have_head;
     enum lh_body_framing framing;
     int64_t remaining;          /* LH_FRAMING_LENGTH: body bytes still to come */
@@ -115,8 +118,11 @@ struct lh_fetch {
     size_t body_total;
     char *piece;                /* stream: the last piece handed out */
     bool reading_paused;        /* stream: the reader is STREAM_AHEAD behind */
-    char err[256];
     int err_status;
+    /* from here on not cleared when made (lh_fetch_start): 3 KB, mostly room for
+     * headers, each written before it is read */
+    char err[256];
+    struct lh_response_head head; /* once have_head */
 };
 
 static void fail(struct lh_fetch *f, int status, const char *fmt, ...)
@@ -280,16 +286,32 @@ static void upstream_release(struct upstream *up)
     p->nidle++;
 }
 
-static struct pool *pool_for(const char *key)
+static void pool_free(struct pool *p)
 {
+    free(p->host);
+    free(p->ca_file);
+    free(p);
+}
+
+/* The pool of f's server and TLS settings, made when there is none yet. */
+static struct pool *pool_for(const struct lh_fetch *f)
+{
+    bool tls = f->u.tls, verify = tls && f->o.verify;
+    const char *ca = tls ? f->ca_file : NULL;
     for (struct pool *p = pools; p; p = p->next)
-        if (!strcmp(p->key, key))
+        if (p->port == f->u.port && p->tls == tls && p->verify == verify &&
+            !strcmp(p->host, f->u.host) && (p->ca_file && ca ? !strcmp(p->ca_file, ca)
+                                                             : p->ca_file == ca))
             return p;
     struct pool *p = calloc(1, sizeof *p);
-    if (!p || !(p->key = strdup(key))) {
-        free(p);
+    if (!p || !(p->host = strdup(f->u.host)) || (ca && !(p->ca_file = strdup(ca)))) {
+        if (p)
+            pool_free(p);
         return NULL;
     }
+    p->tls = tls;
+    p->verify = verify;
+    p->port = f->u.port;
     p->next = pools;
     pools = p;
     return p;
@@ -438,8 +460,8 @@ static int take_head(struct lh_fetch *f, struct evbuffer *in)
             return 0;
         size_t look = n > HEAD_MAX ? HEAD_MAX : n;
         const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-        struct lh_response_head h;
-        int r = lh_http_parse_response_head(p, look, &f->scanned, HEAD_MAX, &h);
+        struct lh_response_head *h = &f->head;
+        int r = lh_http_parse_response_head(p, look, &f->scanned, HEAD_MAX, h);
         if (r == 0 && look < HEAD_MAX)
             return 0;
         if (r <= 0) {
@@ -449,8 +471,8 @@ static int take_head(struct lh_fetch *f, struct evbuffer *in)
             return -1;
         }
         f->scanned = 0;
-        if (h.status >= 100 && h.status < 200) {
-            if (h.status == 101) {
+        if (h->status >= 100 && h->status < 200) {
+            if (h->status == 101) {
                 fail(f, 502, "%s switched protocols (101), which is not supported",
                      f->u.authority);
                 return -1;
@@ -458,16 +480,20 @@ static int take_head(struct lh_fetch *f, struct evbuffer *in)
             evbuffer_drain(in, (size_t)r);
             continue;
         }
-        /* the head's fields point into its own copy */
+        /* the head's fields point into its own copy: moved there */
         free(f->head_buf);
-        f->head_buf = malloc((size_t)r);
-        if (!f->head_buf) {
+        char *copy = f->head_buf = malloc((size_t)r);
+        if (!copy) {
             fail(f, 502, "out of memory");
             return -1;
         }
-        evbuffer_remove(in, f->head_buf, (size_t)r);
-        size_t scanned = 0;
-        lh_http_parse_response_head(f->head_buf, (size_t)r, &scanned, HEAD_MAX, &f->head);
+        memcpy(copy, p, (size_t)r);
+        evbuffer_drain(in, (size_t)r);
+        h->reason = copy + (h->reason - p);
+        for (uint32_t i = 0; i < h->nheaders; i++) {
+            h->headers[i].name = copy + (h->headers[i].name - p);
+            h->headers[i].value = copy + (h->headers[i].value - p);
+        }
         f->have_head = true;
         f->framing = lh_http_response_framing(&f->head, f->o.head_request);
         f->remaining = f->framing == LH_FRAMING_LENGTH ? f->head.content_length : -1;
@@ -756,9 +782,11 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     struct event_base *base = lh_wait_base();
     if (!base)
         return NULL;
-    struct lh_fetch *f = calloc(1, sizeof *f);
+    struct lh_fetch *f = malloc(sizeof *f);
     if (!f)
         return NULL;
+    memset(f, 0, offsetof(struct lh_fetch, err));
+    f->err[0] = '\0';
     f->wait.cancel = cancel;
     f->o = *o;
     f->u = *u;
@@ -774,16 +802,11 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     if (o->ca_file)
         f->ca_file = strdup(o->ca_file);
     f->o.ca_file = f->ca_file;
-    size_t klen = strlen(u->host) + (f->ca_file ? strlen(f->ca_file) : 0) + 40;
-    f->key = malloc(klen);
-    if (!f->out || !f->body || !f->deadline || (o->ca_file && !f->ca_file) || !f->key) {
+    if (!f->out || !f->body || !f->deadline || (o->ca_file && !f->ca_file)) {
         lh_fetch_free(f);
         return NULL;
     }
-    snprintf(f->key, klen, "%s://%s:%u %d %s", u->tls ? "https" : "http", u->host,
-             (unsigned)u->port, u->tls ? (int)o->verify : 0,
-             u->tls && f->ca_file ? f->ca_file : "");
-    f->pool = pool_for(f->key);
+    f->pool = pool_for(f);
     if (!f->pool) {
         lh_fetch_free(f);
         return NULL;
@@ -818,7 +841,6 @@ void lh_fetch_free(struct lh_fetch *f)
     free(f->head_buf);
     free(f->out);
     free(f->ca_file);
-    free(f->key);
     free(f);
 }
 
@@ -902,8 +924,7 @@ void lh_client_free_all(void)
             bufferevent_free(up->bev);
             free(up);
         }
-        free(p->key);
-        free(p);
+        pool_free(p);
     }
     while (tls_ctxs) {
         struct tls_ctx *t = tls_ctxs;

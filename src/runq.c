@@ -14,6 +14,7 @@
 #include "wait.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,7 +112,9 @@ static void own_body(struct lh_response *r)
 int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx)
 {
     struct worker *w = c->w;
-    struct parked *p = calloc(1, sizeof *p);
+    /* 13 KB, mostly room for headers: filled field by field, not cleared first (a
+     * calloc's clearing was a quarter of a proxied request's instructions) */
+    struct parked *p = malloc(sizeof *p);
     char *pathbuf = malloc(ctx->pathcap);
     if (!p || !pathbuf) {
         free(p);
@@ -120,7 +123,13 @@ int lh_runq_keep(struct conn *c, const struct lh_ctx *ctx)
         lh_response_free(ctx->resp); /* what the handler had made so far */
         return -1;
     }
-    p->req = *ctx->req;
+    p->stream = false;
+    p->status = p->version = 0;
+    p->sent = 0;
+    p->length = -1;
+    p->wake = NULL;
+    memcpy(&p->req, ctx->req, offsetof(struct lh_request, headers) +
+                                  ctx->req->nheaders * sizeof ctx->req->headers[0]);
     if (ctx->req->host)
         p->req.host = &p->req.headers[ctx->req->host - ctx->req->headers];
     lh_response_move(&p->resp, ctx->resp);
@@ -237,7 +246,8 @@ static void run_one(struct worker *w)
     }
     c->state = C_HEAD;
     struct lh_request *req = &w->req; /* the head again, in the scratch; unpark frees p */
-    *req = p->req;
+    memcpy(req, &p->req, offsetof(struct lh_request, headers) +
+                             p->req.nheaders * sizeof p->req.headers[0]);
     if (p->req.host)
         req->host = &req->headers[p->req.host - p->req.headers];
     struct lh_response *resp = &w->resp;
