@@ -17,6 +17,7 @@
 #include "client.h"
 
 #include "http.h"
+#include "sanitizer.h"
 #include "wait.h"
 
 #include <event2/buffer.h>
@@ -72,6 +73,12 @@ struct pool {
 
 static struct pool *pools;
 static uint64_t opened;
+
+/* Exchanges freed, kept for the next ones with their buffer and timer: 3 KB is past
+ * malloc's fast caches. Without LH_POOLS, none. */
+#define SPARE_FETCHES (LH_POOLS ? 64 : 0)
+static struct lh_fetch *spare[SPARE_FETCHES + 1];
+static int nspare;
 static struct lh_fetch *live;   /* every exchange not yet freed */
 static bool closing;            /* lh_client_free_all runs: start nothing */
 
@@ -782,9 +789,16 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     struct event_base *base = lh_wait_base();
     if (!base)
         return NULL;
-    struct lh_fetch *f = malloc(sizeof *f);
-    if (!f)
+    struct lh_fetch *f;
+    struct evbuffer *keep_body = NULL;
+    struct event *keep_deadline = NULL;
+    if (nspare) { /* a spare keeps its buffer and its timer, whose argument it is */
+        f = spare[--nspare];
+        keep_body = f->body;
+        keep_deadline = f->deadline;
+    } else if (!(f = malloc(sizeof *f))) {
         return NULL;
+    }
     memset(f, 0, offsetof(struct lh_fetch, err));
     f->err[0] = '\0';
     f->wait.cancel = cancel;
@@ -793,8 +807,8 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     f->u.target = NULL; /* the caller's string; the head has it */
     f->out_len = head_len + body_len;
     f->out = malloc(f->out_len ? f->out_len : 1);
-    f->body = evbuffer_new();
-    f->deadline = evtimer_new(base, on_deadline, f);
+    f->body = keep_body ? keep_body : evbuffer_new();
+    f->deadline = keep_deadline ? keep_deadline : evtimer_new(base, on_deadline, f);
     f->live_next = live;
     if (live)
         live->live_prev = f;
@@ -834,13 +848,19 @@ void lh_fetch_free(struct lh_fetch *f)
         f->live_next->live_prev = f->live_prev;
     if (f->addrs)
         evutil_freeaddrinfo(f->addrs);
+    free(f->head_buf);
+    free(f->out);
+    free(f->ca_file);
+    if (nspare < SPARE_FETCHES && f->deadline && f->body && !closing) {
+        event_del(f->deadline);
+        evbuffer_drain(f->body, evbuffer_get_length(f->body));
+        spare[nspare++] = f;
+        return;
+    }
     if (f->deadline)
         event_free(f->deadline);
     if (f->body)
         evbuffer_free(f->body);
-    free(f->head_buf);
-    free(f->out);
-    free(f->ca_file);
     free(f);
 }
 
@@ -914,6 +934,12 @@ void lh_client_free_all(void)
         if (f->deadline)
             event_free(f->deadline);
         f->deadline = NULL;
+    }
+    while (nspare) { /* their timers belong to this loop */
+        struct lh_fetch *f = spare[--nspare];
+        event_free(f->deadline);
+        evbuffer_free(f->body);
+        free(f);
     }
     while (pools) {
         struct pool *p = pools;

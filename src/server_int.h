@@ -309,6 +309,8 @@ void lh_runq_unpark(struct conn *c, bool abandon);
 void lh_runq_watch(struct conn *c);
 /* Event callback: one slice of the oldest paused handler. */
 void lh_runq_on_resume(evutil_socket_t fd, short what, void *arg);
+/* Free the parked-request structures kept for reuse (a worker's exit). */
+void lh_runq_free_spares(void);
 
 /* ---- worker.c ---- */
 

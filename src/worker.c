@@ -445,6 +445,7 @@ static void worker_free(struct worker *w)
     if (w->set)
         lh_timer_stop(w->set->lua); /* their events, before their base */
     lh_client_free_all(); /* outbound connections and exchanges, before their base */
+    lh_runq_free_spares();
     lh_wait_set_base(NULL); /* the resolver, before its base */
     if (w->base)
         event_base_free(w->base);
