@@ -76,20 +76,38 @@ static bool name_is(const char *n, size_t len, const char *want)
  * on by proxy() in either direction. */
 static bool hop_by_hop(const char *n, size_t len)
 {
-    static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-                                        "proxy-authenticate", "proxy-authorization",
-                                        "te", "trailer", "transfer-encoding", "upgrade",
-                                        "content-length", NULL};
-    for (const char *const *p = names; *p; p++)
-        if (name_is(n, len, *p))
-            return true;
-    return false;
+    const char *a = NULL, *b = NULL; /* the names of this length */
+    switch (len) {
+    case 2: a = "te"; break;
+    case 7: a = "trailer", b = "upgrade"; break;
+    case 10: a = "connection", b = "keep-alive"; break;
+    case 14: a = "content-length"; break;
+    case 16: a = "proxy-connection"; break;
+    case 17: a = "transfer-encoding"; break;
+    case 18: a = "proxy-authenticate"; break;
+    case 19: a = "proxy-authorization"; break;
+    default: return false;
+    }
+    return !strncasecmp(n, a, len) || (b && !strncasecmp(n, b, len));
 }
 
-/* Is n one of the tokens of the Connection fields in headers? (Those name more
- * hop-by-hop fields.) */
-static bool named_by_connection(const struct lh_header *h, uint32_t nh, const char *n,
-                                size_t len)
+/* The field names a message's Connection fields list (those are hop-by-hop too),
+ * gathered once per message rather than looked for once per field. */
+#define CONN_NAMES_MAX 16
+struct conn_names {
+    uint32_t n;
+    bool more;                      /* over CONN_NAMES_MAX: the rest are not kept */
+    const struct lh_header *h;
+    uint32_t nh;
+    struct {
+        const char *s;
+        size_t len;
+    } name[CONN_NAMES_MAX];
+};
+
+/* Call fn(arg, token, len) for each token of the Connection fields in h. */
+static bool each_conn_name(const struct lh_header *h, uint32_t nh,
+                           bool (*fn)(void *arg, const char *t, size_t len), void *arg)
 {
     for (uint32_t i = 0; i < nh; i++) {
         if (!name_is(h[i].name, h[i].name_len, "connection"))
@@ -101,11 +119,55 @@ static bool named_by_connection(const struct lh_header *h, uint32_t nh, const ch
             const char *t = v;
             while (v < end && *v != ',' && *v != ' ' && *v != '\t')
                 v++;
-            if (v > t && (size_t)(v - t) == len && !strncasecmp(t, n, len))
+            if (v > t && fn(arg, t, (size_t)(v - t)))
                 return true;
         }
     }
     return false;
+}
+
+static bool keep_conn_name(void *arg, const char *t, size_t len)
+{
+    struct conn_names *c = arg;
+    if (hop_by_hop(t, len)) /* "keep-alive", "close": dropped anyway */
+        return false;
+    if (c->n == CONN_NAMES_MAX)
+        c->more = true;
+    else
+        c->name[c->n].s = t, c->name[c->n++].len = len;
+    return false;
+}
+
+static void conn_names_init(struct conn_names *c, const struct lh_header *h, uint32_t nh)
+{
+    c->n = 0;
+    c->more = false;
+    c->h = h;
+    c->nh = nh;
+    each_conn_name(h, nh, keep_conn_name, c);
+}
+
+struct wanted {
+    const char *n;
+    size_t len;
+};
+
+static bool is_wanted(void *arg, const char *t, size_t len)
+{
+    const struct wanted *w = arg;
+    return len == w->len && !strncasecmp(t, w->n, len);
+}
+
+/* Is the field n hop-by-hop: one of RFC 9110's, or named by the Connection fields? */
+static bool hop_field(const struct conn_names *c, const char *n, size_t len)
+{
+    if (hop_by_hop(n, len))
+        return true;
+    for (uint32_t i = 0; i < c->n; i++)
+        if (c->name[i].len == len && !strncasecmp(c->name[i].s, n, len))
+            return true;
+    struct wanted w = {n, len};
+    return c->more && each_conn_name(c->h, c->nh, is_wanted, &w);
 }
 
 static void add_field(luaL_Buffer *b, const char *n, size_t nl, const char *v, size_t vl)
@@ -144,15 +206,14 @@ static bool method_idempotent(const char *m, size_t n)
  * backend wrote them (the server sends them on). */
 static void push_headers(lua_State *L, const struct lh_response_head *h, bool proxy)
 {
-    bool skip_hop = proxy;
-    bool conn = proxy && lh_http_response_header(h, "connection"); /* once, not per field */
+    struct conn_names conn;
+    if (proxy)
+        conn_names_init(&conn, h->headers, h->nheaders);
     lua_createtable(L, 0, (int)h->nheaders);
     char name[256];
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct lh_header *f = &h->headers[i];
-        if (skip_hop && (hop_by_hop(f->name, f->name_len) ||
-                         (conn && named_by_connection(h->headers, h->nheaders, f->name,
-                                                      f->name_len))))
+        if (proxy && hop_field(&conn, f->name, f->name_len))
             continue;
         size_t n = f->name_len < sizeof name ? f->name_len : sizeof name - 1;
         for (size_t j = 0; j < n; j++)
@@ -656,11 +717,13 @@ static void push_proxy_head(lua_State *L, const struct proxy *px, const struct l
         add_field(&b, "Host", 4, host->value, host->value_len);
     else
         add_field(&b, "Host", 4, px->u.authority, strlen(px->u.authority));
-    bool xff = false, conn = lh_http_header(r, "connection"); /* once, not per field */
+    bool xff = false;
+    struct conn_names conn;
+    conn_names_init(&conn, h, r->nheaders);
     for (uint32_t i = 0; i < r->nheaders; i++) {
         const char *n = h[i].name;
         size_t nl = h[i].name_len;
-        if (hop_by_hop(n, nl) || (conn && named_by_connection(h, r->nheaders, n, nl)) ||
+        if (hop_field(&conn, n, nl) ||
             name_is(n, nl, "host") || name_is(n, nl, "expect") ||
             name_is(n, nl, "x-forwarded-proto") || name_is(n, nl, "x-forwarded-host"))
             continue;

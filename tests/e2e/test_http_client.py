@@ -446,6 +446,19 @@ class Proxy(ServerTest):
         for gone in ("x-secret", "te", "connection"):
             self.assertNotIn(gone, hd)
 
+    def test_every_field_connection_names_is_dropped(self):
+        # many names (the proxy keeps 16 at hand and looks the rest up), in two fields
+        names = ["X-Hop%d" % i for i in range(20)]
+        args = ["-H", "Connection: " + ", ".join(names[:12]),
+                "-H", "Connection: " + ",".join(names[12:]) + ", keep-alive"]
+        for n in names:
+            args += ["-H", "%s: v" % n]
+        e = json.loads(curl(*args, "-H", "X-Stays: s", self.s.url("/api/echo"))[2])
+        hd = dict(e["headers"])
+        self.assertEqual(hd.get("x-stays"), "s")
+        for n in names:
+            self.assertNotIn(n.lower(), hd)
+
     def test_prefix_of_the_url_and_its_query(self):
         e = json.loads(curl(self.s.url("/prefixed/more?z=9"))[2])
         self.assertEqual(e["path"], "/echo/more?from=proxy&z=9")
