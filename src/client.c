@@ -77,7 +77,7 @@ static uint64_t opened;
 /* Exchanges freed, kept for the next ones with their buffer and timer: 3 KB is past
  * malloc's fast caches. Without LH_POOLS, none. */
 #define SPARE_FETCHES (LH_POOLS ? 64 : 0)
-static struct lh_fetch *spare[SPARE_FETCHES + 1];
+static struct lh_fetch *spare[LH_POOLS ? SPARE_FETCHES : 1];
 static int nspare;
 static struct lh_fetch *live;   /* every exchange not yet freed */
 static bool closing;            /* lh_client_free_all runs: start nothing */
@@ -792,7 +792,8 @@ struct lh_fetch *lh_fetch_start(const struct lh_url *u, const char *head, size_t
     struct lh_fetch *f;
     struct evbuffer *keep_body = NULL;
     struct event *keep_deadline = NULL;
-    if (nspare) { /* a spare keeps its buffer and its timer, whose argument it is */
+    if (SPARE_FETCHES > 0 && nspare > 0) {
+        /* a spare keeps its buffer and its timer, whose argument it is */
         f = spare[--nspare];
         keep_body = f->body;
         keep_deadline = f->deadline;

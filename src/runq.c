@@ -25,13 +25,16 @@
 
 /* Parked requests freed, kept for the next ones: 13 KB is past malloc's fast caches
  * (4 % of a proxied request's time went to malloc). Without LH_POOLS, none. */
-#define SPARE_PARKED (LH_POOLS ? 64 : 0)
-static struct parked *spare_parked[SPARE_PARKED + 1];
+#if LH_POOLS
+#define SPARE_PARKED 64
+static struct parked *spare_parked[SPARE_PARKED];
 static int nspare_parked;
 
 static struct parked *parked_new(void)
 {
-    return nspare_parked ? spare_parked[--nspare_parked] : malloc(sizeof(struct parked));
+    if (nspare_parked)
+        return spare_parked[--nspare_parked];
+    return malloc(sizeof(struct parked));
 }
 
 static void parked_free(struct parked *p)
@@ -47,6 +50,11 @@ void lh_runq_free_spares(void)
     while (nspare_parked)
         free(spare_parked[--nspare_parked]);
 }
+#else
+static struct parked *parked_new(void) { return malloc(sizeof(struct parked)); }
+static void parked_free(struct parked *p) { free(p); }
+void lh_runq_free_spares(void) {}
+#endif
 
 static void schedule_resume(struct worker *w)
 {
