@@ -193,11 +193,30 @@ struct coded {
     char etag[48 + LH_GZIP_ETAG_EXTRA + 1];
 };
 
+static bool wants_gzip(const struct lh_request *req);
+
+/* --dev: is m a page that send.c gzip-codes on its way out (compress = true), after
+ * the live-reload script went in? */
+static bool live_page_coded(const struct lh_static *s, const struct file_meta *m)
+{
+    size_t tlen = strlen(m->type);
+    return s->dev && s->compress && !m->encoding && lh_live_is_html(m->type, tlen) &&
+           lh_gzip_type_ok(m->type, tlen) &&
+           m->size + (int64_t)sizeof LH_LIVE_TAG - 1 >= (int64_t)LH_GZIP_MIN;
+}
+
 static bool answer_file(const struct lh_static *s, const struct file_meta *m,
                         const struct coded *cd, const struct lh_request *req,
                         struct lh_response *resp, int64_t *first, int64_t *len)
 {
     const char *etag = cd->data ? cd->etag : m->etag;
+    /* a page coded later carries the coded tag then (send.c): a client revalidates
+     * with that one, and its 304 varies as the 200 did */
+    bool coded_later = live_page_coded(s, m);
+    char later_tag[sizeof cd->etag];
+    if (coded_later && wants_gzip(req) &&
+        lh_gzip_etag(m->etag, strlen(m->etag), later_tag, sizeof later_tag) > 0)
+        etag = later_tag;
     size_t inm_len, ims_len, range_len, ifr_len;
     const char *inm = hdr(req, "if-none-match", &inm_len);
     const char *ims = hdr(req, "if-modified-since", &ims_len);
@@ -208,7 +227,7 @@ static bool answer_file(const struct lh_static *s, const struct file_meta *m,
         lh_response_init(resp, 304);
         lh_response_header(resp, "ETag", etag);
         lh_response_header(resp, "Last-Modified", m->date);
-        if (cd->vary)
+        if (cd->vary || coded_later)
             lh_response_header(resp, "Vary", "Accept-Encoding");
         if (s->dev)
             lh_response_header(resp, "Cache-Control", "no-cache");
@@ -236,7 +255,7 @@ static bool answer_file(const struct lh_static *s, const struct file_meta *m,
     if (cd->vary)
         lh_response_header(resp, "Vary", "Accept-Encoding");
     lh_response_header(resp, "Last-Modified", m->date);
-    lh_response_header(resp, "ETag", etag);
+    lh_response_header(resp, "ETag", cd->data ? cd->etag : m->etag); /* send.c may code it */
     lh_response_header(resp, "Accept-Ranges", "bytes");
     if (s->dev) /* the browser asks every time: an edit shows at the next load */
         lh_response_header(resp, "Cache-Control", "no-cache");

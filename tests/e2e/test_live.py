@@ -129,6 +129,32 @@ class Live(ServerTest):
             if status == 206:
                 self.assertTrue(h2["content-range"].endswith("/%d" % len(full)), validator)
 
+    def test_a_coded_page_revalidates_with_its_own_tag(self):
+        # over 1 KiB: the page is gzip-coded after the script went in, with a tag of its
+        # own; a browser revalidating with that tag gets a 304 that varies as the 200 did
+        big = PAGE.replace(b"</body>", b"<p>" + b"words " * 400 + b"</p></body>")
+        self.save("big.html", big)
+        gz = ("-H", "Accept-Encoding: gzip")
+        status, h, body = curl(*gz, self.s.url("/big.html"))
+        self.assertEqual(h.get("content-encoding"), "gzip")
+        self.assertTrue(h["etag"].endswith('-live-gzip"'), h["etag"])
+        self.assertEqual(h["vary"], "Accept-Encoding")
+        status, h2, body = curl(*gz, "-H", "If-None-Match: " + h["etag"], self.s.url("/big.html"))
+        self.assertEqual((status, body), (304, b""))
+        self.assertEqual(h2["etag"], h["etag"])
+        self.assertEqual(h2.get("vary"), "Accept-Encoding")
+        # the identity page: its own tag, its own 304, the same Vary
+        status, h3, body = curl(self.s.url("/big.html"))
+        self.assertTrue(h3["etag"].endswith('-live"'), h3["etag"])
+        status, h4, body = curl("-H", "If-None-Match: " + h3["etag"], self.s.url("/big.html"))
+        self.assertEqual(status, 304)
+        self.assertEqual(h4.get("vary"), "Accept-Encoding")
+        # neither tag is taken for the other
+        status, _, body = curl(*gz, "-H", "If-None-Match: " + h3["etag"], self.s.url("/big.html"))
+        self.assertEqual(status, 200)
+        status, _, body = curl("-H", "If-None-Match: " + h["etag"], self.s.url("/big.html"))
+        self.assertEqual(status, 200)
+
     def test_lua_page_gets_the_script_and_others_do_not(self):
         status, h, body = curl(self.s.url("/lua"))
         self.assertEqual(body, b"<html><BODY><p>lua</p>" + TAG + b"</BODY></html>")
