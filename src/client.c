@@ -54,6 +54,14 @@
 
 struct upstream {
     struct bufferevent *bev;
+    /* plain TCP reads with its own event rather than the bufferevent's, whose every
+     * read asks the socket FIONREAD first: a system call a read (up_read) */
+    struct event *rd;           /* NULL: TLS, which the bufferevent reads */
+    struct timeval rd_tv;       /* with rd_timed: at most this long between two reads */
+    bool rd_timed, reading;
+    void (*on_data)(struct bufferevent *bev, void *arg); /* as the bufferevent's */
+    void (*on_news)(struct bufferevent *bev, short what, void *arg);
+    void *arg;
     struct pool *pool;
     struct upstream *next;      /* in the pool's idle list */
     unsigned uses;              /* exchanges done on it */
@@ -231,11 +239,90 @@ static void tls_reason(struct bufferevent *bev, char *buf, size_t len)
 
 /* ---- connections -------------------------------------------------------------------- */
 
+#define READ_MAX 16384           /* plain TCP: the most one read takes */
+
+/* Plain TCP, readable (or silent for rd_tv): one read into the bufferevent's input,
+ * then its callbacks, as the bufferevent would call them. */
+static void plain_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct upstream *up = arg;
+    if (what & EV_TIMEOUT) {
+        up->on_news(up->bev, BEV_EVENT_READING | BEV_EVENT_TIMEOUT, up->arg);
+        return;
+    }
+    /* read here and copied: the input gets a chain of the size read (a small answer's
+     * comes from malloc's fast caches), not one of READ_MAX for every read */
+    static char buf[READ_MAX];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n > 0 && evbuffer_add(bufferevent_get_input(up->bev), buf, (size_t)n) < 0) {
+        errno = ENOMEM;
+        n = -1;
+    }
+    if (n <= 0) {
+        up->on_news(up->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR),
+                    up->arg);
+        return;
+    }
+    up->on_data(up->bev, up->arg); /* may free up: nothing of it is touched after */
+}
+
+/* The callbacks of up: on_data when its answer's bytes come in, on_news for the
+ * bufferevent's events (connected, EOF, error, timeout). */
+static void up_setcb(struct upstream *up, void (*on_data)(struct bufferevent *, void *),
+                     void (*on_news)(struct bufferevent *, short, void *), void *arg)
+{
+    up->on_data = on_data;
+    up->on_news = on_news;
+    up->arg = arg;
+    bufferevent_setcb(up->bev, up->rd ? NULL : on_data, NULL, on_news, arg);
+}
+
+/* Read (on) or stop; as bufferevent_enable, starting to read restarts the timeout. */
+static void up_read(struct upstream *up, bool on)
+{
+    if (!up->rd) {
+        if (on)
+            bufferevent_enable(up->bev, EV_READ);
+        else
+            bufferevent_disable(up->bev, EV_READ);
+        return;
+    }
+    up->reading = on;
+    if (on)
+        event_add(up->rd, up->rd_timed ? &up->rd_tv : NULL);
+    else
+        event_del(up->rd);
+}
+
+/* The longest silence while reading (rd) and writing (wr); NULL: none. */
+static void up_timeouts(struct upstream *up, const struct timeval *rd, const struct timeval *wr)
+{
+    if (!up->rd) {
+        bufferevent_set_timeouts(up->bev, rd, wr);
+        return;
+    }
+    bufferevent_set_timeouts(up->bev, NULL, wr);
+    up->rd_timed = rd != NULL;
+    if (rd)
+        up->rd_tv = *rd;
+    if (up->reading)
+        event_add(up->rd, rd);
+}
+
+static void upstream_free(struct upstream *up)
+{
+    if (up->rd)
+        event_free(up->rd); /* before the bufferevent closes its socket */
+    bufferevent_free(up->bev);
+    free(up);
+}
+
 static void upstream_close(struct upstream *up)
 {
     struct pool *p = up->pool;
-    bufferevent_free(up->bev);
-    free(up);
+    upstream_free(up);
     p->nopen--;
     if (p->queue && !closing) { /* room for one that waits in line */
         struct lh_fetch *f = p->queue;
@@ -285,9 +372,9 @@ static void upstream_release(struct upstream *up)
         return;
     }
     static const struct timeval idle = {IDLE_SECS, 0};
-    bufferevent_setcb(up->bev, on_idle_read, NULL, on_idle_event, up);
-    bufferevent_set_timeouts(up->bev, &idle, NULL);
-    bufferevent_enable(up->bev, EV_READ);
+    up_setcb(up, on_idle_read, on_idle_event, up);
+    up_timeouts(up, &idle, NULL);
+    up_read(up, true);
     up->next = p->idle;
     p->idle = up;
     p->nidle++;
@@ -511,7 +598,7 @@ static int take_head(struct lh_fetch *f, struct evbuffer *in)
 static void pause_if_ahead(struct lh_fetch *f)
 {
     if (f->o.stream && f->up && evbuffer_get_length(f->body) >= STREAM_AHEAD) {
-        bufferevent_disable(f->up->bev, EV_READ);
+        up_read(f->up, false);
         f->reading_paused = true;
     }
 }
@@ -532,7 +619,7 @@ static void on_read(struct bufferevent *bev, void *arg)
             event_del(f->deadline);
             struct timeval tv = {.tv_sec = (time_t)f->o.timeout,
                                  .tv_usec = (suseconds_t)((f->o.timeout - (time_t)f->o.timeout) * 1e6)};
-            bufferevent_set_timeouts(bev, &tv, &tv);
+            up_timeouts(f->up, &tv, &tv);
         }
     }
     size_t before = f->body_total;
@@ -553,7 +640,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     struct lh_fetch *f = arg;
     if (what & BEV_EVENT_CONNECTED) {
-        bufferevent_set_timeouts(bev, NULL, NULL);
+        up_timeouts(f->up, NULL, NULL);
         send_request(f);
         return;
     }
@@ -611,10 +698,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void send_request(struct lh_fetch *f)
 {
-    struct bufferevent *bev = f->up->bev;
+    struct upstream *up = f->up;
+    struct bufferevent *bev = up->bev;
     f->phase = EXCHANGING;
-    bufferevent_setcb(bev, on_read, NULL, on_event, f);
-    bufferevent_set_timeouts(bev, NULL, NULL);
+    up_setcb(up, on_read, on_event, f);
+    up_timeouts(up, NULL, NULL);
     /* plain TCP: straight to the socket, which is connected and almost always takes
      * a request whole, rather than a turn of the loop to learn that it is writable
      * (two epoll_ctl and an epoll_wait per request); the rest, if any, and a failure
@@ -629,7 +717,9 @@ static void send_request(struct lh_fetch *f)
         fail(f, 502, "out of memory");
         return;
     }
-    bufferevent_enable(bev, sent < f->out_len ? EV_READ | EV_WRITE : EV_READ);
+    if (sent < f->out_len)
+        bufferevent_enable(bev, EV_WRITE);
+    up_read(up, true);
 }
 
 /* Open a connection to f->addr. */
@@ -682,6 +772,15 @@ static void connect_next(struct lh_fetch *f)
             return;
         }
         fail(f, 502, "cannot connect to %s: %s", f->u.authority, evutil_socket_error_to_string(e));
+        return;
+    }
+    if (!f->u.tls) { /* the socket exists now */
+        up->rd = event_new(base, bufferevent_getfd(bev), EV_READ | EV_PERSIST, plain_read, up);
+        if (!up->rd) {
+            fail(f, 502, "out of memory");
+            return;
+        }
+        up_setcb(up, NULL, on_event, f);
     }
 }
 
@@ -905,7 +1004,7 @@ int lh_fetch_next(struct lh_fetch *f, const char **data, size_t *len)
         *len = n;
         if (f->reading_paused && f->up && evbuffer_get_length(f->body) < STREAM_AHEAD / 2) {
             f->reading_paused = false;
-            bufferevent_enable(f->up->bev, EV_READ);
+            up_read(f->up, true);
         }
         return 1;
     }
@@ -948,8 +1047,7 @@ void lh_client_free_all(void)
         while (p->idle) {
             struct upstream *up = p->idle;
             p->idle = up->next;
-            bufferevent_free(up->bev);
-            free(up);
+            upstream_free(up);
         }
         pool_free(p);
     }

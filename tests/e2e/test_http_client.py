@@ -365,6 +365,25 @@ class Broken(ServerTest):
                       open(os.path.join(s.dir, "error.log"), "rb").read(), what="the log line")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
+    def test_silence_between_pieces_of_a_proxied_body_times_out(self):
+        # the proxy's timeout (0.5 s here) runs between two pieces once the head is in
+        def script(b, c):
+            b.read_head(c)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n" + b"x" * 100000)
+            b.wait_peer_close(c)
+        b, s = self.serve(script)
+        sock = connect(s.port, timeout=10 * SLOW)
+        t0 = time.time()
+        sock.sendall(get("/slowproxy/x"))
+        data = read_until_close(sock)
+        sock.close()
+        self.assertEqual(data.partition(b"\r\n\r\n")[2], b"x" * 100000)
+        self.assertGreater(time.time() - t0, 0.45)
+        self.assertLess(time.time() - t0, 0.5 + 3 * SLOW)
+        self.wait_for(lambda: b"timeout after 0.5 s between two pieces of the body" in
+                      open(os.path.join(s.dir, "error.log"), "rb").read(), what="the log line")
+        self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
+
     def test_extra_bytes_are_not_pooled(self):
         def script(b, c):
             while b.read_head(c):
