@@ -135,7 +135,10 @@ route("GET", "/api/work", function(req)
   return {{ x = x }}
 end)
 -- the outbound workloads (backend: an nginx on 127.0.0.1:{backend})
-route("*", "/p/*", proxy("http://127.0.0.1:{backend}"))
+{outbound}"""
+
+# The outbound workloads' routes (callgrind.py uses them too), {backend} the port.
+OUTBOUND_ROUTES = """route("*", "/p/*", proxy("http://127.0.0.1:{backend}"))
 route("GET", "/fetch", function(req)
   local res, err = http.get("http://127.0.0.1:{backend}/small.html")
   if not res or res.status ~= 200 then return 502, err or "backend said " .. res.status end
@@ -659,7 +662,8 @@ def start(name, d, www, port, workers=1, cpu="1"):
     if name == "luahttpd":
         path = os.path.join(d, "luahttpd.lua")
         with open(path, "w") as f:
-            f.write(LUAHTTPD_CONFIG.format(routes=LUAHTTPD_ROUTES, **fmt))
+            outbound = OUTBOUND_ROUTES.format(backend=fmt["backend"])
+            f.write(LUAHTTPD_CONFIG.format(routes=LUAHTTPD_ROUTES, outbound=outbound, **fmt))
         return Server(name, [LUAHTTPD, "-c", path], port, cpu)
     if name == "nginx":
         os.makedirs(os.path.join(d, "nginx-tmp"), exist_ok=True)

@@ -42,7 +42,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench import LUAHTTPD_ROUTES, free_port, make_site  # noqa: E402  make bench's site
+from bench import LUAHTTPD_ROUTES, OUTBOUND_ROUTES, free_port, make_site  # noqa: E402
 
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 
@@ -59,19 +59,11 @@ WORKLOADS = [
     ("sql row", "/api/row?id=7", False),
     ("conn 615 B", "/small.html", True),
     ("conn 404", "/missing.html", True),
-    # the outbound ones: a second luahttpd (not measured) serves the file as the backend
+    # the outbound ones (make bench's routes): a second luahttpd, not measured, serves
+    # the file as the backend
     ("proxy 615 B", "/p/small.html", False),
     ("http.get 615 B", "/fetch", False),
 ]
-
-OUTBOUND_ROUTES = """
-route("*", "/p/*", proxy("http://127.0.0.1:{backend}"))
-route("GET", "/fetch", function(req)
-  local res, err = http.get("http://127.0.0.1:{backend}/small.html")
-  if not res or res.status ~= 200 then return 502, err or "backend said " .. res.status end
-  return res.body
-end)
-"""
 
 CONFIG = """
 docroot = "{www}"
@@ -236,7 +228,7 @@ def try_run(tool, binary, www, workload, n, conc, timeout, scratch):
         backend = subprocess.Popen([binary, "-c", bconf], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         wait_port(bport, backend, time.monotonic() + 30)
-        routes += OUTBOUND_ROUTES.format(backend=bport)
+        routes += "\n" + OUTBOUND_ROUTES.format(backend=bport)
     with open(conf, "w") as f:
         f.write(CONFIG.format(www=www, port=port, dir=d, routes=routes))
     if tool == "callgrind":
