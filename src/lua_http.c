@@ -797,10 +797,44 @@ int64_t lh_http_stream_length(lua_State *L, int idx)
     return *box ? lh_fetch_left(*box) : 0; /* no exchange: the body has ended */
 }
 
-/* The handler's answer once the backend's head is in (stack: 1 req, 2 the box). */
+/* The backend's status and headers, hop-by-hop ones left out, straight into resp: for
+ * a proxy() handler the server called itself, whose headers table nobody would see
+ * (making it and reading it back was a third of a proxied request's instructions).
+ * false, resp to be made again, for what only the table's checks may answer (a name
+ * or value the response cannot carry, Date, Server or Content-Type twice). */
+static bool prefill(struct lh_response *resp, const struct lh_response_head *h)
+{
+    lh_response_free(resp);
+    lh_response_init(resp, h->status);
+    struct conn_names conn;
+    conn_names_init(&conn, h->headers, h->nheaders);
+    unsigned singles = 0;
+    for (uint32_t i = 0; i < h->nheaders; i++) {
+        const struct lh_header *f = &h->headers[i];
+        if (hop_field(&conn, f->name, f->name_len))
+            continue;
+        enum lh_hname class = lh_response_name_class(f->name, f->name_len);
+        if (class == LH_HNAME_BAD || class == LH_HNAME_FRAMING ||
+            !lh_response_value_ok(f->value, f->value_len))
+            return false;
+        if (class == LH_HNAME_SINGLE) { /* Date, Server: replace the server's own */
+            unsigned bit = f->name_len == 4 ? 1u : f->name_len == 6 ? 2u : 4u;
+            if (singles & bit)
+                return false;
+            singles |= bit;
+        }
+        if (lh_response_add(resp, f->name, f->name_len, f->value, f->value_len) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The handler's answer once the backend's head is in (stack: 1 req, 2 the box, 3
+ * whether the server called the handler itself). */
 static int proxy_k(lua_State *L, int status, lua_KContext k)
 {
     lh_wait_resumed(L, "proxy");
+    bool direct = lua_toboolean(L, 3);
     lua_settop(L, 2);
     struct lh_fetch **box = lua_touserdata(L, 2);
     const char *err;
@@ -830,12 +864,16 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
         lua_pushvalue(L, 2);
         lua_pushcclosure(L, proxy_piece, 1);
     }
-    push_headers(L, h, true);
-    if (!lh_http_response_header(h, "content-type")) {
-        lua_pushboolean(L, 0); /* the backend sent none: neither does the proxy */
-        lua_setfield(L, -2, "Content-Type");
-    }
     struct lh_ctx *ctx = lh_lua_running(L);
+    if (direct && ctx && ctx->resp && prefill(ctx->resp, h)) {
+        lua_pushlightuserdata(L, (void *)&lh_resp_prefilled);
+    } else {
+        push_headers(L, h, true);
+        if (!lh_http_response_header(h, "content-type")) {
+            lua_pushboolean(L, 0); /* the backend sent none: neither does the proxy */
+            lua_setfield(L, -2, "Content-Type");
+        }
+    }
     if (ctx && ctx->req->method_len == 4 && !memcmp(ctx->req->method, "HEAD", 4))
         ctx->head_length = h->content_length; /* -1 when it did not say */
     if (lh_fetch_complete(*box)) {
@@ -849,6 +887,10 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
 static int proxy_handler(lua_State *L)
 {
     lh_wait_check(L, "proxy");
+    /* nothing below it in its coroutine: the server called it, and takes its results
+     * straight (a handler that calls it gets a headers table it may change) */
+    lua_Debug ar;
+    bool direct = !lua_getstack(L, 1, &ar);
     struct lh_ctx *ctx = lh_lua_running(L);
     if (!ctx->req->method_len || !ctx->remote_addr) /* a timer's call: no request */
         return luaL_error(L, "proxy: a handler made by proxy() forwards a request: it "
@@ -874,6 +916,7 @@ static int proxy_handler(lua_State *L)
     if (!*box)
         return luaL_error(L, "proxy: out of memory");
     lua_settop(L, 2);
+    lua_pushboolean(L, direct);
     return lh_wait_yield(L, "proxy", lh_fetch_wait(*box), proxy_k);
 }
 

@@ -219,6 +219,10 @@ enum lh_step lh_resp_run_handler(struct lh_lua *lua, struct lh_ctx *ctx, int nar
 /* A body (its address, as a light userdata) that C functions return as a handler:
  * answer the status as a built-in error page, which lh_front_dress gives its body. */
 extern const char lh_resp_builtin_error;
+/* Headers (its address, as a light userdata) that C functions return as a handler
+ * called by the server itself: the status and headers are in ctx->resp already, from
+ * lh_response_init on; only the body is to be taken (proxy()'s answers). */
+extern const char lh_resp_prefilled;
 /* Install file() and redirect(), the helpers that build a handler's return value. */
 void lh_resp_install_helpers(lua_State *L);
 /* A failed call becomes the response, a built-in error whose body lh_front_dress

@@ -30,6 +30,7 @@
 static const char key_warned; /* registry: table of the warnings already given */
 static const char key_file_meta; /* registry: the metatable of what file() returns */
 const char lh_resp_builtin_error;
+const char lh_resp_prefilled;
 
 /* Log why the header name (len bytes; may be NULL) makes the response a 500. */
 static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
@@ -299,7 +300,9 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lh_response_error(resp, status);
         return true;
     }
-    lh_response_init(resp, status);
+    bool prefilled = lua_touserdata(L, headers) == &lh_resp_prefilled && resp->status == status;
+    if (!prefilled)
+        lh_response_init(resp, status);
     resp->known_length = ctx->head_length; /* proxy(): a HEAD's length, as the backend said */
     ctx->head_length = -1;
     const char *ctype = NULL;
@@ -350,9 +353,9 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
         lh_response_error(resp, 500);
         return true;
     }
-    if (ctype)
+    if (ctype && !prefilled)
         lh_response_header(resp, "Content-Type", ctype);
-    if (!add_headers(lua, ctx, headers, resp)) {
+    if (!prefilled && !add_headers(lua, ctx, headers, resp)) {
         lh_response_error(resp, 500);
         return true;
     }

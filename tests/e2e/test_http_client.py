@@ -101,6 +101,17 @@ route("GET", "/upper/*", function(req)
   return st, function() local p = body(); return p and p:upper() end, h
 end)
 route("GET", "/same/*", function(req) return fwd(req) end)
+route("GET", "/edit/*", function(req)
+  local st, body, h = fwd(req)
+  h["X-Added"] = "by the handler"
+  h["X-B"] = nil
+  return st, body, h
+end)
+after(function(req, res)
+  if req.path:find("^/api/") or req.path:find("^/edit/") then
+    res.headers["X-After-Saw"] = tostring(res.headers["x-b"] or res.headers["set-cookie"] and "cookies")
+  end
+end)
 '''
 
 
@@ -504,6 +515,26 @@ class Proxy(ServerTest):
         self.assertEqual(hashlib.sha256(body).hexdigest(), h["x-sha"])
         rss = self.s.rss()
         self.assertLess(rss, 200 << 20)
+
+    def test_headers_as_the_backend_sent_them_for_hooks_and_handlers(self):
+        # proxy() as the route's handler: the backend's Date and Server replace the
+        # server's own, and after hooks see its headers
+        p = curl_raw_head(self.s.port, "/api/")
+        self.assertEqual(p.count(b"\r\nServer: "), 1)
+        self.assertIn(b"\r\nServer: BaseHTTP/", p)
+        self.assertEqual(p.count(b"\r\nDate: "), 1)
+        self.assertIn(b"\r\nX-B: b-value\r\n", p)
+        self.assertIn(b"\r\nX-After-Saw: b-value", p)
+        p = curl_raw_head(self.s.port, "/api/cookies")
+        self.assertEqual(p.count(b"Set-Cookie: "), 2)
+        self.assertIn(b"\r\nX-After-Saw: cookies", p)
+        # a handler that calls it gets the headers as a table it may change
+        st, h, body = curl(self.s.url("/edit/"))
+        self.assertEqual((st, body), (200, b"hello"))
+        self.assertEqual(h.get("x-added"), "by the handler")
+        self.assertNotIn("x-b", h)
+        self.assertEqual(h.get("x-after-saw"), "nil")
+        self.assertTrue(h["server"].startswith("BaseHTTP/"), h["server"])
 
     def test_a_long_body_keeps_its_length_on_http_1_0_and_the_connection(self):
         n = 300000
