@@ -887,11 +887,12 @@ static int proxy_k(lua_State *L, int status, lua_KContext k)
 static int proxy_handler(lua_State *L)
 {
     lh_wait_check(L, "proxy");
-    /* nothing below it in its coroutine: the server called it, and takes its results
-     * straight (a handler that calls it gets a headers table it may change) */
+    /* nothing below it in its coroutine: the server called it as a handler or a before
+     * hook, and takes its results straight (a handler that calls it gets a headers
+     * table it may change; an after hook's results are not taken) */
     lua_Debug ar;
-    bool direct = !lua_getstack(L, 1, &ar);
     struct lh_ctx *ctx = lh_lua_running(L);
+    bool direct = !lua_getstack(L, 1, &ar) && !ctx->in_after;
     if (!ctx->req->method_len || !ctx->remote_addr) /* a timer's call: no request */
         return luaL_error(L, "proxy: a handler made by proxy() forwards a request: it "
                              "cannot run outside a request (in a timer)");

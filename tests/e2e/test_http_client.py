@@ -646,6 +646,23 @@ end)
         if not (SANITIZED or VALGRIND):
             self.assertLess(s.rss() - before, 64 << 20)
 
+    def test_proxy_as_a_hook(self):
+        # as an after hook (whose results are not taken) it changes nothing of the
+        # response; as a before hook it answers
+        b = backends.Server().start()
+        self.addCleanup(b.close)
+        s = self.server(config(b.port) + r'''
+after(proxy("http://127.0.0.1:%d"))
+route("GET", "/mine", function(req) return "mine", { ["X-Mine"] = "1" } end)
+''' % b.port)
+        st, h, body = curl(s.url("/mine"))
+        self.assertEqual((st, body, h.get("x-mine")), (200, b"mine", "1"))
+        self.assertNotIn("x-b", h)
+        self.assertTrue(h["server"].startswith("luahttpd/"), h["server"])
+        s = self.server(config(b.port) + 'before(proxy("http://127.0.0.1:%d"))' % b.port)
+        st, h, body = curl(s.url("/quick"))
+        self.assertEqual((st, body, h.get("x-b")), (200, b"hello", "b-value"))
+
     def test_redirect_to_another_server_drops_credentials(self):
         a = backends.Server().start()
         self.addCleanup(a.close)
