@@ -797,15 +797,10 @@ int64_t lh_http_stream_length(lua_State *L, int idx)
     return *box ? lh_fetch_left(*box) : 0; /* no exchange: the body has ended */
 }
 
-/* The backend's status and headers, hop-by-hop ones left out, straight into resp: for
- * a proxy() handler the server called itself, whose headers table nobody would see
- * (making it and reading it back was a third of a proxied request's instructions).
- * false, resp to be made again, for what only the table's checks may answer (a name
- * or value the response cannot carry, Date, Server or Content-Type twice). */
-static bool prefill(struct lh_response *resp, const struct lh_response_head *h)
+/* Add h's headers to resp, hop-by-hop ones left out; false at one only the headers
+ * table's checks may answer (see prefill). */
+static bool fill(struct lh_response *resp, const struct lh_response_head *h)
 {
-    lh_response_free(resp);
-    lh_response_init(resp, h->status);
     struct conn_names conn;
     conn_names_init(&conn, h->headers, h->nheaders);
     unsigned singles = 0;
@@ -827,6 +822,21 @@ static bool prefill(struct lh_response *resp, const struct lh_response_head *h)
             return false;
     }
     return true;
+}
+
+/* The backend's status and headers straight into resp: for a proxy() handler the
+ * server called itself, whose headers table nobody would see (making it and reading
+ * it back was a third of a proxied request's instructions). false, resp to be made
+ * again, for what only the table's checks may answer (a name or value the response
+ * cannot carry, Date, Server or Content-Type twice: a 500, as for a handler). */
+static bool prefill(struct lh_response *resp, const struct lh_response_head *h)
+{
+    lh_response_free(resp);
+    lh_response_init(resp, h->status);
+    if (fill(resp, h))
+        return true;
+    lh_response_clear_headers(resp); /* what spilled to the heap: the table's way inits */
+    return false;
 }
 
 /* The handler's answer once the backend's head is in (stack: 1 req, 2 the box, 3

@@ -376,6 +376,18 @@ class Broken(ServerTest):
                       open(os.path.join(s.dir, "error.log"), "rb").read(), what="the log line")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 
+    def test_a_head_the_response_cannot_carry_is_a_500(self):
+        # Date twice, after more fields than a response keeps inline: answered as a
+        # handler returning it would be, nothing left behind (ASan, valgrind)
+        fields = b"".join(b"X-H%d: v\r\n" % i for i in range(70))
+        b, s = self.serve(replying(b"HTTP/1.1 200 OK\r\n" + fields +
+                                   b"Date: a\r\nDate: b\r\nContent-Length: 2\r\n\r\nok"))
+        st, _, body = curl(s.url("/api/x"), timeout=20)
+        self.assertEqual(st, 500)
+        self.assertIn(b'"Date" takes exactly one value',
+                      open(os.path.join(s.dir, "error.log"), "rb").read())
+        self.assertEqual(curl(s.url("/quick"))[2], b"quick")
+
     def test_silence_between_pieces_of_a_proxied_body_times_out(self):
         # the proxy's timeout (0.5 s here) runs between two pieces once the head is in
         def script(b, c):
