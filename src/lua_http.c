@@ -129,7 +129,7 @@ static bool each_conn_name(const struct lh_header *h, uint32_t nh,
 static bool keep_conn_name(void *arg, const char *t, size_t len)
 {
     struct conn_names *c = arg;
-    if (hop_by_hop(t, len)) /* "keep-alive", "close": dropped anyway */
+    if (hop_by_hop(t, len)) /* "keep-alive", "upgrade": dropped anyway */
         return false;
     if (c->n == CONN_NAMES_MAX)
         c->more = true;
