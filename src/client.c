@@ -59,6 +59,7 @@ struct upstream {
     struct event *rd;           /* NULL: TLS, which the bufferevent reads */
     struct timeval rd_tv;       /* with rd_timed: at most this long between two reads */
     bool rd_timed, reading;
+    bool wr_timed;              /* the bufferevent has a write timeout */
     void (*on_data)(struct bufferevent *bev, void *arg); /* as the bufferevent's */
     void (*on_news)(struct bufferevent *bev, short what, void *arg);
     void *arg;
@@ -303,7 +304,9 @@ static void up_timeouts(struct upstream *up, const struct timeval *rd, const str
         bufferevent_set_timeouts(up->bev, rd, wr);
         return;
     }
-    bufferevent_set_timeouts(up->bev, NULL, wr);
+    if (wr || up->wr_timed) /* mostly neither: no call on every exchange */
+        bufferevent_set_timeouts(up->bev, NULL, wr);
+    up->wr_timed = wr != NULL;
     up->rd_timed = rd != NULL;
     if (rd)
         up->rd_tv = *rd;

@@ -23,13 +23,6 @@
 
 #define RUN_BUDGET_US 1000
 
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* Parked requests freed, kept for the next ones: 13 KB is past malloc's fast caches
  * (4 % of a proxied request's time went to malloc). Without LH_POOLS, none. */
 #if LH_POOLS

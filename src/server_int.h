@@ -206,13 +206,16 @@ static inline double now_mono(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* CLOCK_MONOTONIC in ms: the heartbeat's clock, the same in every process. */
-static inline int64_t mono_ms(void)
+/* CLOCK_MONOTONIC in µs: the run queue's budget. */
+static inline int64_t mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+/* CLOCK_MONOTONIC in ms: the heartbeat's clock, the same in every process. */
+static inline int64_t mono_ms(void) { return mono_us() / 1000; }
 
 static inline struct timeval tv_of(double secs)
 {
