@@ -78,7 +78,9 @@ route("GET", "/bad", function(req)
   return err .. "|" .. err2
 end)
 route("GET", "/side", function(req) return tostring(shared.get("after-wait")) end)
+route("GET", "/waiting", function(req) return tostring(shared.get("leave-waits")) end)
 route("GET", "/leave", function(req)
+  shared.set("leave-waits", "yes") -- the test closes once this handler is paused
   http.get(B .. "/slow?s=3", { timeout = 60 })
   shared.set("after-wait", "yes")
   return "late"
@@ -273,7 +275,9 @@ class Client(ServerTest):
         # the handler never goes on: nothing after its wait runs
         sock = connect(self.s.port)
         sock.sendall(get("/leave"))
-        time.sleep(0.3)
+        # one worker: once /waiting answers, /leave's handler has paused in its wait
+        # (a client whose close is in before then is one that half-closed: answered)
+        self.wait_for(lambda: curl(self.s.url("/waiting"))[2] == b"yes", what="the handler's wait")
         sock.close()
         time.sleep(0.5 * SLOW)
         self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
@@ -328,13 +332,18 @@ class Broken(ServerTest):
         self.assertTrue(b.peer_closed.wait(5 * SLOW))
 
     def test_client_that_leaves_closes_the_backend_connection(self):
+        asked = threading.Event()
+
         def script(b, c):
             b.read_head(c)
+            asked.set()
             b.wait_peer_close(c)
         b, s = self.serve(script)
         sock = connect(s.port)
         sock.sendall(get("/get?p=/&t=60"))
-        self.wait_for(lambda: b.connections == 1, what="the backend's connection")
+        # the request goes out once the connection is made, after the handler paused: a
+        # client whose close is in before then is one that half-closed, and is answered
+        self.assertTrue(asked.wait(10 * SLOW), "the backend got no request")
         sock.close()
         self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")

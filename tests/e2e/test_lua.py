@@ -448,8 +448,12 @@ workers = 1
 error_log = "error.log"
 access_log = "access.log"
 limits = { handler_timeout_ms = 1000 }
-route("GET", "/yield-loop", function(req) while true do coroutine.yield() end end)
-route("GET", "/gen-loop", function(req) coroutine.wrap(function() while true do end end)() end)
+route("GET", "/yield-loop", function(req) shared.set(req.path, 1) while true do coroutine.yield() end end)
+route("GET", "/gen-loop", function(req)
+  shared.set(req.path, 1)
+  coroutine.wrap(function() while true do end end)()
+end)
+route("GET", "/started", function(req) return tostring(shared.get(req.query.p)) end)
 route("GET", "/unhook-loop", function(req) pcall(debug.sethook) while true do end end)
 route("GET", "/pcall-yield-loop", function(req)
   while true do pcall(coroutine.yield) end
@@ -557,7 +561,9 @@ route("GET", "/quick", function(req) return "quick" end)
         for path in ("/gen-loop", "/yield-loop"):
             sock = connect(s.port)
             sock.sendall(get(path))
-            time.sleep(1.0)
+            # its first slice has run and it is paused between slices once /started
+            # answers (a close that is in before then would be a half-close: answered)
+            self.wait_for(lambda: curl(s.url("/started?p=" + path))[2] == b"1", what=path + " to start")
             sock.close()
             self.wait_for(lambda: '"GET %s HTTP/1.1" 499' % path in
                           open(os.path.join(s.dir, "access.log")).read(),

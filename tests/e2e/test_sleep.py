@@ -61,7 +61,9 @@ route("GET", "/sort-wrap", function(req)
   return "sorted"
 end)
 route("GET", "/require", function(req) return require("slowmod") end)
+route("GET", "/waiting", function(req) return tostring(shared.get("leave-sleeps")) end)
 route("GET", "/leave", function(req)
+  shared.set("leave-sleeps", "yes") -- the test closes once this handler is paused
   sleep(5)
   shared.set("after-sleep", "yes")
   return "late"
@@ -191,7 +193,9 @@ class Sleep(ServerTest):
     def test_client_that_leaves_cancels_the_sleep(self):
         sock = connect(self.s.port)
         sock.sendall(get("/leave"))
-        time.sleep(0.3)
+        # one worker: once /waiting answers, /leave's handler has paused in its sleep
+        # (a client whose close is in before then is one that half-closed: answered)
+        self.wait_for(lambda: curl(self.s.url("/waiting"))[2] == b"yes", what="the handler's sleep")
         sock.close()
         t0 = time.time()
         self.wait_for(lambda: '"GET /leave HTTP/1.1" 499' in self.accesslog(), timeout=2,
