@@ -13,6 +13,18 @@ from harness import SANITIZED, SLOW, VALGRIND, ServerTest, connect, curl, get
 BIG = 5 * 1024 * 1024
 
 
+def has_data(sock):
+    """Whether bytes wait on sock (not read: they stay for a later recv)."""
+    timeout = sock.gettimeout()
+    sock.settimeout(0)  # a socket with a timeout would wait for them
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK))
+    except BlockingIOError:
+        return False
+    finally:
+        sock.settimeout(timeout)
+
+
 def raise_nofile():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -94,7 +106,8 @@ class Hostile(ServerTest):
             c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             c.sendall(get("/big.bin"))
             held.append(c)
-        time.sleep(1.0)
+        # measured once every download is under way (its head has come)
+        self.wait_for(lambda: all(has_data(c) for c in held), what="the 50 downloads to start")
         grown = s.rss() - base
         self.assertLess(grown, 10 << 20, "%d bytes for 50 stalled 5 MiB downloads" % grown)
         self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
@@ -116,15 +129,15 @@ class Hostile(ServerTest):
                 held.append(c)
             except OSError:
                 break
-        time.sleep(0.5)
+        # it really ran out: measured from then on
+        self.wait_for(lambda: "Too many open files" in s.stderr(), what="accept to fail")
         before = s.cpu_seconds()
         time.sleep(2.0)
         used = s.cpu_seconds() - before
         self.assertLess(used, 0.5, "the server spun while out of descriptors")
-        self.assertIn("Too many open files", s.stderr())  # it really ran out
         for c in held:
             c.close()
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * SLOW
         body = None
         while time.time() < deadline:
             try:

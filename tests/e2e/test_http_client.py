@@ -186,7 +186,8 @@ class Client(ServerTest):
 
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.2)
+        # the quick ones go while the slow one waits: once the backend has its request
+        self.wait_for(lambda: "/slow?s=2" in self.b.paths, what="the slow request at the backend")
         s = connect(self.s.port, timeout=10 * SLOW)
         rd = Reader(s)
         times = []
@@ -268,21 +269,28 @@ class Client(ServerTest):
         self.assertIn("http.get: cannot wait here: while config.lua loads", s.stderr())
 
     def test_client_that_leaves_cancels_the_wait(self):
+        log = lambda: open(os.path.join(self.s.dir, "access.log")).read()
         sock = connect(self.s.port)
         sock.sendall(get("/get?p=/slow%3Fs=3"))
-        time.sleep(0.5)
+        # the request goes to the backend once the handler has paused (a client whose
+        # close is in before then is one that half-closed: answered)
+        self.wait_for(lambda: "/slow?s=3" in self.b.paths, what="the request at the backend")
         sock.close()
+        self.wait_for(lambda: '"GET /get?p=/slow%3Fs=3 HTTP/1.1" 499' in log(),
+                      what="the first abandoned request in the access log")
         # the handler never goes on: nothing after its wait runs
         sock = connect(self.s.port)
         sock.sendall(get("/leave"))
         # one worker: once /waiting answers, /leave's handler has paused in its wait
         # (a client whose close is in before then is one that half-closed: answered)
         self.wait_for(lambda: curl(self.s.url("/waiting"))[2] == b"yes", what="the handler's wait")
+        t0 = time.time()
         sock.close()
-        time.sleep(0.5 * SLOW)
-        self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
-        self.wait_for(lambda: "499" in open(os.path.join(self.s.dir, "access.log")).read(),
+        self.wait_for(lambda: '"GET /leave HTTP/1.1" 499' in log(),
                       what="the abandoned request in the access log")
+        # past the backend's answer 3 s on, which a wait that went on would have had
+        time.sleep(max(0.0, t0 + 3 + 0.5 * SLOW - time.time()))
+        self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
 
 
 def replying(data):

@@ -70,7 +70,7 @@ class KeepAlive(ServerTest):
         self.assertTrue(rd.closed())
         rd.sock.close()
         held.pop().sock.close()
-        deadline = time.time() + 3
+        deadline = time.time() + 3 * SLOW  # until the server has seen the close
         while True:
             r, rd = request(s.port, get("/b.txt"))
             rd.sock.close()
@@ -119,7 +119,7 @@ class KeepAlive(ServerTest):
                 closed = True
                 break
             time.sleep(0.1)
-            if time.time() - t > 6:
+            if time.time() - t > 6 * SLOW:
                 break
         self.assertTrue(closed, "a drip-feeding client was never disconnected")
         c.settimeout(2)

@@ -21,7 +21,7 @@ class Signals(ServerTest):
             self.assertEqual(curl(s.url("/a.txt"))[0], 200)
             t = time.time()
             s.signal(sig)
-            self.assertEqual(s.wait(timeout=6), 0)
+            self.assertEqual(s.wait(timeout=6 * SLOW), 0)
             self.assertLess(time.time() - t, 4 * SLOW)
 
     def test_idle_keepalive_closed_on_stop(self):
@@ -31,7 +31,7 @@ class Signals(ServerTest):
         s.signal(signal.SIGTERM)
         self.assertTrue(rd.closed(timeout=3))
         rd.sock.close()
-        self.assertEqual(s.wait(timeout=6), 0)
+        self.assertEqual(s.wait(timeout=6 * SLOW), 0)
 
     def test_download_in_flight_completes(self):
         for workers in (1, 2):
@@ -47,8 +47,9 @@ class Signals(ServerTest):
         c.sendall(get("/big.bin"))
         got = c.recv(65536)
         s.signal(signal.SIGTERM)
-        time.sleep(0.3)
-        deadline = time.time() + 8
+        # the rest is read while the server stops
+        self.wait_for(lambda: "stopping" in s.stderr(), what="the stop")
+        deadline = time.time() + 8 * SLOW
         while time.time() < deadline:
             d = c.recv(65536)
             if not d:
@@ -61,23 +62,31 @@ class Signals(ServerTest):
         self.assertIn(b"Content-Length: %d" % BIG, head)
         self.assertEqual(len(body), BIG)
         self.assertEqual(body, data)
-        self.assertEqual(s.wait(timeout=10), 0)
+        self.assertEqual(s.wait(timeout=10 * SLOW), 0)
 
     def test_new_connections_refused_after_stop(self):
-        s = self.server("shutdown_timeout = 3\n", files={"big.bin": b"x" * BIG})
+        s = self.server("shutdown_timeout = %d\n" % (3 * SLOW), files={"big.bin": b"x" * BIG})
         c = connect(s.port)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         c.sendall(get("/big.bin"))
         c.recv(1000)  # a request in flight keeps the server alive for a while
+
+        def refused():
+            try:
+                n = socket.create_connection(("127.0.0.1", s.port), timeout=1 * SLOW)
+                try:
+                    n.sendall(get("/big.bin"))
+                    return n.recv(100) == b""  # closed without an answer
+                finally:
+                    n.close()
+            except OSError:
+                return True
         s.signal(signal.SIGTERM)
-        time.sleep(0.3)
-        with self.assertRaises(OSError):
-            n = socket.create_connection(("127.0.0.1", s.port), timeout=1)
-            n.sendall(get("/big.bin"))
-            if n.recv(100) == b"":
-                raise ConnectionResetError("closed without an answer")
+        # soon after the signal (well within shutdown_timeout), while still running
+        self.wait_for(refused, timeout=1.0, what="new connections to be refused")
+        self.assertIsNone(s.proc.poll())
         c.close()
-        self.assertEqual(s.wait(timeout=6), 0)
+        self.assertEqual(s.wait(timeout=6 * SLOW), 0)
 
     def test_sighup_reload(self):
         s = self.server("", files={"a.txt": "A", "home.html": "new index",
@@ -125,8 +134,10 @@ class Signals(ServerTest):
         self.assertEqual(curl(s.url("/"))[2], b"one")
         # and a wrong value, not just bad syntax
         s.rewrite_config('index = "two.html"\nworkers = -3\n')
+        failed = s.stderr().count("reload failed")
         s.signal(signal.SIGHUP)
-        time.sleep(0.5)
+        self.wait_for(lambda: s.stderr().count("reload failed") > failed,
+                      what="the second reload error in the log")
         self.assertEqual(curl(s.url("/"))[2], b"one")
         self.assertIsNone(s.proc.poll())
 
@@ -137,11 +148,11 @@ class Signals(ServerTest):
         c.sendall(get("/a.txt"))
         Reader(c).response()
         s.signal(signal.SIGTERM)
-        self.assertEqual(s.wait(timeout=6), 0)
+        self.assertEqual(s.wait(timeout=6 * SLOW), 0)
         c.close()
         s2 = self.server("", files={"a.txt": "again"}, args=["-p", str(port)],
                          expect_start=False)
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * SLOW
         while "listening on" not in s2.stdout() and time.time() < deadline:
             self.assertIsNone(s2.proc.poll(), s2.stderr())
             time.sleep(0.05)
@@ -188,7 +199,7 @@ class Logs(ServerTest):
         with open(path) as f:
             self.assertIn("start", f.read().lower())
         s.signal(signal.SIGTERM)
-        self.assertEqual(s.wait(), 0)
+        self.assertEqual(s.wait(10 * SLOW), 0)
         with open(path) as f:
             self.assertIn("stop", f.read().lower())
 

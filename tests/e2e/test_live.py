@@ -61,6 +61,16 @@ class Events:
             except socket.timeout:
                 return None
 
+    def closed(self):
+        """Whether the server has closed the stream (what came before is kept)."""
+        try:
+            self._fill(time.time() + 0.05)
+        except socket.timeout:
+            return False
+        except (EOFError, ConnectionResetError):
+            return True
+        return False
+
     def close(self):
         self.sock.close()
 
@@ -289,8 +299,10 @@ class Live(ServerTest):
             self.skipTest("no fs.inotify.max_queued_events")
         if limit > 100000:
             self.skipTest("fs.inotify.max_queued_events too large for this test")
+        # /busy makes the file "busy" beside config.lua (outside the docroot) once in
+        # its blocking call
         s = self.server('workers = 1\nunsafe_libs = true\n'
-                        'route("GET", "/busy", function() os.execute("sleep 2") return "ok" end)\n',
+                        'route("GET", "/busy", function() os.execute("touch busy; sleep 2") return "ok" end)\n',
                         files={"index.html": PAGE}, args=("--dev",))
         e = Events(s.port)
         self.streams.append(e)
@@ -301,7 +313,8 @@ class Live(ServerTest):
         import threading
         busy = threading.Thread(target=curl, args=(s.url("/busy"),))
         busy.start()
-        time.sleep(0.3)                              # the worker is in os.execute
+        self.wait_for(lambda: os.path.exists(os.path.join(s.dir, "busy")),
+                      what="the worker to be in os.execute")
         for i in range(limit // 2 + 100):            # two events a file: past the limit
             with open(os.path.join(bulk, "f%d.txt" % i), "wb"):
                 pass
@@ -440,13 +453,17 @@ class Live(ServerTest):
         """A request for the stream that was on its way when SIGTERM came is refused,
         not held open until shutdown_timeout ends it (and the exit status says
         requests were abandoned)."""
+        page = self.events()  # on the one worker, which closes it as it begins to stop
         sock = connect(self.s.port)
         try:
             sock.sendall(b"GET /__luahttpd/events HTTP/1.1\r\nHost: x\r\n")
-            time.sleep(0.2)
+            # the worker takes one connection a turn: once a request on a later one is
+            # answered, it has read this head's start (one with nothing read yet would
+            # be closed as idle at the stop)
+            self.assertEqual(curl(self.s.url("/app.js"))[0], 200)
             t0 = time.time()
             self.s.signal(signal.SIGTERM)
-            time.sleep(0.2)
+            self.wait_for(page.closed, what="the worker to stop")
             sock.sendall(b"\r\n")
             self.assertTrue(sock.recv(100).startswith(b"HTTP/1.1 503 "))
             self.assertEqual(self.s.wait(timeout=10 * SLOW), 0)

@@ -189,7 +189,7 @@ class Routes(ServerTest):
         t.start()
         time.sleep(0.05)
         self.assertEqual(curl(self.s.url("/text"), timeout=5)[2], b"plain body")
-        t.join(10)
+        t.join(10 * SLOW)
         self.assertEqual(results["/loop"], 503)
         self.assertLess(time.time() - t0, 3 * SLOW)
         self.assertEqual(curl(self.s.url("/pcall-loop"), timeout=10)[0], 503)
@@ -278,7 +278,7 @@ route("GET", "/private/data", function(req) return "secret data" end)
 class LuaConfig(ServerTest):
     def test_bad_route_pattern_is_a_config_error(self):
         s = self.server('\nroute("GET", "no-slash", function() end)\n', expect_start=False)
-        self.assertEqual(s.wait(), 1)
+        self.assertEqual(s.wait(10 * SLOW), 1)
         self.assertRegex(s.stderr(), r"config\.lua:3:")
         code, out, err = run(["--check", "-c", s.config_path])
         self.assertEqual(code, 1)
@@ -360,9 +360,10 @@ class Preemption(ServerTest):
     CONFIG = r'''
 workers = 1
 limits = { handler_timeout_ms = 1500 }
-route("GET", "/spin", function(req) while true do end end)
+route("GET", "/spin", function(req) shared.set(req.path, 1) while true do end end)
 -- computes until the file "go" appears beside config.lua (or 60 s of CPU pass)
 route("GET", "/sum", function(req)
+  shared.set(req.path, 1)
   local s, n, t0 = 0, 0, os.clock()
   while os.clock() - t0 < 60 do
     for i = n + 1, n + 100000 do s = s + i % 7 end
@@ -372,7 +373,13 @@ route("GET", "/sum", function(req)
   return { sum = s, n = n }
 end)
 route("GET", "/quick", function(req) return "quick" end)
+route("GET", "/started", function(req) return tostring(shared.get(req.query.p)) end)
 '''
+
+    def started(self, s, path):
+        """Wait until the handler for path has begun (answered between its slices)."""
+        self.wait_for(lambda: curl(s.url("/started?p=" + path))[2] == b"1",
+                      what=path + " to start")
 
     def test_others_served_while_a_handler_loops(self):
         s = self.server(self.CONFIG, files={"a.txt": "A"})
@@ -384,7 +391,7 @@ route("GET", "/quick", function(req) return "quick" end)
         t = threading.Thread(target=spin)
         t0 = time.time()
         t.start()
-        time.sleep(0.2)  # the handler is looping now
+        self.started(s, "/spin")  # the handler is looping now
         for path, want in (("/quick", b"quick"), ("/a.txt", b"A")):
             t1 = time.time()
             self.assertEqual(curl(s.url(path), timeout=5)[2], want)
@@ -413,6 +420,7 @@ route("GET", "/quick", function(req) return "quick" end)
         s = self.server(self.CONFIG.replace("1500", "60000"))
         results = {}
         t = self.sum_in_thread(s, results)
+        self.started(s, "/sum")
         # it computes across many pauses while others are answered
         for _ in range(3):
             time.sleep(0.1)
@@ -426,7 +434,7 @@ route("GET", "/quick", function(req) return "quick" end)
         s = self.server(self.CONFIG.replace("1500", "60000"))
         results = {}
         t = self.sum_in_thread(s, results)
-        time.sleep(0.2)
+        self.started(s, "/sum")  # on the state before the reload
         s.rewrite_config(self.CONFIG.replace('"quick"', '"reloaded"'))
         s.signal(signal.SIGHUP)
         self.wait_for(lambda: curl(s.url("/quick"))[2] == b"reloaded", what="reload")
@@ -454,8 +462,9 @@ route("GET", "/gen-loop", function(req)
   coroutine.wrap(function() while true do end end)()
 end)
 route("GET", "/started", function(req) return tostring(shared.get(req.query.p)) end)
-route("GET", "/unhook-loop", function(req) pcall(debug.sethook) while true do end end)
+route("GET", "/unhook-loop", function(req) shared.set(req.path, 1) pcall(debug.sethook) while true do end end)
 route("GET", "/pcall-yield-loop", function(req)
+  shared.set(req.path, 1)
   while true do pcall(coroutine.yield) end
 end)
 -- a generator that yields for 0.1 s of CPU time, many time slices
@@ -500,7 +509,9 @@ route("GET", "/quick", function(req) return "quick" end)
             t0 = time.time()
             t = threading.Thread(target=slow)
             t.start()
-            time.sleep(0.2)
+            # looping once /started answers (itself answered between the loop's slices)
+            self.wait_for(lambda: curl(self.s.url("/started?p=" + path))[2] == b"1",
+                          what=path + " to start")
             t1 = time.time()
             self.assertEqual(curl(self.s.url("/quick"), timeout=5)[2], b"quick")
             self.assertLess(time.time() - t1, 0.5 * SLOW, path + " held the worker")
@@ -632,7 +643,7 @@ route("GET", "/text-load", function(req) return load("return 'text ok'")() end)
 
     def test_config_file_is_guarded_too(self):
         s = self.server("\nos.execute(\"true\")\n", expect_start=False)
-        self.assertEqual(s.wait(), 1)
+        self.assertEqual(s.wait(10 * SLOW), 1)
         self.assertIn("config.lua:3: os.execute is not available", s.stderr())
 
 

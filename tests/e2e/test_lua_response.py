@@ -83,10 +83,12 @@ route("GET", "/slow", function(req)
 end)
 after(function(req, res)
   if req.path == "/slow" then
+    shared.incr("in-after")  -- the test changes the file once both are here
     while not shared.get("go") do coroutine.yield() end
   end
 end)
 route("GET", "/go", function() shared.set("go", true) return "ok" end)
+route("GET", "/in-after", function() return tostring(shared.get("in-after")) end)
 '''
 
 
@@ -97,7 +99,7 @@ class PausedFile(ServerTest):
         which a request for the changed file refills meanwhile."""
         import threading
         import time
-        from harness import get, request
+        from harness import SLOW, get, request
         old = b"body { color: red }\n" * 100          # 2000 bytes: cached, and coded
         new = b"p { margin: 0 }\n" * 125
         s = self.server(PAUSED_FILE, files={"a.css": old})
@@ -109,15 +111,17 @@ class PausedFile(ServerTest):
                    threading.Thread(target=slow, args=("gzip", b"Accept-Encoding: gzip\r\n"))]
         for t in threads:
             t.start()
-        time.sleep(1.2)                 # both wait in the after hook; the cache's second over
+        # both wait in the after hook, their bodies made from the old file
+        self.wait_for(lambda: curl(s.url("/in-after"))[2] == b"2",
+                      what="both requests in the after hook")
         s.write("a.css", new)
-        time.sleep(1.1)
+        time.sleep(1.1)                 # the cache's second over: the next ones refill it
         for extra in (b"", b"Accept-Encoding: gzip\r\n"):
             r = request(s.port, get("/a.css", extra=extra))[0]
             self.assertEqual(r.status, 200)
         self.assertEqual(request(s.port, get("/go"))[0].status, 200)
         for t in threads:
-            t.join(30)
+            t.join(30 * SLOW)
         import gzip
         self.assertEqual(got["plain"].body, old)
         self.assertEqual(gzip.decompress(got["gzip"].body), old)

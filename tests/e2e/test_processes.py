@@ -11,9 +11,11 @@ import time
 
 from harness import SLOW, VALGRIND, Reader, ServerTest, connect, curl, get
 
-# A Lua pattern that backtracks for minutes in one C call: no hook can stop it.
+# A Lua pattern that backtracks for minutes in one C call: no hook can stop it. The
+# file "stuck" beside config.lua says a worker is in it.
 STUCK = '''
 route("GET", "/stuck", function(req)
+  io.open("stuck", "w"):close()
   return { r = string.find(("a"):rep(30) .. "b", ("a*"):rep(30) .. "c") }
 end)
 '''
@@ -21,7 +23,8 @@ end)
 # Which process answered: the worker's pid, read where any handler can. /nap keeps
 # its worker away from its loop for a second (a blocking C call), so that the next
 # connection goes to another worker: with one listening socket, connections that
-# come one at a time may all go to the worker that wakes first.
+# come one at a time may all go to the worker that wakes first. The file "napping"
+# beside config.lua says a worker is in that call.
 PID = '''
 unsafe_libs = true
 route("GET", "/pid", function(req)
@@ -30,7 +33,7 @@ route("GET", "/pid", function(req)
   f:close()
   return tostring(pid)
 end)
-route("GET", "/nap", function(req) os.execute("sleep 1") return "rested" end)
+route("GET", "/nap", function(req) os.execute("touch napping; sleep 1") return "rested" end)
 '''
 
 BIG = 8 << 20
@@ -66,6 +69,16 @@ def open_files(pid):
         except OSError:
             pass  # closed meanwhile
     return out
+
+
+def in_call(s, name):
+    """Whether a handler has made the file name beside config.lua (and so is in the
+    blocking call that follows); removes it."""
+    try:
+        os.unlink(os.path.join(s.dir, name))
+        return True
+    except FileNotFoundError:
+        return False
 
 
 def kill_all(pids):
@@ -118,7 +131,7 @@ class Processes(ServerTest):
         frd = Reader(first)
         p1 = pid_on(first, frd)
         first.sendall(get("/nap"))  # its worker sleeps in C: only the other one accepts
-        time.sleep(0.3)
+        self.wait_for(lambda: in_call(s, "napping"), what="the nap")
         second = connect(s.port, timeout=10 * SLOW)
         srd = Reader(second)
         p2 = pid_on(second, srd)
@@ -192,11 +205,11 @@ class Processes(ServerTest):
         stuck = connect(s.port, timeout=10 * SLOW)
         stuck.sendall(get("/stuck"))
         t = time.time()
-        time.sleep(0.3)
+        self.wait_for(lambda: in_call(s, "stuck"), what="the worker to be stuck")
         if workers == 2:
             # the other worker serves meanwhile
             self.assertEqual(curl(s.url("/a.txt"), timeout=2)[2], b"A")
-            self.assertLess(time.time() - t, 1.5)
+            self.assertLess(time.time() - t, 1.5 * SLOW)
         while status(s.url("/a.txt")) != 200 or not set(s.workers()) - before:
             self.assertLess(time.time() - t, 4 * SLOW, "not replaced within 4 s")
             time.sleep(0.05)
@@ -226,7 +239,7 @@ class Processes(ServerTest):
                 s = self.server("workers = %d\nshutdown_timeout = 1\n" % workers + STUCK)
                 stuck = connect(s.port, timeout=10)
                 stuck.sendall(get("/stuck"))
-                time.sleep(0.3)
+                self.wait_for(lambda: in_call(s, "stuck"), what="the worker to be stuck")
                 t = time.time()
                 s.signal(signal.SIGTERM)
                 self.assertEqual(s.wait(timeout=5 * SLOW), 1)
@@ -246,7 +259,7 @@ class Processes(ServerTest):
         self.addCleanup(kill_all, workers)  # what the test may leave behind
         stuck = connect(s.port, timeout=10 * SLOW)
         stuck.sendall(get("/stuck"))
-        time.sleep(0.3 * SLOW)
+        self.wait_for(lambda: in_call(s, "stuck"), what="the worker to be stuck")
         idle = connect(s.port)
         ird = Reader(idle)
         self.assertIn(pid_on(idle, ird), workers)  # the other worker, on keep-alive
@@ -294,13 +307,18 @@ class Processes(ServerTest):
         # the shared region was sized at start: a reload cannot raise the cap, and
         # the refusals say which cap holds
         s = self.server("workers = 2\nmax_connections = 2\n" + PID)
-        s.rewrite_config("workers = 2\nmax_connections = 10\n" + PID)
+        s.rewrite_config("workers = 2\nmax_connections = 10\n" + PID +
+                         'route("GET", "/v", function() return "two" end)\n')
         s.signal(signal.SIGHUP)
         self.wait_for(lambda: "reloaded" in s.stderr(), what="the reload")
         self.assertIn("max_connections above 2 and limits.shared_mb change only on restart",
                       s.stderr())
         conns = self.connections_on_two_workers(s)
-        time.sleep(0.5)  # both workers have reloaded
+        for c, rd in conns.values():  # both workers have reloaded: /v is the new file's
+            def reloaded():
+                c.sendall(get("/v"))
+                return rd.response().body == b"two"
+            self.wait_for(reloaded, what="the reload in each worker")
         for _ in range(4):
             c = connect(s.port)
             c.sendall(get("/pid"))
@@ -331,11 +349,13 @@ class Processes(ServerTest):
 version = "%s"
 local v = version
 route("GET", "/slow", function(req)
+  shared.set("started", v)
   local x = 0
   for i = 1, 3e7 do x = x + i %% 7 end  -- pauses many times for others
   return v
 end)
 route("GET", "/v", function(req) return v end)
+route("GET", "/started", function(req) return tostring(shared.get("started")) end)
 limits = { handler_timeout_ms = 60000 }
 '''
         s = self.server(slow % "one", files={"big.bin": data})
@@ -350,7 +370,8 @@ limits = { handler_timeout_ms = 60000 }
         got = dl.recv(65536)
         paused = connect(s.port, timeout=60 * SLOW)
         paused.sendall(get("/slow"))
-        time.sleep(0.3)
+        # it has begun on the old file once /started answers (between its slices)
+        self.wait_for(lambda: curl(s.url("/started"))[2] == b"one", what="/slow to start")
         s.rewrite_config(slow % "two")
         s.signal(signal.SIGHUP)
         t = time.time()
@@ -384,10 +405,11 @@ limits = { handler_timeout_ms = 60000 }
             conns.append((c, rd))
         s.rewrite_config('workers = 3\nroute("GET", "/v", function() return "two" end)\n')
         s.signal(signal.SIGHUP)
-        time.sleep(1.0 * SLOW)
-        for c, rd in conns:
-            c.sendall(get("/v"))
-            self.assertEqual(rd.response().body, b"two")
+        for c, rd in conns:  # every connection's worker comes to the new file
+            def reloaded():
+                c.sendall(get("/v"))
+                return rd.response().body == b"two"
+            self.wait_for(reloaded, what="the reload in every worker")
             c.close()
 
     def test_reload_lets_go_of_the_old_access_log(self):

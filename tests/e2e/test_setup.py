@@ -87,10 +87,10 @@ class Setup(ServerTest):
         c = connect(s.port)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         c.sendall(get("/big.bin"))
-        time.sleep(0.3)
+        c.recv(1000)  # the response is under way: the stop waits for it
         t = time.time()
         s.signal(signal.SIGTERM)
-        self.assertEqual(s.wait(timeout=6), 1)
+        self.assertEqual(s.wait(timeout=6 * SLOW), 1)
         self.assertLess(time.time() - t, 3 * SLOW)
         self.assertIn("shutdown_timeout: abandoning a response being sent", s.stderr())
         c.close()
@@ -110,7 +110,7 @@ class Setup(ServerTest):
             self.skipTest("no IPv6 loopback here")
         s = self.server('host = "::1"\n', files={"a.txt": "six"}, expect_start=False)
         m = None
-        deadline = time.time() + 5
+        deadline = time.time() + 5 * SLOW
         while not m and time.time() < deadline:
             m = re.search(r"listening on http://\[::1\]:(\d+)/", s.stdout())
             time.sleep(0.05)

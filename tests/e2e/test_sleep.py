@@ -18,9 +18,11 @@ access_log = "access.log"
 error_log = "error.log"
 limits = { handler_timeout_ms = 200 }
 route("GET", "/sleep", function(req)
+  shared.set("sleeping", "yes") -- the tests go on once a sleep has begun
   sleep(tonumber(req.query.s or "1"))
   return "slept"
 end)
+route("GET", "/sleeping", function(req) return tostring(shared.get("sleeping")) end)
 route("GET", "/quick", function(req) return "quick" end)
 route("GET", "/busy", function(req) while true do end end)
 route("GET", "/pcall", function(req)
@@ -115,7 +117,7 @@ class Sleep(ServerTest):
 
         t = threading.Thread(target=sleeper)
         t.start()
-        time.sleep(0.1)
+        self.wait_sleeping()
         t0 = time.time()
         times = []
         for _ in range(50):
@@ -128,6 +130,10 @@ class Sleep(ServerTest):
         # each quick request was answered in well under the sleep: none waited for it
         self.assertLess(max(times), 0.5 * 1.0, times)
         self.assertLess(time.time() - t0, got["took"] + 5 * SLOW)
+
+    def wait_sleeping(self):
+        # one worker: once /sleeping answers, /sleep's handler is paused in its sleep
+        self.wait_for(lambda: curl(self.s.url("/sleeping"))[2] == b"yes", what="the sleep")
 
     def test_sleep_is_not_run_time(self):
         self.assertEqual(curl(self.s.url("/sleep?s=1"))[0], 200)
@@ -202,7 +208,7 @@ class Sleep(ServerTest):
                       what="the abandoned request in the access log")
         self.assertLess(time.time() - t0, 2 * SLOW)
         a = self.s.cpu_seconds()
-        time.sleep(5.5 - (time.time() - t0))  # past the sleep's end
+        time.sleep(max(0.0, 5.5 - (time.time() - t0)))  # past the sleep's end
         self.assertLess(self.s.cpu_seconds() - a, 0.3, "still burning CPU")
         self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
 
@@ -214,7 +220,7 @@ class Sleep(ServerTest):
 
         t = threading.Thread(target=sleeper)
         t.start()
-        time.sleep(0.3)
+        self.wait_sleeping()
         self.s.signal(signal.SIGTERM)
         t.join(20 * SLOW)
         self.assertEqual(got["r"][2], b"slept")
@@ -231,7 +237,8 @@ PID = '''
 workers = 2
 unsafe_libs = true
 route("GET", "/id", function(req) return tostring(worker.id) .. "/" .. tostring(worker.count) end)
-route("GET", "/nap", function(req) os.execute("sleep 1") return "rested" end)
+-- the file "napping" beside config.lua says a worker is in its blocking call
+route("GET", "/nap", function(req) os.execute("touch napping; sleep 1") return "rested" end)
 '''
 
 
@@ -244,20 +251,27 @@ class Workers(ServerTest):
         first.sendall(get("/id"))
         a = frd.response().body
         first.sendall(get("/nap"))  # its worker blocks in C: only the other one accepts
-        time.sleep(0.3)
+        self.wait_for(lambda: os.path.exists(os.path.join(s.dir, "napping")), what="the nap")
         second = connect(s.port, timeout=10 * SLOW)
         srd = Reader(second)
         second.sendall(get("/id"))
         b = srd.response().body
         self.assertEqual(frd.response().body, b"rested")
         self.assertEqual({a, b}, {b"0/2", b"1/2"})
-        first.close()
-        second.close()
-        # after a reload, each worker's new state knows it too
+        # after a reload, each worker's new state knows it too (asked on each
+        # worker's connection once it answers by the new file)
+        s.rewrite_config(PID + 'route("GET", "/v", function() return "two" end)\n')
         s.signal(signal.SIGHUP)
-        time.sleep(0.5 * SLOW)
-        seen = {curl(s.url("/id"))[2] for _ in range(6)}
-        self.assertTrue(seen <= {b"0/2", b"1/2"}, seen)
+        seen = set()
+        for sock, rd in ((first, frd), (second, srd)):
+            def reloaded():
+                sock.sendall(get("/v"))
+                return rd.response().body == b"two"
+            self.wait_for(reloaded, what="the reload")
+            sock.sendall(get("/id"))
+            seen.add(rd.response().body)
+            sock.close()
+        self.assertEqual(seen, {b"0/2", b"1/2"})
 
     def test_config_top_level(self):
         s = self.server('workers = 2\nlog("top", worker.id, worker.count)\n'

@@ -150,6 +150,7 @@ end)
 route("GET", "/long", function(req)
   db:tx(function()
     db:exec("INSERT INTO items (name) VALUES ('long')")
+    io.open("long", "w"):close()  -- beside config.lua: the test sends its POST now
     local t = os.clock()
     while os.clock() - t < 0.5 do end
     error("the long one fails")
@@ -162,7 +163,8 @@ end)
             answers["long"] = curl(s.url("/long"), timeout=60)[0]
         t = threading.Thread(target=long)
         t.start()
-        time.sleep(0.2 * SLOW)  # /long is in its loop now
+        # /long is in its loop (0.5 s of CPU) once it has made the file
+        self.wait_for(lambda: os.path.exists(os.path.join(s.dir, "long")), what="/long's loop")
         st, _, body = curl("-X", "POST", "--data", "other", s.url("/items"), timeout=60)
         t.join(timeout=60 * SLOW)
         self.assertEqual((answers.get("long"), st), (500, 201), body)

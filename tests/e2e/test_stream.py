@@ -75,6 +75,7 @@ end)
 route("GET", "/spin", function(req)
   local n, ms, i = tonumber(req.query.n), tonumber(req.query.ms), 0
   return function()
+    shared.incr("spin", 1)
     i = i + 1
     if i > n or shared.get("stop") then return nil end
     local t = os.clock()
@@ -276,7 +277,8 @@ end)
         t = threading.Thread(target=stream)
         t.start()
         try:
-            time.sleep(0.3 * SLOW)  # the stream has started
+            # the stream has started (the count is answered between its pieces)
+            self.wait_for(lambda: self.count(s, "spin") > 0, what="the stream")
             start = time.time()
             self.assertEqual(curl(s.url("/ping"))[2], b"pong")
             took = time.time() - start

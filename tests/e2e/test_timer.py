@@ -80,7 +80,8 @@ error_log = "error.log"
 timer.after(0, function() shared.set("z", "asleep"); sleep(60); shared.set("z", "woke") end)
 timer.every(0.05, function() log("tick") end)
 route("GET", "/z", function() return tostring(shared.get("z")) end)
-route("GET", "/slow", function() sleep(1); return "slow" end)
+route("GET", "/slow", function() shared.set("slow", "asleep"); sleep(1); return "slow" end)
+route("GET", "/slow-state", function() return tostring(shared.get("slow")) end)
 '''
 
 
@@ -143,8 +144,17 @@ class Timer(ServerTest):
         # both workers run the new file
         self.wait_for(lambda: all(json.loads(body(s, "/ticks"))["version"] == 2
                                   for _ in range(6)), timeout=5, what="the reload")
-        # a worker the curls above did not reach may still be loading the file
-        time.sleep(0.3 * SLOW)
+        # a worker the curls above did not reach may still be loading the file: the
+        # counts stand still once neither worker ticks (a tick every 0.1 s)
+        def ticks():
+            t = json.loads(body(s, "/ticks"))
+            return t.get("w0"), t.get("w1")
+
+        def still():
+            was = ticks()
+            time.sleep(0.3 * SLOW)
+            return ticks() == was
+        self.wait_for(still, timeout=5, what="the old timers to stop")
         before = json.loads(body(s, "/ticks"))
         time.sleep(0.6)
         after = json.loads(body(s, "/ticks"))
@@ -184,7 +194,8 @@ class Timer(ServerTest):
         got = {}
         slow = threading.Thread(target=lambda: got.update(r=curl(s.url("/slow"))))
         slow.start()
-        time.sleep(0.2)
+        # in flight (paused in its sleep) when the signal comes
+        self.wait_for(lambda: body(s, "/slow-state") == "asleep", what="/slow's sleep")
         ticks = self.errlog(s).count("] tick")
         s.signal(signal.SIGTERM)
         slow.join(10 * SLOW)
