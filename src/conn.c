@@ -236,6 +236,8 @@ static uint32_t request_extent(const struct conn *c)
     return c->head_len + (uint32_t)c->body_len;
 }
 
+bool lh_conn_has_next(const struct conn *c) { return c->in_len > request_extent(c); }
+
 enum step lh_conn_finish_request(struct conn *c)
 {
     c->nreq++;
@@ -292,6 +294,7 @@ static int read_input(struct conn *c)
     if (n < 0)
         return errno == EAGAIN ? 0 : -1;
     c->in_len += (uint32_t)n;
+    c->in_at = now_mono();
     return 1;
 }
 

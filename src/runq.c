@@ -212,14 +212,19 @@ enum step lh_runq_park(struct conn *c, const struct lh_ctx *ctx)
 /* C_LUA or C_STREAM and the socket is readable: the client closed (abandon the
  * handler, which the access log shows as nginx's 499, or the stream), or it sent
  * more, which stays in the socket until this request is answered (a close behind it
- * cannot be seen: stop watching; a stream then finds it out when it sends). */
+ * cannot be seen: stop watching; a stream then finds it out when it sends).
+ * A close cannot tell a client that left from one that only half-closed: one that
+ * comes with more requests already sent, or right after the last bytes, is taken as
+ * a half-close and the requests are answered (CONTRACT 5); a later one as leaving. */
 void lh_runq_watch(struct conn *c)
 {
     char b;
     ssize_t n = recv(c->fd, &b, 1, MSG_PEEK);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
-    if (n > 0) {
+    if (n == 0 && (lh_conn_has_next(c) || now_mono() - c->in_at < HALF_CLOSE_SECS))
+        c->eof = true;
+    if (n > 0 || c->eof) {
         event_del(&c->ev);
         c->armed = 0;
         return;

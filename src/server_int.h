@@ -35,6 +35,8 @@
 #define LINGER_MAX 1024              /* lingering closes at once, per worker (see
                                         lh_conn_linger) */
 #define PARKED_WATCH 3600.0          /* a paused handler's socket: re-armed when it fires */
+#define HALF_CLOSE_SECS 0.1          /* a close this soon after the client's last bytes is
+                                        a half-close (printf | nc -N), not its leaving */
 #define HEARTBEAT_SECS 0.25          /* how often a worker's loop tells the master it lives */
 
 /* A configuration and what was opened for it. Each process has its own: the master
@@ -177,6 +179,7 @@ struct conn {
     bool counted;            /* holds a slot in the caps (ticket) */
     bool close_after;        /* close once the current response is out */
     bool eof;                /* the client will send nothing more */
+    double in_at;            /* monotonic (coarse) time of the last bytes read */
     short armed;             /* EV_READ or EV_WRITE the event watches, 0 before */
     struct lh_ipkey ip;
     uint32_t ticket;         /* what shm.c counted for it */
@@ -267,6 +270,8 @@ void lh_conn_arm(struct conn *c, short what, double timeout);
 void lh_conn_process(struct conn *c);
 /* The current request's response is out: on to the next, or close. */
 enum step lh_conn_finish_request(struct conn *c);
+/* Whether bytes of a next (pipelined) request are buffered behind the current one. */
+bool lh_conn_has_next(const struct conn *c);
 /* Our side is done: half-close and read until the client closes too. */
 void lh_conn_linger(struct conn *c);
 /* Close c and free it (a paused request included). */

@@ -221,6 +221,18 @@ def run(args, timeout=10, cwd=None):
     return p.returncode, p.stdout, p.stderr
 
 
+# HALF_CLOSE_SECS in src/server_int.h: a close that comes this soon after a client's
+# last bytes is taken for a half-close (printf | nc -N) and the request answered
+HALF_CLOSE = 0.1
+
+
+def leave(sock):
+    """Close sock as a client that leaves: past the half-close window (the caller has
+    seen the handler paused, which is after its request was read)."""
+    time.sleep(3 * HALF_CLOSE)
+    sock.close()
+
+
 def connect(port, timeout=3):
     s = socket.create_connection((HOST, port), timeout=timeout * SLOW)
     s.settimeout(timeout * SLOW)

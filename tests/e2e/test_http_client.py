@@ -14,7 +14,8 @@ import time
 import urllib.parse
 
 import backends
-from harness import SANITIZED, SLOW, VALGRIND, Reader, ServerTest, connect, curl, get, read_until_close
+from harness import (SANITIZED, SLOW, VALGRIND, Reader, ServerTest, connect, curl, get, leave,
+                     read_until_close)
 
 ROUTES = r'''
 workers = 1
@@ -275,7 +276,7 @@ class Client(ServerTest):
         # the request goes to the backend once the handler has paused (a client whose
         # close is in before then is one that half-closed: answered)
         self.wait_for(lambda: "/slow?s=3" in self.b.paths, what="the request at the backend")
-        sock.close()
+        leave(sock)
         self.wait_for(lambda: '"GET /get?p=/slow%3Fs=3 HTTP/1.1" 499' in log(),
                       what="the first abandoned request in the access log")
         # the handler never goes on: nothing after its wait runs
@@ -285,7 +286,7 @@ class Client(ServerTest):
         # (a client whose close is in before then is one that half-closed: answered)
         self.wait_for(lambda: curl(self.s.url("/waiting"))[2] == b"yes", what="the handler's wait")
         t0 = time.time()
-        sock.close()
+        leave(sock)
         self.wait_for(lambda: '"GET /leave HTTP/1.1" 499' in log(),
                       what="the abandoned request in the access log")
         # past the backend's answer 3 s on, which a wait that went on would have had
@@ -352,7 +353,7 @@ class Broken(ServerTest):
         # the request goes out once the connection is made, after the handler paused: a
         # client whose close is in before then is one that half-closed, and is answered
         self.assertTrue(asked.wait(10 * SLOW), "the backend got no request")
-        sock.close()
+        leave(sock)
         self.assertTrue(b.peer_closed.wait(5 * SLOW), "the backend connection stayed open")
         self.assertEqual(curl(s.url("/quick"))[2], b"quick")
 

@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 
-from harness import SLOW, Reader, ServerTest, connect, curl, get, request, run
+from harness import SLOW, Reader, ServerTest, connect, curl, get, leave, request, run
 
 API = r'''
 route("GET", "/hello/:name", function(req)
@@ -575,7 +575,7 @@ route("GET", "/quick", function(req) return "quick" end)
             # its first slice has run and it is paused between slices once /started
             # answers (a close that is in before then would be a half-close: answered)
             self.wait_for(lambda: curl(s.url("/started?p=" + path))[2] == b"1", what=path + " to start")
-            sock.close()
+            leave(sock)
             self.wait_for(lambda: '"GET %s HTTP/1.1" 499' % path in
                           open(os.path.join(s.dir, "access.log")).read(),
                           timeout=3, what="the abandoned request in the access log")

@@ -6,11 +6,11 @@ cannot suspend it says so. worker.id and worker.count."""
 import json
 import os
 import signal
-
+import socket
 import threading
 import time
 
-from harness import SLOW, Reader, ServerTest, connect, curl, get
+from harness import HALF_CLOSE, SLOW, Reader, ServerTest, connect, curl, get, leave, read_until_close
 
 ROUTES = r'''
 workers = 1
@@ -202,7 +202,7 @@ class Sleep(ServerTest):
         # one worker: once /waiting answers, /leave's handler has paused in its sleep
         # (a client whose close is in before then is one that half-closed: answered)
         self.wait_for(lambda: curl(self.s.url("/waiting"))[2] == b"yes", what="the handler's sleep")
-        sock.close()
+        leave(sock)
         t0 = time.time()
         self.wait_for(lambda: '"GET /leave HTTP/1.1" 499' in self.accesslog(), timeout=2,
                       what="the abandoned request in the access log")
@@ -211,6 +211,32 @@ class Sleep(ServerTest):
         time.sleep(max(0.0, 5.5 - (time.time() - t0)))  # past the sleep's end
         self.assertLess(self.s.cpu_seconds() - a, 0.3, "still burning CPU")
         self.assertEqual(curl(self.s.url("/side"))[2], b"nil")
+
+    def test_half_close_right_after_the_request_is_answered(self):
+        # `printf ... | nc -N`: the close may come just after the handler paused
+        for _ in range(5):
+            sock = connect(self.s.port, timeout=10 * SLOW)
+            sock.sendall(get("/sleep?s=0.05"))
+            sock.shutdown(socket.SHUT_WR)
+            data = read_until_close(sock)
+            sock.close()
+            self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:100])
+            self.assertTrue(data.endswith(b"slept"), data[-100:])
+
+    def test_pipelined_requests_then_a_half_close_are_all_answered(self):
+        # CONTRACT 5: the close comes long after, while the first handler sleeps; the
+        # requests behind it say the client wants its answers
+        sock = connect(self.s.port, timeout=10 * SLOW)
+        sock.sendall(get("/sleep?s=2") + get("/quick") + get("/sleep?s=0.1"))
+        self.wait_sleeping()
+        time.sleep(3 * HALF_CLOSE)
+        sock.shutdown(socket.SHUT_WR)
+        data = read_until_close(sock)
+        sock.close()
+        self.assertEqual(data.count(b"HTTP/1.1 200 "), 3, data)
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in data.split(b"HTTP/1.1 200 ")[1:]]
+        self.assertEqual([b[-5:] for b in bodies], [b"slept", b"quick", b"slept"])
+        self.assertNotIn(" 499 ", self.accesslog())
 
     def test_sigterm_waits_for_a_sleeping_request(self):
         got = {}
