@@ -48,7 +48,7 @@ static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
  * first time this route or hook sets it. The warnings given are kept in the state,
  * keyed by "what runs" and the name in lower case: a few per route at most. */
 static void warn_ignored(struct lh_lua *lua, const struct lh_ctx *ctx, const char *name,
-                         size_t len)
+                         size_t len, bool closes)
 {
     lua_State *L = lua->L;
     char what[160], key[sizeof what + 32];
@@ -71,7 +71,10 @@ static void warn_ignored(struct lh_lua *lua, const struct lh_ctx *ctx, const cha
         lua_pushboolean(L, 1);
         lua_rawset(L, -4);
         lh_log_error("warn", "lua: %s: response header %.*s is the server's and is not "
-                     "sent (warned once per route and header name)", what, (int)len, name);
+                     "sent%s (warned once per route and header name)", what, (int)len, name,
+                     closes ? "; its close is honoured: the connection closes after the "
+                              "response, with the server's own Connection: close"
+                            : "");
     }
     lua_pop(L, 2);
 }
@@ -102,11 +105,11 @@ static bool add_value(struct lh_lua *lua, const struct lh_ctx *ctx, struct lh_re
         return header_error(ctx, name, nlen, "has a value with CR, LF, NUL or another "
                                              "control byte");
     if (class == LH_HNAME_FRAMING) {
-        if (nlen == 10 && strncasecmp(name, "connection", 10) == 0 &&
-            lh_response_connection_close(v, vlen))
+        bool closes = nlen == 10 && strncasecmp(name, "connection", 10) == 0 &&
+                      lh_response_connection_close(v, vlen);
+        if (closes)
             resp->close = true; /* honoured: the server's own Connection: close goes out */
-        else
-            warn_ignored(lua, ctx, name, nlen);
+        warn_ignored(lua, ctx, name, nlen, closes);
         return true;
     }
     if (lh_response_add(resp, name, nlen, v, vlen) != 0)

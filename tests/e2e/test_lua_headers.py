@@ -268,6 +268,12 @@ class LuaHeaders(ServerTest):
         self.assertIn(b"\r\nConnection: close\r\n", data)
         data = raw(self.s.port, get("/close-list") + get("/close"))
         self.assertEqual(data.count(b"HTTP/1.1 200"), 1, data)
+        # CONTRACT 3: a framing header from Lua comes with a warning, this one too
+        self.wait_for(lambda: "route GET /close: response header Connection is the server's "
+                              "and is not sent; its close is honoured" in self.errlog(),
+                      what="the warning")
+        self.assertIn("route GET /close-list: response header connection is the server's",
+                      self.errlog())
 
     def test_connection_close_once_when_the_server_closes_too(self):
         for req in (get("/close", extra=b"Connection: close\r\n"),
