@@ -32,7 +32,8 @@ struct lh_cors {
     char *methods;       /* Access-Control-Allow-Methods; NULL: the server's default list,
                           * "" (an empty array): none sent */
     char *headers;       /* Access-Control-Allow-Headers; NULL: echo the preflight's
-                          * Access-Control-Request-Headers, "": none sent */
+                          * Access-Control-Request-Headers (none asked: "*", or
+                          * "Content-Type" with credentials), "": none sent */
     bool credentials;    /* Access-Control-Allow-Credentials: true (only with origins) */
     long max_age;        /* Access-Control-Max-Age of a preflight's answer, seconds */
 };

@@ -332,6 +332,9 @@ enum lh_step lh_front_preflight(struct lh_ctx *ctx)
         lh_response_header(resp, "Access-Control-Allow-Headers", cors->headers);
     else if (!cors->headers && asked && hlen > 0)
         lh_response_add(resp, "Access-Control-Allow-Headers", 28, asked, hlen);
+    else if (!cors->headers) /* nothing asked: the field still goes out (CONTRACT 8) */
+        lh_response_header(resp, "Access-Control-Allow-Headers",
+                           cors->credentials ? "Content-Type" : "*");
     char age[24];
     snprintf(age, sizeof age, "%ld", cors->max_age);
     lh_response_header(resp, "Access-Control-Max-Age", age);

@@ -101,6 +101,15 @@ class Cors(ServerTest):
         self.assertEqual(h["access-control-allow-credentials"], "true")
         self.assertEqual(h["vary"], "Origin")
 
+    def test_preflight_asking_no_headers_with_credentials(self):
+        # "*" is no wildcard for a credentialed call: a name the browser understands
+        s = self.server('cors = { origins = { "%s" }, credentials = true }\n' % ORIGIN + ROUTES,
+                        files=FILES)
+        st, h, _ = preflight(s.url("/api/items"))
+        self.assertEqual((st, h["access-control-allow-headers"]), (204, "Content-Type"))
+        st, h, _ = preflight(s.url("/api/items"), headers="x-token")
+        self.assertEqual((st, h["access-control-allow-headers"]), (204, "x-token"))
+
     def test_preflight_refused_origin(self):
         s = self.listed()
         for origin in ("https://evil.example", ORIGIN + ".evil.example", ORIGIN + ":8443"):
@@ -124,6 +133,13 @@ class Cors(ServerTest):
         self.assertEqual(h["access-control-allow-origin"], "*")
         self.assertNotIn("access-control-allow-credentials", h)
         self.assertEqual(h["access-control-allow-headers"], "content-type, x-custom")  # echoed
+        self.assertEqual(h["access-control-max-age"], "600")
+        # CONTRACT 8: a preflight that asks for no headers still gets all four fields
+        st, h, _ = preflight(s.url("/api/items"), origin="https://any.example")
+        self.assertEqual(st, 204)
+        self.assertEqual({k: h.get("access-control-allow-" + k) for k in ("origin", "headers")},
+                         {"origin": "*", "headers": "*"})
+        self.assertIn("access-control-allow-methods", h)
         self.assertEqual(h["access-control-max-age"], "600")
         self.assertNotIn("vary", h)
         o = ("-H", "Origin: https://any.example")
