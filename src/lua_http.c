@@ -170,6 +170,13 @@ static bool hop_field(const struct conn_names *c, const char *n, size_t len)
     return c->more && each_conn_name(c->h, c->nh, is_wanted, &w);
 }
 
+/* A backend's Date and Server: the server sends its own, as nginx does (CONTRACT 5:
+ * every response has them; a handler may still set either). */
+static bool backend_own(const char *n, size_t len)
+{
+    return name_is(n, len, "date") || name_is(n, len, "server");
+}
+
 static void add_field(luaL_Buffer *b, const char *n, size_t nl, const char *v, size_t vl)
 {
     luaL_addlstring(b, n, nl);
@@ -213,7 +220,8 @@ static void push_headers(lua_State *L, const struct lh_response_head *h, bool pr
     char name[256];
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct lh_header *f = &h->headers[i];
-        if (proxy && hop_field(&conn, f->name, f->name_len))
+        if (proxy && (hop_field(&conn, f->name, f->name_len) ||
+                      backend_own(f->name, f->name_len)))
             continue;
         size_t n = f->name_len < sizeof name ? f->name_len : sizeof name - 1;
         for (size_t j = 0; j < n; j++)
@@ -803,20 +811,19 @@ static bool fill(struct lh_response *resp, const struct lh_response_head *h)
 {
     struct conn_names conn;
     conn_names_init(&conn, h->headers, h->nheaders);
-    unsigned singles = 0;
+    bool seen_type = false;
     for (uint32_t i = 0; i < h->nheaders; i++) {
         const struct lh_header *f = &h->headers[i];
-        if (hop_field(&conn, f->name, f->name_len))
+        if (hop_field(&conn, f->name, f->name_len) || backend_own(f->name, f->name_len))
             continue;
         enum lh_hname class = lh_response_name_class(f->name, f->name_len);
         if (class == LH_HNAME_BAD || class == LH_HNAME_FRAMING ||
             !lh_response_value_ok(f->value, f->value_len))
             return false;
-        if (class == LH_HNAME_SINGLE) { /* Date, Server: replace the server's own */
-            unsigned bit = f->name_len == 4 ? 1u : f->name_len == 6 ? 2u : 4u;
-            if (singles & bit)
+        if (class == LH_HNAME_SINGLE) { /* Content-Type: replaces the server's own */
+            if (seen_type)
                 return false;
-            singles |= bit;
+            seen_type = true;
         }
         if (lh_response_add(resp, f->name, f->name_len, f->value, f->value_len) != 0)
             return false;
@@ -828,7 +835,7 @@ static bool fill(struct lh_response *resp, const struct lh_response_head *h)
  * server called itself, whose headers table nobody would see (making it and reading
  * it back was a third of a proxied request's instructions). false, resp to be made
  * again, for what only the table's checks may answer (a name or value the response
- * cannot carry, Date, Server or Content-Type twice: a 500, as for a handler). */
+ * cannot carry, Content-Type twice: a 500, as for a handler). */
 static bool prefill(struct lh_response *resp, const struct lh_response_head *h)
 {
     lh_response_free(resp);
