@@ -31,13 +31,22 @@ void lh_log_error(const char *level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* The same, followed by the lines of trace (a Lua traceback, may be NULL), each on a
- * line of its own that starts with a tab and is escaped the same way. */
+ * line of its own that starts with a tab and is escaped the same way. trace ends at
+ * its first NUL: luaL_traceback builds it with "%s", so it holds none. */
 void lh_log_error_trace(const char *level, const char *trace, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Escape s[0..len) for the error log into out (capacity outsz >= 1, NUL-terminated,
  * truncated to fit). Returns the length written. */
 size_t lh_log_escape(char *out, size_t outsz, const char *s, size_t len);
+
+/* The longest message lh_log_error keeps, escapes aside. */
+#define LH_LOG_MSG_MAX 4096
+
+/* s[0..len) escaped into buf (size >= 1) by lh_log_escape, for a "%s" of lh_log_error
+ * when s may hold a NUL (any Lua string): printf would stop there and drop the rest.
+ * What it writes passes through lh_log_error unchanged. Returns buf. */
+const char *lh_log_str(char *buf, size_t size, const char *s, size_t len);
 
 /* What one access-log line is made of. Strings need not be NUL-terminated. */
 struct lh_access {

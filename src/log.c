@@ -87,6 +87,12 @@ size_t lh_log_escape(char *out, size_t outsz, const char *s, size_t len)
     return o;
 }
 
+const char *lh_log_str(char *buf, size_t size, const char *s, size_t len)
+{
+    lh_log_escape(buf, size, s, len); /* escaping its output again changes nothing */
+    return buf;
+}
+
 #define LINE_MAX_BYTES 16384 /* one entry, traceback included; longer ones are cut */
 
 /* The entry's head, "YYYY/MM/DD HH:MM:SS [level] " and the escaped message, into
@@ -94,7 +100,7 @@ size_t lh_log_escape(char *out, size_t outsz, const char *s, size_t len)
 static size_t format_head(char *line, size_t cap, const char *level, const char *fmt,
                           va_list ap)
 {
-    char msg[4096];
+    char msg[LH_LOG_MSG_MAX];
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);

@@ -305,17 +305,22 @@ static void log_failure(struct lh_lua *lua, struct lh_ctx *ctx, lua_State *co,
     int base = lua_gettop(L);
     lua_xmove(co, L, 1);
     /* no __tostring: it would run the handler's code outside its limits */
+    size_t len = 0; /* error("a\0b"): the length, not strlen, says where it ends */
     const char *msg = res == LH_CALL_MEMORY ? "not enough memory (limits.lua_memory_mb)"
                       : lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER
-                          ? lua_tostring(L, -1)
+                          ? lua_tolstring(L, -1, &len)
                           : lua_pushfstring(L, "(error object is a %s value)",
                                             luaL_typename(L, -1));
+    if (len == 0)
+        len = strlen(msg); /* ours, or an empty string */
     note_error_position(lua, co);
     luaL_traceback(L, co, NULL, 0);
     const char *trace = lua_tostring(L, -1);
     char what[160];
     lh_call_describe(ctx, what, sizeof what);
-    lh_log_error_trace("error", trace, "lua: %s: %s", what, msg);
+    char shown[LH_LOG_MSG_MAX];
+    lh_log_str(shown, sizeof shown, msg, len); /* escaped by length: it may hold a NUL */
+    lh_log_error_trace("error", trace, "lua: %s: %s", what, shown);
     bool dev = lua->dev && ctx->dev_loopback && res != LH_CALL_TIMEOUT;
     if (dev) {
         free(ctx->dev_error);

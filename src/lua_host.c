@@ -69,6 +69,10 @@ static int api_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    char msg[LH_LOG_MSG_MAX];
+    lh_log_str(msg, sizeof msg, text, len); /* escaped by length: it may hold a NUL */
     lua_Debug ar;
     int line = lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar) ? ar.currentline : 0;
     const char *where = line > 0 ? ar.short_src : "?";
@@ -76,14 +80,13 @@ static int api_log(lua_State *L)
     char what[160];
     if (ctx && !ctx->req->method_len) /* a timer: no request */
         lh_log_error("info", "lua: %s:%d: [%s] %s", where, line,
-                     lh_call_describe(ctx, what, sizeof what), lua_tostring(L, -1));
+                     lh_call_describe(ctx, what, sizeof what), msg);
     else if (ctx)
         lh_log_error("info", "lua: %s:%d: [%s] [%.*s %s] %s", where, line,
                      lh_call_describe(ctx, what, sizeof what),
-                     (int)ctx->req->method_len, ctx->req->method, ctx->path,
-                     lua_tostring(L, -1));
+                     (int)ctx->req->method_len, ctx->req->method, ctx->path, msg);
     else
-        lh_log_error("info", "lua: %s:%d: %s", where, line, lua_tostring(L, -1));
+        lh_log_error("info", "lua: %s:%d: %s", where, line, msg);
     return 0;
 }
 

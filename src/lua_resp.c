@@ -36,11 +36,12 @@ const char lh_resp_prefilled;
 static bool header_error(const struct lh_ctx *ctx, const char *name, size_t len,
                          const char *why)
 {
-    char what[160];
-    int shown = len > 64 ? 64 : (int)len; /* lh_log_error escapes what it holds */
-    lh_log_error("error", "lua: %s: response header \"%.*s%s\" %s: answering 500",
-                 lh_call_describe(ctx, what, sizeof what), name ? shown : 14,
-                 name ? name : "(not a string)", len > 64 ? "..." : "", why);
+    char what[160], shown[64 * 4 + 1]; /* 64 bytes, each \xHH at most */
+    if (name)
+        lh_log_str(shown, sizeof shown, name, len > 64 ? 64 : len); /* may hold a NUL */
+    lh_log_error("error", "lua: %s: response header \"%s%s\" %s: answering 500",
+                 lh_call_describe(ctx, what, sizeof what), name ? shown : "(not a string)",
+                 len > 64 ? "..." : "", why);
     return false;
 }
 
@@ -327,9 +328,12 @@ static bool take_response(struct lh_lua *lua, int base, struct lh_ctx *ctx)
             }
         }
         if (rc != LUA_OK) {
-            char what[160];
+            char what[160], msg[LH_LOG_MSG_MAX];
+            size_t elen;
+            const char *err = lua_tolstring(L, -1, &elen); /* a Lua string: by length */
             lh_log_error("error", "lua: %s: the returned table is not JSON: %s",
-                         lh_call_describe(ctx, what, sizeof what), lua_tostring(L, -1));
+                         lh_call_describe(ctx, what, sizeof what),
+                         lh_log_str(msg, sizeof msg, err, elen));
             lh_response_error(resp, 500);
             return true;
         }

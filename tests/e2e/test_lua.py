@@ -656,6 +656,8 @@ error_log = "error.log"
 route("GET", "/l/*", function(req) log("visited", req.path) return "ok" end)
 route("GET", "/err/*", function(req) error("bad item " .. req.params["*"]) end)
 route("GET", "/lua-newline", function(req) log("a\nb\r\27[31mred") return "ok" end)
+route("GET", "/nul-log", function(req) log("before\0after", req.query.x) return "ok" end)
+route("GET", "/nul-error", function(req) error("e1\0e2") end)
 '''
 
     def test_no_forged_lines(self):
@@ -675,6 +677,23 @@ route("GET", "/lua-newline", function(req) log("a\nb\r\27[31mred") return "ok" e
         self.assertIn(r"a\nb\r\x1B[31mred", text)
         self.assertIn("\n\tstack traceback:\n\t", text)
         self.assertNotIn("userdata: 0x", text)
+
+    def test_nul_is_escaped_and_what_follows_kept(self):
+        s = self.server(self.CONFIG + 'access_log = "access.log"\n')
+        self.assertEqual(curl(s.url("/nul-log?x=a%00b%09c"))[0], 200)
+        self.assertEqual(curl(s.url("/nul-error"))[0], 500)
+        # a NUL a client sends in the path or a header never reaches the access log raw
+        self.assertEqual(curl(s.url("/l/a%00b"))[0], 404)
+        path = os.path.join(s.dir, "error.log")
+        self.wait_for(lambda: "e1" in open(path).read(), what="log lines")
+        with open(path) as f:
+            text = f.read()
+        self.assertIn("before\\x00after\ta\\x00b\tc\n", text)  # tabs stay
+        self.assertIn(": e1\\x00e2\n\tstack traceback:", text)
+        access = os.path.join(s.dir, "access.log")
+        self.wait_for(lambda: "/l/a%00b" in open(access).read(), what="access line")
+        with open(access, "rb") as f:
+            self.assertNotIn(b"\0", f.read())
 
 
 class FoundByReading(ServerTest):

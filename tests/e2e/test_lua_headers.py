@@ -38,7 +38,8 @@ route("GET", "/bad/:what", function(req)
     colon = { ["X: y"] = "1" }, space = { ["a b"] = "1" }, empty = { [""] = "1" },
     crlf = { ["X-Bad"] = "a\r\nInjected: 1" }, nul = { ["X-Bad"] = "a\0b" },
     ctl = { ["X-Bad"] = "a\1b" }, del = { ["X-Bad"] = "a\127b" },
-    nlname = { ["X\nInjected"] = "1" }, bool = { ["X-Bad"] = true },
+    nlname = { ["X\nInjected"] = "1" }, nulname = { ["X\0Hidden"] = "1" },
+    bool = { ["X-Bad"] = true },
     hash = { ["X-Bad"] = { a = "1" } }, twoct = { ["Content-Type"] = { "a/b", "c/d" } },
   }
   return "never", bad[req.params.what]
@@ -180,6 +181,7 @@ class LuaHeaders(ServerTest):
         for what, shown in (("colon", '"X: y"'), ("space", '"a b"'), ("empty", '""'),
                             ("crlf", '"X-Bad"'), ("nul", '"X-Bad"'), ("ctl", '"X-Bad"'),
                             ("del", '"X-Bad"'), ("nlname", '"X\\nInjected"'),
+                            ("nulname", '"X\\x00Hidden"'),
                             ("bool", '"X-Bad"'), ("hash", '"X-Bad"'),
                             ("twoct", '"Content-Type"')):
             r = self.one("/bad/" + what)
