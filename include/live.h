@@ -19,6 +19,21 @@ enum lh_live_path lh_live_path_of(const char *target, size_t len);
 /* The script LH_LIVE_TAG loads (a NUL-terminated JavaScript text, static). */
 extern const char lh_live_js[];
 
+/* Where LH_LIVE_TAG goes in html (len bytes): the offset of its last "</body" (any
+ * case), or len when it has none. */
+size_t lh_live_tag_at(const char *html, size_t len);
+
+/* The last bytes of a stream so far, enough to see a "</body" split across pieces
+ * (zeroed to start). */
+struct lh_live_tail {
+    char b[5];
+    unsigned char n;
+};
+
+/* piece (len bytes) comes after what t has seen: does a "</body" (any case) that
+ * began in an earlier piece end in it? t moves on past the piece. */
+bool lh_live_tail_feed(struct lh_live_tail *t, const char *piece, size_t len);
+
 /* html (len bytes) with LH_LIVE_TAG before its last "</body" (any case): a malloc'd
  * buffer of *out_len bytes, the caller's to free. NULL when the page has no </body>
  * (a fragment, which must stay as it is) or memory ran out. */

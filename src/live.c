@@ -130,16 +130,37 @@ bool lh_live_is_html(const char *type, size_t len)
     return len == n || type[n] == ';' || type[n] == ' ' || type[n] == '\t';
 }
 
+size_t lh_live_tag_at(const char *html, size_t len)
+{
+    for (size_t i = len; i >= 6; i--)
+        if (html[i - 6] == '<' && html[i - 5] == '/' && strncasecmp(html + i - 4, "body", 4) == 0)
+            return i - 6;
+    return len;
+}
+
+bool lh_live_tail_feed(struct lh_live_tail *t, const char *piece, size_t len)
+{
+    /* a "</body" across the seam has at most 5 bytes on either side of it; one that
+     * starts in those before it cannot end there too */
+    char seam[10];
+    size_t head = len < 5 ? len : 5, n = t->n + head;
+    memcpy(seam, t->b, t->n);
+    memcpy(seam + t->n, piece, head);
+    bool split = lh_live_tag_at(seam, n) < t->n;
+    size_t keep = n < 5 ? n : 5;
+    if (len >= 5)
+        memcpy(t->b, piece + len - 5, 5);
+    else /* a short piece: the seam holds all of it */
+        memcpy(t->b, seam + n - keep, keep);
+    t->n = (unsigned char)keep;
+    return split;
+}
+
 char *lh_live_inject(const char *html, size_t len, size_t *out_len)
 {
     static const char tag[] = LH_LIVE_TAG;
     size_t tlen = sizeof tag - 1;
-    size_t at = len;
-    for (size_t i = len; i >= 6; i--)
-        if (html[i - 6] == '<' && html[i - 5] == '/' && strncasecmp(html + i - 4, "body", 4) == 0) {
-            at = i - 6;
-            break;
-        }
+    size_t at = lh_live_tag_at(html, len);
     if (at == len)
         return NULL;
     char *out = malloc(len + tlen);
@@ -627,13 +648,27 @@ void lh_live_news(struct worker *w)
 
 #define LIVE_PAGE_MAX (16 * 1024 * 1024) /* a larger page is sent as it is */
 
+/* An HTML page, whole and as it is: not a part of one, not coded (the tag would go
+ * into compressed bytes), not a status without a body. */
+static bool takes_tag(const struct lh_response *r)
+{
+    const char *type = lh_response_get(r, "Content-Type");
+    return type && lh_live_is_html(type, strlen(type)) && r->status != 206 &&
+           r->status != 304 && r->status != 204 && !lh_response_get(r, "Content-Encoding");
+}
+
+bool lh_live_stream_takes_tag(const struct lh_response *r)
+{
+    /* a stream of a known length (proxy()'s) goes as it is: its Content-Length went
+     * out with the head, and the pieces are held to it */
+    return r->known_length < 0 && takes_tag(r);
+}
+
 /* The tag into r's body (memory, or a whole file read into memory), the ETag made
  * distinct from the file's own. */
 void lh_live_inject_response(struct lh_response *r)
 {
-    const char *type = lh_response_get(r, "Content-Type");
-    if (!type || !lh_live_is_html(type, strlen(type)) || r->status == 206 ||
-        r->status == 304 || r->status == 204 || lh_response_get(r, "Content-Encoding"))
+    if (!takes_tag(r))
         return;
     char *file = NULL;
     const char *body = r->body;
@@ -647,7 +682,7 @@ void lh_live_inject_response(struct lh_response *r)
         body = file;
         len = (size_t)r->file_len;
     } else if (r->body_kind != LH_BODY_MEM) {
-        return; /* a streamed page goes as it is */
+        return; /* a streamed page gets it piece by piece (send.c) */
     }
     size_t out_len;
     char *out = lh_live_inject(body, len, &out_len);

@@ -12,6 +12,7 @@
 #include "cond.h"
 #include "gzip.h"
 #include "http.h"
+#include "live.h"
 #include "log.h"
 #include "lua_host.h"
 
@@ -328,6 +329,9 @@ enum step lh_send_stream_start(struct conn *c)
     p->version = p->req.version == 10 ? 10 : 11;
     p->length = p->resp.known_length;
     p->sent = 0;
+    p->live_tag = c->w->live && lh_live_stream_takes_tag(&p->resp);
+    p->live_split = false;
+    p->live_tail = (struct lh_live_tail){0};
     c->state = C_STREAM;
     bool keepalive = (p->version == 11 || p->length >= 0) &&
                      wants_keepalive(c, &p->req, &p->resp);
@@ -341,9 +345,13 @@ struct piece {
 };
 
 /* lh_lua_stream_next's sink: one piece out as one chunk (as it is on HTTP/1.0, or
- * with a known length: then never past it). */
+ * with a known length: then never past it). In --dev the live-reload tag goes into
+ * the first piece with a "</body" (before its last, as in a whole page); before one
+ * split across pieces it cannot (the start is out), so it goes at the end
+ * (stream_end). A page with no "</body" at all is a fragment, left as it is. */
 static void send_piece(void *arg, const char *s, size_t len)
 {
+    static const char tag[] = LH_LIVE_TAG;
     struct piece *pc = arg;
     struct conn *c = pc->c;
     struct parked *p = c->parked;
@@ -355,11 +363,20 @@ static void send_piece(void *arg, const char *s, size_t len)
         pc->rc = 1;
         return;
     }
+    size_t at = len;
+    if (p->live_tag) { /* then length < 0: the tag counts against no Content-Length */
+        at = lh_live_tag_at(s, len);
+        p->live_split |= lh_live_tail_feed(&p->live_tail, s, len);
+    }
+    size_t tlen = at < len ? sizeof tag - 1 : 0;
+    p->live_tag = p->live_tag && !tlen;
     char line[24];
-    int n = p->version == 10 || p->length >= 0 ? 0 : snprintf(line, sizeof line, "%zx\r\n", len);
-    struct iovec iov[3] = {{line, (size_t)n}, {(void *)s, len}, {(void *)"\r\n", 2}};
-    pc->rc = n ? send_iov(c, iov, 3) : send_iov(c, iov + 1, 1);
-    p->sent += (int64_t)len;
+    int n = p->version == 10 || p->length >= 0 ? 0
+                                               : snprintf(line, sizeof line, "%zx\r\n", len + tlen);
+    struct iovec iov[5] = {{line, (size_t)n}, {(void *)s, at}, {(void *)tag, tlen},
+                           {(void *)(s + at), len - at}, {(void *)"\r\n", n ? 2 : 0}};
+    pc->rc = send_iov(c, iov, 5);
+    p->sent += (int64_t)(len + tlen);
 }
 
 /* Cut: no last chunk (or fewer bytes than the Content-Length said), so the client
@@ -382,18 +399,28 @@ static void stream_wrong_length(struct conn *c, bool over)
     stream_cut(c);
 }
 
-/* The function returned nil: the last chunk, and on to the next request or the close. */
+/* The function returned nil: the last chunk, and on to the next request or the close.
+ * A live-reload tag no piece took, for a "</body" that came split, goes before it:
+ * browsers run a script after </html> too. */
 static void stream_end(struct conn *c)
 {
+    static const char tag[] = LH_LIVE_TAG;
     struct parked *p = c->parked;
     if (p->length >= 0 && p->sent != p->length) {
         stream_wrong_length(c, false);
         return;
     }
     bool chunked = p->version == 11 && p->length < 0;
+    size_t tlen = p->live_tag && p->live_split ? sizeof tag - 1 : 0;
+    p->sent += (int64_t)tlen;
     lh_runq_unpark(c, true); /* the access log line, the function and the request go */
     c->after_write = AW_FINISH;
-    int rc = chunked ? send_now(c, "0\r\n\r\n", 5, NULL, 0) : 1;
+    static const char end[] = "\r\n0\r\n\r\n"; /* the tag's chunk's end, the last chunk */
+    char line[24];
+    int n = chunked && tlen ? snprintf(line, sizeof line, "%zx\r\n", tlen) : 0;
+    const char *last = !chunked ? "" : n ? end : end + 2;
+    struct iovec iov[3] = {{line, (size_t)n}, {(void *)tag, tlen}, {(void *)last, strlen(last)}};
+    int rc = tlen || chunked ? send_iov(c, iov, 3) : 1;
     if (lh_send_after_flush(c, rc) == AGAIN)
         lh_conn_process(c);
 }

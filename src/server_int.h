@@ -17,6 +17,7 @@
 #include "front.h"
 #include "http.h"
 #include "ipkey.h"
+#include "live.h"
 #include "response.h"
 #include "server.h"
 #include "shm.h"
@@ -165,6 +166,9 @@ struct parked {
     int64_t length;           /* stream: >= 0: its Content-Length, which went out with
                                * the head: the pieces go as they are, and the body ends
                                * after length bytes */
+    bool live_tag;            /* stream, --dev: LH_LIVE_TAG is still to go out */
+    bool live_split;          /* ... and a "</body" came split across pieces (send.c) */
+    struct lh_live_tail live_tail;
     struct event *wake;       /* a wait the handler asked for (sleep), or NULL */
 };
 
@@ -353,6 +357,9 @@ void lh_live_on_event(struct conn *c, short what);
 void lh_live_forget(struct conn *c);
 /* The live-reload tag into an HTML response (memory or whole-file body). */
 void lh_live_inject_response(struct lh_response *r);
+/* Does r, a streamed body, get the tag (send.c: before the "</body" of the first
+ * piece with one, or at the end when it came split across pieces)? */
+bool lh_live_stream_takes_tag(const struct lh_response *r);
 
 /* ---- master.c, devwatch.c ---- */
 

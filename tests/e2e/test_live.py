@@ -1,5 +1,6 @@
 """CONTRACT section 7, live reload in --dev without a browser: the script in every HTML
-page (static and Lua, Content-Length and ETag to match), the event stream at
+page (static and Lua, Content-Length and ETag to match; a streamed page before its
+</body>, or at the end when that came split across pieces), the event stream at
 /__luahttpd/events and what goes out on it when a file is saved, a Lua file reloads
 or a reload fails; Cache-Control: no-cache; and none of it without --dev. The
 browser's side is in test_browser.py."""
@@ -20,6 +21,13 @@ route("GET", "/fragment", function() return "<p>no body tag</p>" end)
 route("GET", "/json", function() return { html = "</body>" } end)
 route("GET", "/typed", function()
   return 200, "<html><body>x</body></html>", { ["Content-Type"] = "text/plain" }
+end)
+-- a streamed body, one piece per entry of ?p= (split at "|"), of ?type= (HTML if none)
+route("GET", "/stream", function(req)
+  local parts, i = {}, 0
+  for part in (req.query.p or ""):gmatch("[^|]+") do parts[#parts + 1] = part end
+  return 200, function() i = i + 1; return parts[i] end,
+    { ["Content-Type"] = req.query.type or "text/html" }
 end)
 '''
 
@@ -172,6 +180,71 @@ class Live(ServerTest):
         for path in ("/fragment", "/json", "/typed", "/app.js", "/style.css"):
             self.assertNotIn(TAG, curl(self.s.url(path))[2], path)
 
+    @staticmethod
+    def _stream_url(s, *parts, type=None):
+        from urllib.parse import urlencode
+        q = {"p": "|".join(parts)}
+        if type:
+            q["type"] = type
+        return s.url("/stream?" + urlencode(q))
+
+    def _stream(self, *parts, type=None, http10=False):
+        """The body of a streamed response, and the headers, read with curl."""
+        extra = ("--http1.0",) if http10 else ()
+        status, h, body = curl(*extra, self._stream_url(self.s, *parts, type=type))
+        self.assertEqual(status, 200)
+        self.assertNotIn("content-length", h)
+        return body, h
+
+    def test_streamed_page_gets_the_script_before_body_end(self):
+        parts = ("<html><body>s", "tream", "</BODY></html>")
+        for http10 in (False, True):
+            body, h = self._stream(*parts, http10=http10)
+            self.assertEqual(body, b"<html><body>stream" + TAG + b"</BODY></html>", http10)
+        # once: a piece after the one that took it goes as it is
+        body, _ = self._stream("<body>a</body>", "<!-- </body> -->")
+        self.assertEqual(body, b"<body>a" + TAG + b"</body><!-- </body> -->")
+        # the chunks are framed right: the next response on the connection reads well
+        from harness import Reader
+        sock = connect(self.s.port)
+        try:
+            path = self._stream_url(self.s, *parts)[len(self.s.url("")):]
+            sock.sendall(get(path) + get("/app.js"))
+            rd = Reader(sock)
+            self.assertEqual(rd.response().body, b"<html><body>stream" + TAG + b"</BODY></html>")
+            self.assertEqual(rd.response().body, b"1")
+        finally:
+            sock.close()
+
+    def test_streamed_page_with_a_split_body_end_gets_the_script_at_the_end(self):
+        parts = ("<html><body>s</bo", "dy></html>")
+        for http10 in (False, True):
+            body, _ = self._stream(*parts, http10=http10)
+            self.assertEqual(body, b"<html><body>s</body></html>" + TAG, http10)
+        body, _ = self._stream("<body>s</", "B", "ody></html>")
+        self.assertEqual(body, b"<body>s</Body></html>" + TAG)
+        # a stream with no </body> at all is a fragment (htmx), left as a string one is
+        body, _ = self._stream("<p>a</p>", "<p>b</p>")
+        self.assertEqual(body, b"<p>a</p><p>b</p>")
+
+    def test_streamed_head_and_other_types_are_left_alone(self):
+        body, _ = self._stream("<html><body>x</body></html>", type="text/plain")
+        self.assertEqual(body, b"<html><body>x</body></html>")
+        body, _ = self._stream("<p>a", "</p>", type="application/json")
+        self.assertEqual(body, b"<p>a</p>")
+        # a HEAD gets no body, tag or not: the next response reads well
+        from harness import Reader
+        sock = connect(self.s.port)
+        try:
+            path = self._stream_url(self.s, "<body>", "</body>")[len(self.s.url("")):]
+            sock.sendall(b"HEAD " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n" +
+                         get("/app.js"))
+            rd = Reader(sock)
+            self.assertEqual(rd.response(head_request=True).status, 200)
+            self.assertEqual(rd.response().body, b"1")
+        finally:
+            sock.close()
+
     def test_the_script_and_unknown_names(self):
         status, h, body = curl(self.s.url("/__luahttpd/live.js"))
         self.assertEqual(status, 200)
@@ -203,6 +276,8 @@ class Live(ServerTest):
         self.assertEqual(body, PAGE)
         self.assertNotIn("cache-control", h)
         self.assertNotIn(TAG, curl(s.url("/lua"))[2])
+        for parts in (("<html><body>s", "</body></html>"), ("<body>s</bo", "dy>")):
+            self.assertEqual(curl(self._stream_url(s, *parts))[2], "".join(parts).encode())
         self.assertEqual(curl(s.url("/__luahttpd/live.js"))[0], 404)
         self.assertEqual(curl(s.url("/__luahttpd/events"))[0], 404)
 

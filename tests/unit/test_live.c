@@ -67,6 +67,35 @@ static void test_no_body_end_is_left_alone(void **state)
     free(out);
 }
 
+/* A streamed page's piece: where the tag would go, or the length (none whole). */
+static void test_tag_at(void **state)
+{
+    assert_int_equal(lh_live_tag_at("<body>x</BODY></html>", 21), 7);
+    assert_int_equal(lh_live_tag_at("</body><!-- </body> -->", 23), 12);
+    assert_int_equal(lh_live_tag_at("</body>", 7), 0);
+    assert_int_equal(lh_live_tag_at("s</bo", 5), 5);
+    assert_int_equal(lh_live_tag_at("dy></html>", 10), 10);
+    assert_int_equal(lh_live_tag_at("", 0), 0);
+}
+
+/* Pieces fed one after another; which of them ends a "</body" begun earlier. */
+static void expect_seams(const char *const *pieces, size_t n, const char *want)
+{
+    struct lh_live_tail t = {0};
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(lh_live_tail_feed(&t, pieces[i], strlen(pieces[i])), want[i] == '1');
+}
+
+static void test_tail_sees_a_split_body_end(void **state)
+{
+    expect_seams((const char *const[]){"<html><body>s</bo", "dy></html>"}, 2, "01");
+    expect_seams((const char *const[]){"<", "/BODY"}, 2, "01");
+    expect_seams((const char *const[]){"x</b", "o", "", "dy>"}, 4, "0001"); /* short pieces */
+    expect_seams((const char *const[]){"a</body>", "b"}, 2, "00");        /* whole: not split */
+    expect_seams((const char *const[]){"</bo", "xdy>", "</body"}, 3, "000");
+    expect_seams((const char *const[]){"long text here </", "p></body>"}, 2, "00");
+}
+
 static void test_paths(void **state)
 {
     static const struct {
@@ -137,6 +166,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inject),
         cmocka_unit_test(test_no_body_end_is_left_alone),
+        cmocka_unit_test(test_tag_at),
+        cmocka_unit_test(test_tail_sees_a_split_body_end),
         cmocka_unit_test(test_paths),
         cmocka_unit_test(test_is_html),
         cmocka_unit_test(test_change_of),
