@@ -55,7 +55,8 @@ struct lh_config {
                           * with the command line's options, see server.h) */
     bool autoindex_set;  /* config.lua set autoindex: --dev leaves it as it is */
     bool dotfiles;
-    bool unsafe_libs;    /* handlers get os.execute, io.popen, debug.*, binary chunks */
+    bool unsafe_libs;    /* handlers get os.execute, io.popen, debug.*, binary chunks,
+                          * C modules */
     char *access_log;    /* path, "-" for stdout, NULL for off */
     char *error_log;     /* path or "-" for stderr */
     double shutdown_timeout;

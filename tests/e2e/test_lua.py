@@ -3,8 +3,10 @@ errors in Lua; section 2's reload and --check for the Lua part of the config."""
 
 import json
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 
@@ -595,6 +597,24 @@ route("GET", "/quick", function(req) return "quick" end)
         sock.close()
 
 
+def dump(source):
+    """The bytecode the server's own Lua makes of source: string.dump in a config that
+    allows it, run by --check."""
+    d = tempfile.mkdtemp(prefix="lh-dump-")
+    try:
+        out = os.path.join(d, "chunk")
+        with open(os.path.join(d, "gen.lua"), "w") as f:
+            f.write('docroot = "."\nunsafe_libs = true\nlocal f = assert(io.open(%s, "wb"))\n'
+                    'f:write(string.dump(assert(load(%s))))\nf:close()\n'
+                    % (json.dumps(out), json.dumps(source)))
+        code, stdout, stderr = run(["--check", "-c", os.path.join(d, "gen.lua")], cwd=d)
+        assert code == 0, stdout + stderr
+        with open(out, "rb") as f:
+            return f.read()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 class Sandbox(ServerTest):
     """CONTRACT 3, built-in helpers: what blocks the worker, ends the process or
     undoes the time limit raises a Lua error naming it and unsafe_libs."""
@@ -609,37 +629,85 @@ calls = {
   binary = function() return load("\27Lua\84\0 not really") end,
   exit = function() os.exit(3) end,
   stdin = function() return io.read("l") end,
+  loadfile = function() return loadfile("scripts/binmod.lua")() end,
+  dofile = function() return dofile("scripts/binmod.lua") end,
+  require = function() return (require("binmod")) end,
+  loadlib = function() return package.loadlib("libc.so.6", "*") end,
+  native = function() return require("native") end,
+  nativesub = function() return require("native.sub") end,
 }
 route("GET", "/call/:what", function(req) return tostring(calls[req.params.what]()) end)
 route("GET", "/traceback", function(req) return debug.traceback("here", 1) end)
 route("GET", "/text-load", function(req) return load("return 'text ok'")() end)
+route("GET", "/text-require", function(req) return (require("textmod")) end)
+route("GET", "/missing", function(req) return select(2, pcall(require, "nothere")) end)
+route("GET", "/broken", function(req) return select(2, pcall(require, "broken")) end)
 '''
+
+    @classmethod
+    def setUpClass(cls):
+        # scripts/binmod.lua holds a binary chunk; ./native.so (on the default
+        # package.cpath) is found, and refused, before anything opens it
+        cls.FILES = {"scripts/binmod.lua": dump("return 'from binary module'"),
+                     "scripts/textmod.lua": "return 'from text module'\n",
+                     "scripts/broken.lua": "return = 1\n",
+                     "native.so": b"\x7fELF not really\n"}
 
     def errlog(self, s):
         with open(os.path.join(s.dir, "error.log")) as f:
             return f.read()
 
     def test_guarded_functions_raise(self):
-        s = self.server('error_log = "error.log"\n' + self.ROUTES)
+        s = self.server('error_log = "error.log"\n' + self.ROUTES, dirfiles=self.FILES)
         names = {"execute": "os.execute", "popen": "io.popen", "sethook": "debug.sethook",
                  "getinfo": "debug.getinfo", "dump": "string.dump", "binary": "load",
-                 "exit": "os.exit", "stdin": "io.read"}
+                 "exit": "os.exit", "stdin": "io.read", "loadfile": "loadfile",
+                 "dofile": "dofile", "require": 'require("binmod")',
+                 "loadlib": "package.loadlib", "native": 'require("native")',
+                 "nativesub": 'require("native.sub")'}
         for what, name in names.items():
             self.assertEqual(curl(s.url("/call/" + what))[0], 500, what)
             self.wait_for(lambda: "%s is not available" % name in self.errlog(s), what=name)
         self.assertIn("unsafe_libs = true", self.errlog(s))
+        self.assertIn("binmod.lua is a binary chunk", self.errlog(s))
+        self.assertIn("native.so is a C library", self.errlog(s))
         status, _, body = curl(s.url("/traceback"))
         self.assertEqual(status, 200)
         self.assertIn(b"stack traceback", body)
         self.assertEqual(curl(s.url("/text-load"))[2], b"text ok")
+        self.assertEqual(curl(s.url("/text-require"))[2], b"from text module")
+        # a module found nowhere is still "not found", listing the places tried
+        body = curl(s.url("/missing"))[2]
+        self.assertIn(b"module 'nothere' not found", body)
+        self.assertIn(b"nothere.so", body)
+        body = curl(s.url("/broken"))[2]
+        self.assertIn(b"error loading module 'broken'", body)
+        self.assertIn(b"broken.lua:1:", body)
         self.assertIsNone(s.proc.poll())
 
     def test_unsafe_libs_gives_them_back(self):
-        s = self.server('unsafe_libs = true\nassert(os.execute("true"))\n' + self.ROUTES)
+        s = self.server('unsafe_libs = true\nassert(os.execute("true"))\n' + self.ROUTES,
+                        dirfiles=self.FILES)
         self.assertEqual(curl(s.url("/call/execute"))[2], b"true")
         self.assertEqual(curl(s.url("/call/popen"))[2], b"hi\n")
         self.assertRegex(curl(s.url("/call/getinfo"))[2], rb"^\d+$")
         self.assertEqual(curl(s.url("/call/dump"))[2], b"from binary")
+        for what in ("loadfile", "dofile", "require"):
+            self.assertEqual(curl(s.url("/call/" + what))[2], b"from binary module", what)
+        self.assertEqual(curl(s.url("/call/loadlib"))[2], b"true")
+        # the C searcher is Lua's own again: it opens ./native.so, which is no library
+        status, _, body = curl(s.url("/call/native"))
+        self.assertEqual(status, 500)
+
+    def test_config_file_binary_module_refused(self):
+        s = self.server('\nrequire("binmod")\n', dirfiles=self.FILES, expect_start=False)
+        self.assertEqual(s.wait(10 * SLOW), 1)
+        self.assertIn('require("binmod") is not available', s.stderr())
+        self.assertIn("binary chunk", s.stderr())
+        self.assertIn("unsafe_libs = true", s.stderr())
+        s = self.server('unsafe_libs = true\nassert(require("binmod") == "from binary module")\n',
+                        dirfiles=self.FILES)
+        self.assertIsNone(s.proc.poll())
 
     def test_config_file_is_guarded_too(self):
         s = self.server("\nos.execute(\"true\")\n", expect_start=False)

@@ -66,6 +66,8 @@ static const char CONFIG[] =
     "route('GET', '/ok', function(req) return 'fine' end)\n"
     "route('GET', '/exit', function(req) os.exit(3) end)\n"
     "route('GET', '/exec', function(req) return tostring(os.execute('true')) end)\n"
+    "route('GET', '/loadlib', function(req)\n"
+    "  return tostring(select(2, pcall(package.loadlib, 'libc.so.6', '*'))) end)\n"
     "route('GET', '/unhook', function(req) pcall(debug.sethook) while true do end end)\n"
     "route('GET', '/yield', function(req) while true do coroutine.yield() end end)\n"
     "route('GET', '/genloop', function(req) coroutine.wrap(function() while true do end end)() end)\n"
@@ -567,6 +569,11 @@ static void test_sandbox(void **state)
     struct fx *f = *state;
     assert_int_equal(get(f, "/exec"), 500);
     lh_response_free(&f->resp);
+    /* native code: the error says how to allow it */
+    assert_int_equal(get(f, "/loadlib"), 200);
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "package.loadlib is not", 22));
+    assert_non_null(memmem(f->resp.body, f->resp.body_len, "unsafe_libs = true", 18));
+    lh_response_free(&f->resp);
     struct lh_config c = {0};
     char err[512];
     FILE *fp = fopen(f->path, "w");
@@ -578,6 +585,9 @@ static void test_sandbox(void **state)
     struct lh_lua *safe = f->lua;
     f->lua = unsafe;
     assert_int_equal(get(f, "/exec"), 200);
+    assert_body(f, "true");
+    lh_response_free(&f->resp);
+    assert_int_equal(get(f, "/loadlib"), 200);
     assert_body(f, "true");
     lh_response_free(&f->resp);
     f->lua = safe;
