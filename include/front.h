@@ -51,7 +51,9 @@ enum lh_step lh_front_fallback(struct lh_ctx *ctx);
  * after hook's 500 once more): a built-in error page (resp->builtin) becomes JSON for
  * a JSON client, the --dev page for a Lua error seen from this machine, or the
  * configured error page; then the CORS headers are added, unless the response has an
- * Access-Control-Allow-Origin of its own. Returns LH_ANSWERED. */
+ * Access-Control-Allow-Origin of its own. ctx->req may be NULL, for an error found
+ * before a request was parsed: the error is HTML (the configured page or the
+ * built-in one) and no Origin is echoed. Returns LH_ANSWERED. */
 enum lh_step lh_front_dress(struct lh_ctx *ctx);
 
 /* ---- pure helpers ------------------------------------------------------------------- */

@@ -108,6 +108,9 @@ static enum lh_step step_start(struct lh_ctx *ctx)
     int st = lh_path_normalize(target, path_len, ctx->pathbuf, ctx->pathcap);
     if (st != 0) {
         lh_response_error(resp, st);
+        /* a bad %-escape is a malformed request (CONTRACT 5): closed, as the parser's
+         * refusals are; a 403 or 404 is an answer like any other */
+        resp->close = st == 400;
         return LH_ANSWERED;
     }
     ctx->path = ctx->pathbuf;

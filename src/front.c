@@ -289,10 +289,11 @@ static bool is_method(const struct lh_request *req, const char *m)
     return req->method_len == strlen(m) && memcmp(req->method, m, req->method_len) == 0;
 }
 
-/* A request header's value (len in *len), or NULL. */
+/* A request header's value (len in *len), or NULL; NULL too when no request was
+ * parsed (req NULL: an error lh_send_error answers before one was). */
 static const char *header(const struct lh_request *req, const char *name, size_t *len)
 {
-    const struct lh_header *h = lh_http_header(req, name);
+    const struct lh_header *h = req ? lh_http_header(req, name) : NULL;
     *len = h ? h->value_len : 0;
     return h ? h->value : NULL;
 }
@@ -383,6 +384,8 @@ static bool json_client(const struct lh_ctx *ctx)
 {
     if (ctx->json_route)
         return true;
+    if (!ctx->req)
+        return false; /* nothing was parsed that could ask for JSON */
     size_t alen, tlen;
     const char *accept = header(ctx->req, "accept", &alen);
     struct lh_accept a = accept ? lh_front_accept(accept, alen) : (struct lh_accept){0, 0};

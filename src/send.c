@@ -234,11 +234,12 @@ enum step lh_send_error(struct conn *c, const struct lh_request *req, int status
     lh_response_init(r, status);
     lh_response_error(r, status);
     r->no_body = req && req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
-    if (req) { /* a request that was read: its error as dispatch would dress it */
-        struct lh_ctx ctx = {.req = req, .resp = r, .st = &c->w->set->st,
-                             .fcache = c->w->fcache, .front = &c->w->set->front};
-        lh_front_dress(&ctx);
-    }
+    /* dressed as dispatch would dress it, so error_pages (CONTRACT 8) covers the
+     * parser's refusals and 408 too; without a request (req NULL: w->req may hold
+     * half a parse) only what needs none: the page, CORS without an Origin */
+    struct lh_ctx ctx = {.req = req, .resp = r, .st = &c->w->set->st,
+                         .fcache = c->w->fcache, .front = &c->w->set->front};
+    lh_front_dress(&ctx);
     lh_send_log_access(c, req, status, lh_response_body_bytes(r));
     return send_response(c, r, req ? req->version : 11, false, AW_FINISH);
 }

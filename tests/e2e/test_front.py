@@ -299,6 +299,64 @@ class ErrorPages(ServerTest):
         self.wait_for(lambda: "gone.html" in s.stderr(), what="a warning")
         self.assertEqual(s.stderr().count("error_pages[500]"), 1)  # once, not per request
 
+    def test_pages_for_refusals_before_a_request(self):
+        """The parser's refusals and 408 come before any request struct: the page all
+        the same, with Connection: close and the connection closed."""
+        statuses = (400, 408, 414, 417, 431, 505)
+        s = self.server("error_pages = { %s }\n"
+                        "limits = { header_bytes = 1024, request_timeout = 1 }\n"
+                        % ", ".join('[%d] = "e%d.html"' % (n, n) for n in statuses),
+                        files=dict({"a.txt": "A"},
+                                   **{"e%d.html" % n: "<p>page %d</p>" % n for n in statuses}))
+        for data, status in (
+                (b"GET /a.txt HTTP/1.1\r\n\r\n", 400),                    # no Host
+                (b"GET /a.txt HTTP/1.1\r\n" + JSON.encode() + b"\r\n\r\n", 400),
+                (get("/a.txt", extra=b"Content-Length: 1\r\n"
+                     b"Transfer-Encoding: chunked\r\n"), 400),
+                (get("/" + "a" * 2000), 414),
+                (get("/a.txt", extra=b"X-Big: " + b"b" * 2000 + b"\r\n"), 431),
+                (get("/a.txt", extra=b"Expect: foo\r\n"), 417),
+                (get("/a.txt", version=b"HTTP/2.0"), 505),
+                (b"GET /a.txt HTTP/1.1\r\nHost: x\r\n", 408)):         # never ends
+            r, rd = request(s.port, data, timeout=5)
+            try:
+                self.assertEqual((r.status, r.body), (status, b"<p>page %d</p>" % status),
+                                 data[:60])
+                self.assertEqual(r.header("Content-Type"), "text/html; charset=utf-8")
+                self.assertEqual(r.header("Connection"), "close")
+                self.assertTrue(rd.closed(), data[:60])
+            finally:
+                rd.sock.close()
+        self.assertEqual(curl(s.url("/a.txt"))[2], b"A")
+
+    def test_bad_percent_escape_gets_the_page_and_closes(self):
+        s = self.server('error_pages = { [400] = "e.html" }\n',
+                        files={"a.txt": "A", "e.html": "<p>bad</p>"})
+        for path in ("/f%zz", "/f%2"):
+            # a second request behind it on the same connection is not answered
+            r, rd = request(s.port, get(path) + get("/a.txt"))
+            try:
+                self.assertEqual((r.status, r.body), (400, b"<p>bad</p>"), path)
+                self.assertEqual(r.header("Connection"), "close")
+                self.assertTrue(rd.closed(), path)
+            finally:
+                rd.sock.close()
+        # a 404 from the same decoding is an ordinary answer: the connection stays
+        r, rd = request(s.port, get("/a%2fb") + get("/a.txt"))
+        try:
+            self.assertEqual(r.status, 404)
+            self.assertEqual(rd.response().body, b"A")
+        finally:
+            rd.sock.close()
+
+    def test_cors_on_refusals_before_a_request(self):
+        s = self.server("cors = true\nlimits = { header_bytes = 1024 }\n",
+                        files={"a.txt": "A"})
+        r, rd = request(s.port, get("/a.txt", extra=b"X-Big: " + b"b" * 2000 + b"\r\n"))
+        rd.sock.close()
+        self.assertEqual(r.status, 431)
+        self.assertEqual(acao_lines(r.headers), ["*"])
+
 
 JSON_ROUTES = r'''
 route("GET", "/boom", function(req) error("kaboom") end)

@@ -67,6 +67,12 @@ class ParserRfc(ServerTest):
         self.assertEqual(curl(self.s.url("/caf%C3%A9.txt"))[2], b"cafe")
         self.assertServed(get("/q?q=caf%C3%A9"), "q=[caf\u00e9]".encode())
 
+    def test_bad_percent_escape_refused(self):
+        # malformed like the rest: 400 and the close, so what follows is not read
+        for path in (b"/f%zz", b"/f%2", b"/f%", b"/q%g1?q=a"):
+            self.assertRefused(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertRefused(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n" + get("/a.txt"))
+
     def test_fragment_and_userinfo_refused(self):
         self.assertRefused(get("/a.txt#frag"))
         self.assertRefused(get("/x/..#/../a.txt"))
